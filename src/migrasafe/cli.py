@@ -1,0 +1,192 @@
+"""The ``migrasafe`` command line: parse arguments, call the library, render.
+
+No logic lives here: each command calls one library function and hands its
+result to :mod:`migrasafe.render` (text) or prints its ``to_dict()`` (--json).
+Exit codes: 0 ok, 1 the check found something, 2 error.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+import click
+
+from . import render
+from .config import DEFAULT_CONFIG, URL_ENV_VAR, Project, load_project
+from .demo import demo as run_demo
+from .errors import MigrasafeError
+from .history import history as run_history
+from .migrate import downgrade as run_downgrade
+from .migrate import upgrade as run_upgrade
+from .scaffold import TEMPLATES
+from .scaffold import init as run_init
+from .scaffold import revision as run_revision
+from .status import status as run_status
+from .validate import CHECKS as VALIDATE_CHECKS
+from .validate import validate as run_validate
+
+EXIT_OK, EXIT_FOUND, EXIT_ERROR = 0, 1, 2
+
+
+@dataclass
+class Options:
+    config: str
+    url: str | None
+    debug: bool
+
+    def project(self) -> Project:
+        return load_project(self.config, self.url)
+
+
+def _fail(message: str, debug: bool) -> NoReturn:
+    if debug:
+        traceback.print_exc()
+    click.echo(f"migrasafe: error: {' '.join(message.split())}", err=True)
+    sys.exit(EXIT_ERROR)
+
+
+class _Group(click.Group):
+    """Turns a MigrasafeError into one line on stderr and exit 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except MigrasafeError as exc:
+            options = ctx.find_object(Options)
+            _fail(exc.message, options.debug if options else "--debug" in sys.argv)
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
+pass_options = click.make_pass_decorator(Options)
+
+
+def _emit(as_json: bool, data: object, text: Callable[[], None], code: int = EXIT_OK) -> None:
+    if as_json:
+        render.print_json(data)
+    else:
+        text()
+    sys.exit(code)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "-c", "--config", default=DEFAULT_CONFIG, show_default=True, metavar="PATH",
+    help="The project's alembic.ini.",
+)  # fmt: skip
+@click.option(
+    "--url", envvar=URL_ENV_VAR, metavar="URL",
+    help=f"Database URL; overrides sqlalchemy.url (also ${URL_ENV_VAR}).",
+)  # fmt: skip
+@click.option("--debug", is_flag=True, help="Show tracebacks of errors.")
+@click.version_option(package_name="migrasafe")
+@click.pass_context
+def main(ctx: click.Context, config: str, url: str | None, debug: bool) -> None:
+    """Alembic migrations that tell the truth about a database."""
+    ctx.obj = Options(config=config, url=url, debug=debug)
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--template", type=click.Choice(TEMPLATES), default="generic", show_default=True,
+              help="generic: an empty project; library: the reference catalogue with 3 revisions.")  # fmt: skip
+@json_option
+def init(directory: str, template: str, as_json: bool) -> None:
+    """Write a new Alembic project into DIRECTORY (new or empty)."""
+    result = run_init(directory, template)  # type: ignore[arg-type]
+    _emit(as_json, result.to_dict(), lambda: render.init_result(result))
+
+
+@main.command()
+@click.argument("target", default="head")
+@click.option("--sql", is_flag=True, help="Print the SQL instead of running it.")
+@json_option
+@pass_options
+def upgrade(options: Options, target: str, sql: bool, as_json: bool) -> None:
+    """Apply revisions up to TARGET (default: head)."""
+    result = run_upgrade(options.project(), target, sql=sql)
+    _emit(as_json, result.to_dict(), lambda: render.migration_result(result))
+
+
+@main.command()
+@click.argument("target")
+@click.option("--sql", is_flag=True, help="Print the SQL instead of running it.")
+@json_option
+@pass_options
+def downgrade(options: Options, target: str, sql: bool, as_json: bool) -> None:
+    """Revert revisions down to TARGET: a revision id, base, or relative like -1."""
+    result = run_downgrade(options.project(), target, sql=sql)
+    _emit(as_json, result.to_dict(), lambda: render.migration_result(result))
+
+
+@main.command()
+@json_option
+@pass_options
+def status(options: Options, as_json: bool) -> None:
+    """Show applied, pending and unknown revisions, read from the database.
+
+    Exits 0 when the database is at the head(s), 1 otherwise.
+    """
+    result = run_status(options.project())
+    code = EXIT_OK if result.up_to_date else EXIT_FOUND
+    _emit(as_json, result.to_dict(), lambda: render.status(result), code)
+
+
+@main.command()
+@json_option
+@pass_options
+def history(options: Options, as_json: bool) -> None:
+    """List revisions from base to head(s), following the revision graph."""
+    result = run_history(options.project())
+    if result.warning:
+        click.echo(f"migrasafe: warning: {result.warning}", err=True)
+    _emit(as_json, [e.to_dict() for e in result.entries], lambda: render.history(result))
+
+
+@main.command()
+@click.option("--rule", "rules", multiple=True, metavar="RULE", help="Run only this rule (repeatable).")
+@click.option("--skip", "skips", multiple=True, metavar="RULE", help="Skip this rule (repeatable).")
+@click.option("--list-rules", is_flag=True, help="List the rules and exit.")
+@json_option
+@pass_options
+def validate(
+    options: Options, rules: Sequence[str], skips: Sequence[str], list_rules: bool, as_json: bool
+) -> None:
+    """Check the revision files' structure without a database.
+
+    Exits 0 when no error-level finding remains, 1 otherwise.
+    """
+    if list_rules:
+        checks = VALIDATE_CHECKS.select()
+        data = [{"rule": c.rule, "severity": c.severity, "summary": c.summary} for c in checks]
+        _emit(as_json, data, lambda: render.rules(checks))
+    result = run_validate(options.project(), only=rules, skip=skips)
+    code = EXIT_OK if result.ok else EXIT_FOUND
+    _emit(as_json, result.to_dict(), lambda: render.findings(result.findings, result.files), code)
+
+
+@main.command()
+@click.option("-m", "--message", required=True, help="What the revision does.")
+@click.option("--autogenerate", is_flag=True, help="Compare models with the database.")
+@json_option
+@pass_options
+def revision(options: Options, message: str, autogenerate: bool, as_json: bool) -> None:
+    """Write a new revision file with the next sequential id (0004 after 0003)."""
+    result = run_revision(options.project(), message, autogenerate=autogenerate)
+    _emit(as_json, result.to_dict(), lambda: render.revision_result(result))
+
+
+@main.command()
+@click.option("--url", "demo_url", metavar="URL",
+              help="An empty database to run on (default: a temporary SQLite file).")  # fmt: skip
+@click.option("--keep", is_flag=True, help="Keep the generated project directory.")
+@json_option
+
+def demo(demo_url: str | None, keep: bool, as_json: bool) -> None:
+    """Run the reference project's whole workflow for real and check each step."""
+    result = run_demo(demo_url, keep=keep)
+    code = EXIT_OK if result.ok else EXIT_FOUND
+    _emit(as_json, result.to_dict(), lambda: render.demo(result), code)

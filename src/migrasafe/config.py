@@ -1,0 +1,129 @@
+"""Loading an Alembic project: its ini file, its script directory, its database URL."""
+
+from __future__ import annotations
+
+import configparser
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import TextIO
+
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from alembic.script.revision import RevisionError as AlembicRevisionError
+from alembic.util import CommandError
+
+from .errors import ConfigError, MigrasafeError, ProjectError, RevisionError
+
+DEFAULT_CONFIG = "alembic.ini"
+URL_ENV_VAR = "MIGRASAFE_URL"
+
+
+@dataclass
+class Project:
+    """An Alembic project as migrasafe sees it: the config plus what it points to."""
+
+    config: Config
+    config_path: Path
+
+    @property
+    def url(self) -> str:
+        url = self.config.get_main_option("sqlalchemy.url")
+        if not url:
+            raise ConfigError(
+                f"no database URL: {self.config_path} has no sqlalchemy.url; "
+                f"pass --url or set {URL_ENV_VAR}"
+            )
+        return url
+
+    @property
+    def version_table(self) -> str:
+        return self.config.get_main_option("version_table") or "alembic_version"
+
+    @property
+    def version_table_schema(self) -> str | None:
+        return self.config.get_main_option("version_table_schema")
+
+    @cached_property
+    def script_directory(self) -> ScriptDirectory:
+        """The script directory; its revision files are not loaded yet."""
+        with alembic_errors():
+            return ScriptDirectory.from_config(self.config)
+
+    @cached_property
+    def script(self) -> ScriptDirectory:
+        """The script directory with every revision file loaded and linked.
+
+        Loading imports each file: one that does not import stops here with a
+        message that points to ``validate``, which reports every such file.
+        """
+        script = self.script_directory
+        try:
+            script.revision_map.heads  # noqa: B018 - loads and links every revision file
+        except (CommandError, AlembicRevisionError) as exc:
+            raise ProjectError(
+                f"cannot load the revision files in {script.dir}: {exc}. "
+                "Run `migrasafe validate` to see every problem."
+            ) from exc
+        except Exception as exc:  # a revision file's own code failed
+            raise ProjectError(
+                f"cannot load the revision files in {script.dir}: "
+                f"{type(exc).__name__}: {exc}. Run `migrasafe validate` for details."
+            ) from exc
+        return script
+
+
+@contextmanager
+def alembic_errors() -> Iterator[None]:
+    """Turn Alembic's user-facing errors into migrasafe's at one boundary."""
+    try:
+        yield
+    except AlembicRevisionError as exc:
+        raise RevisionError(str(exc)) from exc
+    except CommandError as exc:
+        raise MigrasafeError(str(exc)) from exc
+
+
+def load_project(
+    config_path: str | Path = DEFAULT_CONFIG,
+    url: str | None = None,
+    *,
+    stdout: TextIO | None = None,
+) -> Project:
+    """Read an Alembic ini file; ``url`` (e.g. from --url) overrides sqlalchemy.url.
+
+    Alembic's own console output goes to ``stdout`` (stderr by default) so that
+    migrasafe's stdout holds only what the command reports.
+    """
+    path = Path(config_path)
+    if not path.is_file():
+        raise ConfigError(
+            f"config file {path} not found; pass -c PATH to an alembic.ini "
+            "or create a project with `migrasafe init DIR`"
+        )
+    config = Config(str(path), stdout=stdout if stdout is not None else sys.stderr)
+    try:
+        # Read every option now: a bad one (e.g. an unescaped "%") is reported
+        # here, naming the file, not as a traceback from somewhere inside Alembic.
+        section = config.config_ini_section
+        for option in config.file_config.options(section):
+            config.file_config.get(section, option)
+        script_location = config.get_main_option("script_location")
+    except configparser.Error as exc:
+        message = " ".join(str(exc).split())
+        raise ConfigError(f"cannot read {path}: {message}") from exc
+    if not script_location:
+        raise ConfigError(
+            f"{path} has no script_location in its [alembic] section; "
+            "it should name the directory that holds env.py"
+        )
+    if url:
+        config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    project = Project(config=config, config_path=path)
+    location = Path(project.script_directory.dir)
+    if not (location / "env.py").is_file():
+        raise ConfigError(f"script_location {location} (from {path}) has no env.py")
+    return project

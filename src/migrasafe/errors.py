@@ -1,0 +1,41 @@
+"""The one exception family that reaches the user.
+
+Every error migrasafe expects (bad configuration, unknown revision, a database
+that cannot be reached, a failed migration) is a :class:`MigrasafeError` whose
+message is a complete sentence for the user: what went wrong and what to do.
+The CLI prints that message on one line and exits 2; anything else is a bug.
+"""
+
+from __future__ import annotations
+
+
+class MigrasafeError(Exception):
+    """An error with a message meant for the user."""
+
+    @property
+    def message(self) -> str:
+        return str(self)
+
+
+class ConfigError(MigrasafeError):
+    """The Alembic configuration cannot be used."""
+
+
+class ProjectError(MigrasafeError):
+    """The migration scripts (or the directory to write them to) cannot be used."""
+
+
+class RevisionError(MigrasafeError):
+    """A revision named by the user does not exist or cannot be reached."""
+
+
+class DatabaseError(MigrasafeError):
+    """The database cannot be reached or used."""
+
+
+class MigrationFailed(MigrasafeError):
+    """A migration raised while it ran; ``revision`` names the one that failed."""
+
+    def __init__(self, message: str, revision: str | None = None) -> None:
+        super().__init__(message)
+        self.revision = revision

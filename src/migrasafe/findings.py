@@ -1,0 +1,68 @@
+"""Findings and the registries of checks that produce them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from typing import Generic, Literal, TypeVar
+
+from .errors import MigrasafeError
+
+Severity = Literal["error", "warning"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem: which rule, how bad, where, and a message saying what to do."""
+
+    rule: str
+    severity: Severity
+    revision: str | None
+    path: str | None
+    message: str
+    line: int | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+T = TypeVar("T")  # what a check looks at
+U = TypeVar("U")  # what a check yields for each problem
+
+
+@dataclass(frozen=True)
+class Check(Generic[T, U]):
+    rule: str
+    severity: Severity
+    summary: str
+    run: Callable[[T], Iterable[U]]
+
+
+class Registry(Generic[T, U]):
+    """Checks by rule id, so that users can select them by name."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.checks: dict[str, Check[T, U]] = {}
+
+    def register(
+        self, rule: str, severity: Severity, summary: str
+    ) -> Callable[[Callable[[T], Iterable[U]]], Callable[[T], Iterable[U]]]:
+        def decorate(fn: Callable[[T], Iterable[U]]) -> Callable[[T], Iterable[U]]:
+            self.checks[rule] = Check(rule, severity, summary, fn)
+            return fn
+
+        return decorate
+
+    def select(
+        self, only: Iterable[str] = (), skip: Iterable[str] = ()
+    ) -> list[Check[T, U]]:
+        only, skip = list(only), list(skip)
+        unknown = sorted(set(only + skip) - set(self.checks))
+        if unknown:
+            raise MigrasafeError(
+                f"unknown {self.kind} rule(s): {', '.join(unknown)}; "
+                f"known rules: {', '.join(sorted(self.checks))}"
+            )
+        names = only or list(self.checks)
+        return [self.checks[name] for name in names if name not in skip]

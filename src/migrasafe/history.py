@@ -1,0 +1,77 @@
+"""``history``: the revision graph from base to heads, as the scripts define it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from alembic.script import Script
+from alembic.util import to_tuple
+
+from .config import Project
+from .database import read_current_heads
+from .errors import MigrasafeError
+from .graph import apply_order
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    revision: str
+    down_revision: tuple[str, ...]
+    message: str
+    path: str
+    is_head: bool
+    is_current: bool
+    is_base: bool
+    is_branch_point: bool
+    is_merge_point: bool
+    branch_labels: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, object]:
+        data = asdict(self)
+        data["down_revision"] = list(self.down_revision)
+        data["branch_labels"] = list(self.branch_labels)
+        return data
+
+
+@dataclass(frozen=True)
+class History:
+    """Revisions base first. ``current`` is None when the database could not be read."""
+
+    entries: tuple[HistoryEntry, ...]
+    current: tuple[str, ...] | None
+    warning: str | None = None
+
+
+def _entry(script: Script, current: tuple[str, ...]) -> HistoryEntry:
+    return HistoryEntry(
+        revision=script.revision,
+        down_revision=to_tuple(script.down_revision, default=()),
+        message=script.doc or "",
+        path=str(script.path),
+        is_head=script.is_head,
+        is_current=script.revision in current,
+        is_base=script.is_base,
+        is_branch_point=script.is_branch_point,
+        is_merge_point=script.is_merge_point,
+        branch_labels=tuple(sorted(script.branch_labels)),
+    )
+
+
+def history(project: Project, *, read_database: bool = True) -> History:
+    """Follow ``down_revision`` links (not file names) from base to every head.
+
+    The database is only read, to mark the current revision; when it cannot be
+    read the history is still returned, with a warning saying why.
+    """
+    script = project.script
+    current: tuple[str, ...] | None = None
+    warning = None
+    if read_database:
+        try:
+            current = read_current_heads(
+                project.url, project.version_table, project.version_table_schema
+            )
+        except MigrasafeError as exc:
+            warning = f"current revision unknown: {exc}"
+    entries = tuple(_entry(s, current or ()) for s in apply_order(script))
+    return History(entries=entries, current=current, warning=warning)

@@ -1,0 +1,144 @@
+"""``upgrade`` and ``downgrade``: Alembic's commands, reporting what really happened.
+
+The revisions applied (or reverted) are read back from the database before and
+after the run, so the report is the database's word, whatever ``env.py`` does.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from alembic import command
+from alembic.script import Script
+
+from .config import Project, alembic_errors
+from .database import describe_error, read_current_heads, redact
+from .errors import MigrasafeError, MigrationFailed
+from .graph import applied, apply_order
+
+Direction = Literal["upgrade", "downgrade"]
+
+
+@dataclass(frozen=True)
+class Step:
+    revision: str
+    message: str
+
+
+@dataclass(frozen=True)
+class MigrationResult:
+    direction: Direction
+    target: str
+    url: str
+    before: tuple[str, ...]
+    after: tuple[str, ...]
+    steps: tuple[Step, ...] = field(default_factory=tuple)
+    sql: str | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "direction": self.direction,
+            "target": self.target,
+            "url": self.url,
+            "before": list(self.before),
+            "after": list(self.after),
+            "steps": [{"revision": s.revision, "message": s.message} for s in self.steps],
+            "sql": self.sql,
+        }
+
+
+def upgrade(project: Project, target: str = "head", *, sql: bool = False) -> MigrationResult:
+    """Apply revisions up to ``target`` (``head``, an id, or relative like ``+1``)."""
+    return _run(project, "upgrade", target, sql, command.upgrade)
+
+
+def downgrade(project: Project, target: str, *, sql: bool = False) -> MigrationResult:
+    """Revert revisions down to ``target`` (an id, ``base``, or relative like ``-1``)."""
+    return _run(project, "downgrade", target, sql, command.downgrade)
+
+
+def _current(project: Project) -> tuple[str, ...]:
+    return read_current_heads(project.url, project.version_table, project.version_table_schema)
+
+
+def _run(
+    project: Project,
+    direction: Direction,
+    target: str,
+    sql: bool,
+    run: Callable[..., None],
+) -> MigrationResult:
+    script = project.script
+    url = redact(project.url)
+    if sql:
+        return _offline(project, direction, target, run)
+
+    before = _current(project)
+    plan = _plan(project, direction, target, before)
+    try:
+        with alembic_errors():
+            run(project.config, target)
+    except MigrasafeError:
+        raise
+    except Exception as exc:
+        after = _current(project)
+        done = applied(script, after) ^ applied(script, before)
+        failed = next((s for s in plan if s.revision not in done), None)
+        where = f"revision {failed.revision} ({failed.doc})" if failed else f"{direction} {target}"
+        raise MigrationFailed(
+            f"{direction} failed at {where}: {describe_error(exc, project.url)}; "
+            f"the database is now at {', '.join(after) or 'base'}",
+            revision=failed.revision if failed else None,
+        ) from exc
+    after = _current(project)
+    changed = applied(script, after) ^ applied(script, before)
+    order = apply_order(script)
+    if direction == "downgrade":
+        order.reverse()
+    steps = tuple(Step(s.revision, s.doc or "") for s in order if s.revision in changed)
+    return MigrationResult(direction, target, url, before, after, steps)
+
+
+def _plan(project: Project, direction: Direction, target: str, current: tuple[str, ...]) -> list[Script]:
+    """The scripts Alembic will run, in order (resolves ``head``, ``-1``, ...)."""
+    script = project.script
+    with alembic_errors():
+        if direction == "upgrade":
+            revs = script.iterate_revisions(target, current, implicit_base=True)
+            return [s for s in reversed(list(revs)) if isinstance(s, Script)]
+        revs = script.iterate_revisions(current, target, select_for_downgrade=True)
+        return [s for s in revs if isinstance(s, Script)]
+
+
+def _offline(project: Project, direction: Direction, target: str, run: Callable[..., None]) -> MigrationResult:
+    """``--sql``: capture the SQL Alembic would run; the database is not touched.
+
+    Alembic needs a starting point for an offline downgrade (``0003:0002``);
+    given only a target, the start is read from the database.
+    """
+    before: tuple[str, ...] = ()
+    if direction == "downgrade" and ":" not in target:
+        before = _current(project)
+        if len(before) != 1:
+            raise MigrasafeError(
+                f"downgrade --sql needs a start: the database is at "
+                f"{', '.join(before) or 'base'}; pass FROM:TO, e.g. 0003:0002"
+            )
+        target = f"{before[0]}:{target}"
+    buffer = io.StringIO()
+    project.config.output_buffer = buffer
+    try:
+        with alembic_errors():
+            run(project.config, target, sql=True)
+    except MigrasafeError:
+        raise
+    except Exception as exc:
+        raise MigrasafeError(
+            f"cannot render the SQL for {direction} {target}: {type(exc).__name__}: {exc}"
+        ) from exc
+    finally:
+        project.config.output_buffer = None
+    return MigrationResult(direction, target, redact(project.url), before, before, sql=buffer.getvalue())

@@ -1,0 +1,123 @@
+"""Text rendering of command results with rich (the CLI's only output code)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from .demo import DemoReport
+from .findings import Check, Finding
+from .history import History
+from .migrate import MigrationResult
+from .scaffold import InitResult, RevisionResult
+from .status import Status
+
+
+def _console() -> Console:
+    # Created per call: click's test runner swaps sys.stdout between invocations.
+    return Console(file=sys.stdout, soft_wrap=True, highlight=False)
+
+
+def print_json(data: object) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def init_result(result: InitResult) -> None:
+    out = _console()
+    out.print(f"Created a [bold]{result.template}[/] project in {escape(str(result.directory))}:")
+    for path in result.files:
+        out.print(f"  {escape(str(path.relative_to(result.directory)))}")
+    out.print(f"Next: cd {escape(str(result.directory))} && migrasafe upgrade")
+
+
+def migration_result(result: MigrationResult) -> None:
+    out = _console()
+    if result.sql is not None:
+        sys.stdout.write(result.sql)
+        return
+    verb = "Applied" if result.direction == "upgrade" else "Reverted"
+    if not result.steps:
+        out.print(f"Nothing to do: {escape(result.url)} is already at "
+                  f"{', '.join(result.after) or 'base'}.")  # fmt: skip
+        return
+    for step in result.steps:
+        out.print(f"{verb} [bold]{step.revision}[/]  {escape(step.message)}")
+    out.print(f"{escape(result.url)} is now at {', '.join(result.after) or 'base'}.")
+
+
+def status(result: Status) -> None:
+    out = _console()
+    out.print(f"Database:  {escape(result.url)}")
+    out.print(f"Current:   {', '.join(result.current) or '(none: base)'}")
+    out.print(f"Heads:     {', '.join(result.heads) or '(none)'}")
+    out.print(f"Pending:   {', '.join(result.pending) or '(none)'}")
+    if result.unknown:
+        out.print(
+            f"[red]Unknown:[/]   {', '.join(result.unknown)} "
+            "(recorded in the database, defined by no script)"
+        )
+    if result.up_to_date:
+        out.print("[green]Up to date.[/]")
+    else:
+        out.print(f"[yellow]Not up to date:[/] {len(result.pending)} pending revision(s).")
+
+
+def history(result: History) -> None:
+    out = _console()
+    for entry in result.entries:
+        marks = [
+            name
+            for name, on in (
+                ("head", entry.is_head),
+                ("current", entry.is_current),
+                ("branch point", entry.is_branch_point),
+                ("merge point", entry.is_merge_point),
+            )
+            if on
+        ]
+        parents = ", ".join(entry.down_revision) or "<base>"
+        label = f" [bold]({', '.join(marks)})[/]" if marks else ""
+        out.print(f"{parents} -> {entry.revision}{label}, {escape(entry.message)}")
+
+
+def findings(found: Sequence[Finding], files: int | None = None) -> None:
+    out = _console()
+    for f in found:
+        where = escape(f.path or "")
+        if f.line:
+            where += f":{f.line}"
+        colour = "red" if f.severity == "error" else "yellow"
+        out.print(f"{where}: [{colour}]{f.severity}[/] [bold]{f.rule}[/] "
+                  f"({f.revision or '?'}): {escape(f.message)}")  # fmt: skip
+    errors = sum(1 for f in found if f.severity == "error")
+    scope = f" in {files} revision files" if files is not None else ""
+    out.print(f"{errors} error(s), {len(found) - errors} warning(s){scope}.")
+
+
+def rules(checks: Sequence[Check[object, object]] | Sequence[Check[object, object]]) -> None:
+    table = Table("rule", "severity", "what it finds", box=None)
+    for check in checks:
+        table.add_row(check.rule, check.severity, check.summary)
+    _console().print(table)
+
+
+def revision_result(result: RevisionResult) -> None:
+    _console().print(f"Wrote revision [bold]{result.revision}[/] "
+                     f"(on {', '.join(result.down_revision) or 'base'}): {escape(str(result.path))}")  # fmt: skip
+
+
+def demo(report: DemoReport) -> None:
+    out = _console()
+    out.print(f"migrasafe demo: the library reference project on {escape(report.url)}")
+    for number, step in enumerate(report.steps, 1):
+        mark = "[green]ok[/]" if step.ok else "[red]FAILED[/]"
+        out.print(f"\n{number:>2}. {escape(step.name)} ... {mark}")
+        for line in step.details:
+            out.print(f"    {escape(line)}")
+    out.print("\n[green]Every step did what it should.[/]" if report.ok
+              else "\n[red]The demo failed; see the step marked FAILED.[/]")  # fmt: skip

@@ -1,0 +1,133 @@
+"""``init`` and ``revision``: writing projects and revision files."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+from alembic import command
+from alembic.script import Script
+
+from .config import Project, alembic_errors
+from .errors import ProjectError
+
+Template = Literal["generic", "library"]
+TEMPLATES: tuple[Template, ...] = ("generic", "library")
+
+_TARGET_METADATA = {
+    "generic": (
+        "# Point this at your models' MetaData to enable autogenerate and drift checks:\n"
+        "#   from myapp.models import Base\n"
+        "#   target_metadata = Base.metadata\n"
+        "target_metadata = None"
+    ),
+    "library": "from library.models import Base\n\ntarget_metadata = Base.metadata",
+}
+_DATABASE_FILE = {"generic": "app.db", "library": "library.db"}
+
+
+@dataclass(frozen=True)
+class InitResult:
+    directory: Path
+    template: Template
+    files: tuple[Path, ...]
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "directory": str(self.directory),
+            "template": self.template,
+            "files": [str(p) for p in self.files],
+        }
+
+
+def init(directory: str | Path, template: Template = "generic") -> InitResult:
+    """Write a new Alembic project into ``directory`` (which must be empty or absent)."""
+    if template not in TEMPLATES:
+        raise ProjectError(f"unknown template {template!r}; choose one of {', '.join(TEMPLATES)}")
+    target = Path(directory)
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise ProjectError(
+            f"{target} is not an empty directory; init writes a new project and "
+            "will not overwrite files: choose a new or empty directory"
+        )
+    templates = resources.files("migrasafe") / "templates"
+    common = templates / "common"
+    (target / "migrations" / "versions").mkdir(parents=True, exist_ok=True)
+    contents = {
+        "alembic.ini": common.joinpath("alembic.ini").read_text().replace(
+            "{{database_file}}", _DATABASE_FILE[template]
+        ),
+        "migrations/env.py": common.joinpath("env.py").read_text().replace(
+            "{{target_metadata}}", _TARGET_METADATA[template]
+        ),
+        "migrations/script.py.mako": common.joinpath("script.py.mako").read_text(),
+    }
+    written = []
+    for name, text in contents.items():
+        (target / name).write_text(text)
+        written.append(target / name)
+    if template != "generic":
+        with resources.as_file(templates / template) as source:
+            shutil.copytree(source, target, dirs_exist_ok=True, ignore=_ignore_caches)
+            written += sorted(
+                target / p.relative_to(source)
+                for p in Path(source).rglob("*")
+                if p.is_file() and "__pycache__" not in p.parts
+            )
+    return InitResult(directory=target, template=template, files=tuple(written))
+
+
+def _ignore_caches(_directory: str, names: list[str]) -> list[str]:
+    return [n for n in names if n == "__pycache__"]
+
+
+@dataclass(frozen=True)
+class RevisionResult:
+    revision: str
+    path: Path
+    message: str
+    down_revision: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "revision": self.revision,
+            "path": str(self.path),
+            "message": self.message,
+            "down_revision": list(self.down_revision),
+        }
+
+
+def next_revision_id(existing: list[str]) -> str:
+    """The next sequential id: ``0004`` after ``0003``, keeping the widest width.
+
+    Projects whose ids are not all numbers (Alembic's random hex ids) keep
+    getting numbered ids starting at 0001 above nothing numeric; the revision
+    graph, not the id, decides the order.
+    """
+    numbers = [rev for rev in existing if rev.isdigit()]
+    width = max((len(rev) for rev in numbers), default=4)
+    candidate = max((int(rev) for rev in numbers), default=0) + 1
+    while f"{candidate:0{width}d}" in existing:
+        candidate += 1
+    return f"{candidate:0{width}d}"
+
+
+def revision(project: Project, message: str, *, autogenerate: bool = False) -> RevisionResult:
+    """Write a new revision file with the next sequential id on top of the head."""
+    script = project.script
+    rev_id = next_revision_id([s.revision for s in script.walk_revisions()])
+    with alembic_errors():
+        created = command.revision(
+            project.config, message=message, autogenerate=autogenerate, rev_id=rev_id
+        )
+    if not isinstance(created, Script):
+        raise ProjectError(f"Alembic wrote no single revision for {message!r}")
+    return RevisionResult(
+        revision=created.revision,
+        path=Path(created.path),
+        message=message,
+        down_revision=tuple(created._versioned_down_revisions),  # noqa: SLF001
+    )

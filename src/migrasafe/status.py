@@ -1,0 +1,55 @@
+"""``status``: where the database stands, read from the database itself."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .config import Project
+from .database import read_current_heads, redact
+from .graph import applied, apply_order, is_defined
+
+
+@dataclass(frozen=True)
+class Status:
+    """What the database has applied compared with what the scripts define.
+
+    ``pending`` is in the order ``upgrade`` would apply it; ``unknown`` lists
+    revisions recorded in the database that no script defines (a script was
+    deleted, or the database was migrated from another branch of the code).
+    """
+
+    url: str
+    current: tuple[str, ...]
+    heads: tuple[str, ...]
+    pending: tuple[str, ...]
+    unknown: tuple[str, ...]
+
+    @property
+    def up_to_date(self) -> bool:
+        return not self.pending and not self.unknown
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "url": self.url,
+            "current": list(self.current),
+            "heads": list(self.heads),
+            "pending": list(self.pending),
+            "unknown": list(self.unknown),
+            "up_to_date": self.up_to_date,
+        }
+
+
+def status(project: Project) -> Status:
+    """Compare the revisions recorded in the database with the script directory."""
+    script = project.script
+    current = read_current_heads(
+        project.url, project.version_table, project.version_table_schema
+    )
+    done = applied(script, current)
+    return Status(
+        url=redact(project.url),
+        current=current,
+        heads=tuple(script.get_heads()),
+        pending=tuple(s.revision for s in apply_order(script) if s.revision not in done),
+        unknown=tuple(rev for rev in current if not is_defined(script, rev)),
+    )

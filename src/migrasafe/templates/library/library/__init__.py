@@ -1,0 +1,1 @@
+"""The library catalogue: books and their reviews."""

@@ -1,0 +1,77 @@
+"""Fill missing book descriptions, prices and page counts
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2024-01-01 14:00:00.000000
+
+The upgrade records which values it fills in ``migrasafe_backfill_0003`` so
+that the downgrade can clear exactly those, and only while they still hold
+the value the upgrade put there: descriptions, prices and page counts that
+existed before the upgrade, or were entered after it, survive a downgrade.
+"""
+from typing import Sequence, Union
+
+from alembic import op
+import sqlalchemy as sa
+
+# revision identifiers, used by Alembic.
+revision: str = "0003"
+down_revision: Union[str, Sequence[str], None] = "0002"
+branch_labels: Union[str, Sequence[str], None] = None
+depends_on: Union[str, Sequence[str], None] = None
+
+DEFAULT_PRICE = 19.99
+DEFAULT_PAGE_COUNT = 300
+FILLED_COLUMNS = ("description", "price", "page_count")
+
+books = sa.table(
+    "books",
+    sa.column("id", sa.Integer),
+    sa.column("title", sa.String),
+    sa.column("author", sa.String),
+    sa.column("description", sa.Text),
+    sa.column("price", sa.Float),
+    sa.column("page_count", sa.Integer),
+)
+filled = sa.table(
+    "migrasafe_backfill_0003",
+    sa.column("book_id", sa.Integer),
+    *(sa.column(name, sa.Boolean) for name in FILLED_COLUMNS),
+)
+
+
+def _fill_values() -> dict[str, sa.ColumnElement[object]]:
+    """What the upgrade writes into each column, computed from the row itself."""
+    return {
+        "description": sa.literal('A book titled "') + books.c.title + '" by ' + books.c.author,
+        "price": sa.literal(DEFAULT_PRICE, sa.Float),
+        "page_count": sa.literal(DEFAULT_PAGE_COUNT, sa.Integer),
+    }
+
+
+def upgrade() -> None:
+    op.create_table(
+        "migrasafe_backfill_0003",
+        sa.Column("book_id", sa.Integer(), primary_key=True),
+        *(sa.Column(name, sa.Boolean(), nullable=False) for name in FILLED_COLUMNS),
+    )
+    missing = [books.c[name].is_(None) for name in FILLED_COLUMNS]
+    op.execute(
+        sa.insert(filled).from_select(
+            ["book_id", *FILLED_COLUMNS],
+            sa.select(books.c.id, *missing).where(sa.or_(*missing)),
+        )
+    )
+    for name, value in _fill_values().items():
+        op.execute(sa.update(books).where(books.c[name].is_(None)).values({name: value}))
+
+
+def downgrade() -> None:
+    for name, value in _fill_values().items():
+        filled_here = sa.select(filled.c.book_id).where(filled.c[name] == sa.true())
+        op.execute(
+            sa.update(books)
+            .where(books.c.id.in_(filled_here), books.c[name] == value)
+            .values({name: None})
+        )
+    op.drop_table("migrasafe_backfill_0003")

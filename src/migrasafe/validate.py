@@ -1,0 +1,202 @@
+"""``validate``: structural checks of the script directory, without a database.
+
+Each check is a plain function registered under a stable rule id; it looks at
+every revision file (read by :mod:`migrasafe.scriptfiles`, so a broken file is
+a finding, not a crash) and yields ``(file, message)`` for each problem.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from .config import Project
+from .findings import Finding, Registry
+from .scriptfiles import ScriptFile, read_script_file, revision_paths
+
+Problem = tuple[ScriptFile, str]
+
+
+@dataclass
+class ScriptSet:
+    """Every revision file of a project, with the graph they declare."""
+
+    files: Sequence[ScriptFile]
+
+    @cached_property
+    def readable(self) -> list[ScriptFile]:
+        return [f for f in self.files if f.error is None and f.revision is not None]
+
+    @cached_property
+    def by_revision(self) -> dict[str, ScriptFile]:
+        return {f.revision: f for f in self.readable if f.revision is not None}
+
+    @cached_property
+    def children(self) -> dict[str, list[str]]:
+        children: dict[str, list[str]] = defaultdict(list)
+        for f in self.readable:
+            for parent in f.down_revisions or ():
+                children[parent].append(f.revision or "")
+        return children
+
+
+CHECKS: Registry[ScriptSet, Problem] = Registry("validate")
+
+
+@CHECKS.register("syntax-error", "error", "a revision file that cannot be parsed or imported")
+def _syntax_error(scripts: ScriptSet) -> Iterator[Problem]:
+    for f in scripts.files:
+        if f.error is not None:
+            yield f, f"cannot be read: {f.error}; Alembic fails on every command until it is fixed"
+
+
+@CHECKS.register("missing-revision", "error", "a file without a `revision` identifier")
+def _missing_revision(scripts: ScriptSet) -> Iterator[Problem]:
+    for f in scripts.files:
+        if f.error is None and f.revision is None:
+            yield f, "declares no `revision = \"...\"`: Alembic cannot load it"
+
+
+@CHECKS.register("missing-down-revision", "error", "a file without a `down_revision`")
+def _missing_down_revision(scripts: ScriptSet) -> Iterator[Problem]:
+    for f in scripts.readable:
+        if f.down_revisions is None:
+            yield f, (
+                "declares no `down_revision`: set it to the parent revision id, "
+                "or to None for the first revision"
+            )
+
+
+@CHECKS.register("missing-upgrade", "error", "a file without an upgrade() function")
+def _missing_upgrade(scripts: ScriptSet) -> Iterator[Problem]:
+    for f in scripts.readable:
+        if not f.has_upgrade:
+            yield f, "has no upgrade() function: `upgrade` fails when it reaches this revision"
+
+
+@CHECKS.register("missing-downgrade", "error", "a file without a downgrade() function")
+def _missing_downgrade(scripts: ScriptSet) -> Iterator[Problem]:
+    for f in scripts.readable:
+        if not f.has_downgrade:
+            yield f, (
+                "has no downgrade() function: `downgrade` fails when it reaches this revision; "
+                "write one, or raise NotImplementedError to say it cannot be reversed"
+            )
+
+
+@CHECKS.register(
+    "empty-downgrade", "error", "a downgrade that does nothing while its upgrade changes the schema"
+)
+def _empty_downgrade(scripts: ScriptSet) -> Iterator[Problem]:
+    for f in scripts.readable:
+        if f.upgrade_changes_schema and f.downgrade_is_empty:
+            yield f, (
+                "upgrade() runs operations but downgrade() does nothing: a downgrade past this "
+                "revision would record success and leave the changes behind; reverse them, "
+                "or raise NotImplementedError"
+            )
+
+
+@CHECKS.register("unknown-down-revision", "error", "a down_revision naming no known revision")
+def _unknown_down_revision(scripts: ScriptSet) -> Iterator[Problem]:
+    for f in scripts.readable:
+        for parent in f.down_revisions or ():
+            if parent not in scripts.by_revision:
+                yield f, f"down_revision {parent!r} is not the revision of any file"
+
+
+@CHECKS.register("duplicate-revision", "error", "two files with the same revision id")
+def _duplicate_revision(scripts: ScriptSet) -> Iterator[Problem]:
+    counts = Counter(f.revision for f in scripts.readable)
+    for f in scripts.readable:
+        if counts[f.revision] > 1:
+            others = [str(o.path.name) for o in scripts.readable if o.revision == f.revision and o is not f]
+            yield f, (
+                f"revision id {f.revision!r} is also declared by {', '.join(others)}: "
+                "Alembic silently keeps only one of them; give each file its own id"
+            )
+
+
+@CHECKS.register("cycle", "error", "revisions whose down_revision links form a cycle")
+def _cycle(scripts: ScriptSet) -> Iterator[Problem]:
+    for cycle in _cycles(scripts):
+        f = scripts.by_revision[cycle[0]]
+        yield f, f"down_revision links form a cycle: {' -> '.join([*cycle, cycle[0]])}"
+
+
+@CHECKS.register("multiple-heads", "error", "more than one head revision")
+def _multiple_heads(scripts: ScriptSet) -> Iterator[Problem]:
+    heads = [rev for rev in scripts.by_revision if rev not in scripts.children]
+    if len(heads) > 1:
+        for rev in heads:
+            yield scripts.by_revision[rev], (
+                f"is one of {len(heads)} heads ({', '.join(heads)}): `upgrade head` is ambiguous; "
+                f"join them with `alembic merge -m \"merge\" {' '.join(heads)}`"
+            )
+
+
+def _cycles(scripts: ScriptSet) -> list[list[str]]:
+    """Each cycle once, as the list of revisions along it (depth-first search)."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    found: list[list[str]] = []
+    for start in scripts.by_revision:
+        if start in state:
+            continue
+        path: list[str] = []
+        stack: list[tuple[str, Iterator[str]]] = []
+
+        def enter(rev: str) -> None:
+            state[rev] = 1
+            path.append(rev)
+            parents = scripts.by_revision[rev].down_revisions or ()
+            stack.append((rev, iter(p for p in parents if p in scripts.by_revision)))
+
+        enter(start)
+        while stack:
+            rev, parents = stack[-1]
+            parent = next(parents, None)
+            if parent is None:
+                state[rev] = 2
+                path.pop()
+                stack.pop()
+            elif state.get(parent) == 1:
+                found.append(path[path.index(parent):])
+            elif parent not in state:
+                enter(parent)
+    return found
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    findings: tuple[Finding, ...] = field(default_factory=tuple)
+    files: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not any(f.severity == "error" for f in self.findings)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"findings": [f.to_dict() for f in self.findings], "files": self.files, "ok": self.ok}
+
+
+def validate(
+    project: Project, *, only: Iterable[str] = (), skip: Iterable[str] = ()
+) -> ValidationReport:
+    """Run the selected checks (all by default) over every revision file."""
+    checks = CHECKS.select(only, skip)
+    scripts = ScriptSet([read_script_file(p) for p in revision_paths(project.script_directory)])
+    findings = [
+        Finding(
+            rule=check.rule,
+            severity=check.severity,
+            revision=f.revision,
+            path=str(f.path),
+            message=message,
+            line=f.line,
+        )
+        for check in checks
+        for f, message in check.run(scripts)
+    ]
+    return ValidationReport(findings=tuple(findings), files=len(scripts.files))
