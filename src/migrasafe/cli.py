@@ -91,8 +91,13 @@ def main(ctx: click.Context, config: str, url: str | None, debug: bool) -> None:
 
 @main.command()
 @click.argument("directory", type=click.Path(file_okay=False))
-@click.option("--template", type=click.Choice(TEMPLATES), default="generic", show_default=True,
-              help="generic: an empty project; library: the reference catalogue with 3 revisions.")  # fmt: skip
+@click.option(
+    "--template",
+    type=click.Choice(TEMPLATES),
+    default="generic",
+    show_default=True,
+    help="generic: an empty project; library: the reference catalogue with 3 revisions.",
+)
 @json_option
 def init(directory: str, template: str, as_json: bool) -> None:
     """Write a new Alembic project into DIRECTORY (new or empty)."""
@@ -100,7 +105,11 @@ def init(directory: str, template: str, as_json: bool) -> None:
     _emit(as_json, result.to_dict(), lambda: render.init_result(result))
 
 
-@main.command()
+# ignore_unknown_options: a relative target such as -1 is an argument, not an option.
+RELATIVE_TARGETS = {"ignore_unknown_options": True}
+
+
+@main.command(context_settings=RELATIVE_TARGETS)
 @click.argument("target", default="head")
 @click.option("--sql", is_flag=True, help="Print the SQL instead of running it.")
 @json_option
@@ -111,7 +120,7 @@ def upgrade(options: Options, target: str, sql: bool, as_json: bool) -> None:
     _emit(as_json, result.to_dict(), lambda: render.migration_result(result))
 
 
-@main.command()
+@main.command(context_settings=RELATIVE_TARGETS)
 @click.argument("target")
 @click.option("--sql", is_flag=True, help="Print the SQL instead of running it.")
 @json_option
@@ -147,7 +156,9 @@ def history(options: Options, as_json: bool) -> None:
 
 
 @main.command()
-@click.option("--rule", "rules", multiple=True, metavar="RULE", help="Run only this rule (repeatable).")
+@click.option(
+    "--rule", "rules", multiple=True, metavar="RULE", help="Run only this rule (repeatable)."
+)
 @click.option("--skip", "skips", multiple=True, metavar="RULE", help="Skip this rule (repeatable).")
 @click.option("--list-rules", is_flag=True, help="List the rules and exit.")
 @json_option
@@ -184,7 +195,6 @@ def revision(options: Options, message: str, autogenerate: bool, as_json: bool) 
               help="An empty database to run on (default: a temporary SQLite file).")  # fmt: skip
 @click.option("--keep", is_flag=True, help="Keep the generated project directory.")
 @json_option
-
 def demo(demo_url: str | None, keep: bool, as_json: bool) -> None:
     """Run the reference project's whole workflow for real and check each step."""
     result = run_demo(demo_url, keep=keep)

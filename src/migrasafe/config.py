@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import configparser
 import sys
+from argparse import Namespace
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -82,7 +83,7 @@ def alembic_errors() -> Iterator[None]:
     try:
         yield
     except AlembicRevisionError as exc:
-        raise RevisionError(str(exc)) from exc
+        raise RevisionError(f"{exc}; `migrasafe history` lists the revisions") from exc
     except CommandError as exc:
         raise MigrasafeError(str(exc)) from exc
 
@@ -104,7 +105,12 @@ def load_project(
             f"config file {path} not found; pass -c PATH to an alembic.ini "
             "or create a project with `migrasafe init DIR`"
         )
-    config = Config(str(path), stdout=stdout if stdout is not None else sys.stderr)
+    config = Config(
+        str(path),
+        stdout=stdout if stdout is not None else sys.stderr,
+        # quiet: Alembic's "Generating ... done" lines go straight to sys.stdout.
+        cmd_opts=Namespace(quiet=True, x=None),
+    )
     try:
         # Read every option now: a bad one (e.g. an unescaped "%") is reported
         # here, naming the file, not as a traceback from somewhere inside Alembic.

@@ -152,9 +152,7 @@ def connect(url: str, *, readonly: bool = False) -> Iterator[Connection]:
     try:
         connection = engine.connect()
     except sa_exc.DBAPIError as exc:
-        raise DatabaseError(
-            f"cannot connect to {redact(url)}: {describe_error(exc, url)}"
-        ) from exc
+        raise DatabaseError(f"cannot connect to {redact(url)}: {describe_error(exc, url)}") from exc
     try:
         yield connection
     finally:

@@ -11,6 +11,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -33,7 +34,11 @@ SAMPLE_BOOKS = (
     {"title": "Neuromancer", "author": "William Gibson", "isbn": "978-0441569595",
      "published_year": 1984, "genre": "Cyberpunk"},
 )  # fmt: skip
-CURATED = {"isbn": "978-0441013593", "description": "Spice, sand and prophecy.", "price": 9.99}
+CURATED: dict[str, Any] = {
+    "isbn": "978-0441013593",
+    "description": "Spice, sand and prophecy.",
+    "price": 9.99,
+}
 ORIGINAL_COLUMNS = ("title", "author", "isbn", "published_year", "genre")
 
 
@@ -158,15 +163,12 @@ class _Workflow:
         if not condition:
             raise _StepFailed(message)
 
-    def migrate(
-        self, step: DemoStep, command: Callable[..., MigrationResult], target: str
-    ) -> MigrationResult:
+    def migrate(self, step: DemoStep, command: Callable[..., MigrationResult], target: str) -> None:
         result = command(self.proj, target)
         verb = "applied" if result.direction == "upgrade" else "reverted"
         for s in result.steps:
             step.details.append(f"{verb} {s.revision}: {s.message}")
         step.details.append(f"database now at {', '.join(result.after) or 'base'}")
-        return result
 
     # -- steps ---------------------------------------------------------------
     def init(self, step: DemoStep) -> None:
@@ -217,7 +219,9 @@ class _Workflow:
             expected = f'A book titled "{book["title"]}" by {book["author"]}'
             self.expect(book["description"] == expected, f"unexpected description {book}")
             self.expect(book["price"] == 19.99 and book["page_count"] == 300, f"not filled: {book}")
-        step.details.append(f"0003 filled description, price 19.99, 300 pages on {len(filled)} books")
+        step.details.append(
+            f"0003 filled description, price 19.99, 300 pages on {len(filled)} books"
+        )
         step.details.append("Dune kept its curated description and price (page count filled: 300)")
         step.details.append(f"e.g. {filled[0]['description']}")
 
@@ -275,7 +279,9 @@ class _Workflow:
         with connect(self.url) as conn:
             with conn.begin():
                 conn.execute(
-                    sa.text("INSERT INTO books (title, author, isbn) VALUES (:title, :author, :isbn)"),
+                    sa.text(
+                        "INSERT INTO books (title, author, isbn) VALUES (:title, :author, :isbn)"
+                    ),
                     SAMPLE_BOOKS[0],
                 )
                 book_id = conn.execute(sa.text("SELECT id FROM books")).scalar_one()

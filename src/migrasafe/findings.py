@@ -54,9 +54,7 @@ class Registry(Generic[T, U]):
 
         return decorate
 
-    def select(
-        self, only: Iterable[str] = (), skip: Iterable[str] = ()
-    ) -> list[Check[T, U]]:
+    def select(self, only: Iterable[str] = (), skip: Iterable[str] = ()) -> list[Check[T, U]]:
         only, skip = list(only), list(skip)
         unknown = sorted(set(only + skip) - set(self.checks))
         if unknown:

@@ -31,4 +31,6 @@ def applied(script: ScriptDirectory, heads: Iterable[str]) -> set[str]:
     if not defined:
         return set()
     with alembic_errors():
-        return {rev.revision for rev in script.revision_map.iterate_revisions(tuple(defined), "base")}
+        return {
+            rev.revision for rev in script.revision_map.iterate_revisions(tuple(defined), "base")
+        }

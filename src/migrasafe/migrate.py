@@ -102,7 +102,9 @@ def _run(
     return MigrationResult(direction, target, url, before, after, steps)
 
 
-def _plan(project: Project, direction: Direction, target: str, current: tuple[str, ...]) -> list[Script]:
+def _plan(
+    project: Project, direction: Direction, target: str, current: tuple[str, ...]
+) -> list[Script]:
     """The scripts Alembic will run, in order (resolves ``head``, ``-1``, ...)."""
     script = project.script
     with alembic_errors():
@@ -113,7 +115,9 @@ def _plan(project: Project, direction: Direction, target: str, current: tuple[st
         return [s for s in revs if isinstance(s, Script)]
 
 
-def _offline(project: Project, direction: Direction, target: str, run: Callable[..., None]) -> MigrationResult:
+def _offline(
+    project: Project, direction: Direction, target: str, run: Callable[..., None]
+) -> MigrationResult:
     """``--sql``: capture the SQL Alembic would run; the database is not touched.
 
     Alembic needs a starting point for an offline downgrade (``0003:0002``);
@@ -141,4 +145,6 @@ def _offline(project: Project, direction: Direction, target: str, run: Callable[
         ) from exc
     finally:
         project.config.output_buffer = None
-    return MigrationResult(direction, target, redact(project.url), before, before, sql=buffer.getvalue())
+    return MigrationResult(
+        direction, target, redact(project.url), before, before, sql=buffer.getvalue()
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -99,7 +100,7 @@ def findings(found: Sequence[Finding], files: int | None = None) -> None:
     out.print(f"{errors} error(s), {len(found) - errors} warning(s){scope}.")
 
 
-def rules(checks: Sequence[Check[object, object]] | Sequence[Check[object, object]]) -> None:
+def rules(checks: Sequence[Check[Any, Any]]) -> None:
     table = Table("rule", "severity", "what it finds", box=None)
     for check in checks:
         table.add_row(check.rule, check.severity, check.summary)
@@ -107,8 +108,10 @@ def rules(checks: Sequence[Check[object, object]] | Sequence[Check[object, objec
 
 
 def revision_result(result: RevisionResult) -> None:
-    _console().print(f"Wrote revision [bold]{result.revision}[/] "
-                     f"(on {', '.join(result.down_revision) or 'base'}): {escape(str(result.path))}")  # fmt: skip
+    parents = ", ".join(result.down_revision) or "base"
+    _console().print(
+        f"Wrote revision [bold]{result.revision}[/] (on {parents}): {escape(str(result.path))}"
+    )
 
 
 def demo(report: DemoReport) -> None:

@@ -57,12 +57,12 @@ def init(directory: str | Path, template: Template = "generic") -> InitResult:
     common = templates / "common"
     (target / "migrations" / "versions").mkdir(parents=True, exist_ok=True)
     contents = {
-        "alembic.ini": common.joinpath("alembic.ini").read_text().replace(
-            "{{database_file}}", _DATABASE_FILE[template]
-        ),
-        "migrations/env.py": common.joinpath("env.py").read_text().replace(
-            "{{target_metadata}}", _TARGET_METADATA[template]
-        ),
+        "alembic.ini": common.joinpath("alembic.ini")
+        .read_text()
+        .replace("{{database_file}}", _DATABASE_FILE[template]),
+        "migrations/env.py": common.joinpath("env.py")
+        .read_text()
+        .replace("{{target_metadata}}", _TARGET_METADATA[template]),
         "migrations/script.py.mako": common.joinpath("script.py.mako").read_text(),
     }
     written = []
@@ -129,5 +129,5 @@ def revision(project: Project, message: str, *, autogenerate: bool = False) -> R
         revision=created.revision,
         path=Path(created.path),
         message=message,
-        down_revision=tuple(created._versioned_down_revisions),  # noqa: SLF001
+        down_revision=tuple(created._versioned_down_revisions),
     )

@@ -40,10 +40,14 @@ class ScriptFile:
 
 def revision_paths(script: ScriptDirectory) -> Iterator[Path]:
     """The files Alembic would load as revisions, in Alembic's own order."""
-    for location in script._version_locations:  # noqa: SLF001 - Alembic's own list
+    for location in script._version_locations:
         if location.exists():
-            for path in Script._list_py_dir(script, location):  # noqa: SLF001
-                if path.suffix == ".py" and path.name != "__init__.py" and not path.name.startswith(".#"):
+            for path in Script._list_py_dir(script, location):
+                if (
+                    path.suffix == ".py"
+                    and path.name != "__init__.py"
+                    and not path.name.startswith(".#")
+                ):
                     yield path
 
 
@@ -65,7 +69,9 @@ def read_script_file(path: Path) -> ScriptFile:
         values = {name: getattr(module, name, _MISSING) for name in values}
 
     functions = {
-        node.name: node for node in tree.body if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        node.name: node
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
     }
     revision = values.get("revision", _MISSING)
     down = values.get("down_revision", _MISSING)

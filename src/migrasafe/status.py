@@ -42,9 +42,7 @@ class Status:
 def status(project: Project) -> Status:
     """Compare the revisions recorded in the database with the script directory."""
     script = project.script
-    current = read_current_heads(
-        project.url, project.version_table, project.version_table_schema
-    )
+    current = read_current_heads(project.url, project.version_table, project.version_table_schema)
     done = applied(script, current)
     return Status(
         url=redact(project.url),

@@ -34,6 +34,14 @@ class ScriptSet:
         return {f.revision: f for f in self.readable if f.revision is not None}
 
     @cached_property
+    def complete(self) -> bool:
+        """Whether every file was read and every parent is known: heads are then certain."""
+        return len(self.readable) == len(self.files) and all(
+            f.down_revisions is not None and all(p in self.by_revision for p in f.down_revisions)
+            for f in self.readable
+        )
+
+    @cached_property
     def children(self) -> dict[str, list[str]]:
         children: dict[str, list[str]] = defaultdict(list)
         for f in self.readable:
@@ -56,16 +64,19 @@ def _syntax_error(scripts: ScriptSet) -> Iterator[Problem]:
 def _missing_revision(scripts: ScriptSet) -> Iterator[Problem]:
     for f in scripts.files:
         if f.error is None and f.revision is None:
-            yield f, "declares no `revision = \"...\"`: Alembic cannot load it"
+            yield f, 'declares no `revision = "..."`: Alembic cannot load it'
 
 
 @CHECKS.register("missing-down-revision", "error", "a file without a `down_revision`")
 def _missing_down_revision(scripts: ScriptSet) -> Iterator[Problem]:
     for f in scripts.readable:
         if f.down_revisions is None:
-            yield f, (
-                "declares no `down_revision`: set it to the parent revision id, "
-                "or to None for the first revision"
+            yield (
+                f,
+                (
+                    "declares no `down_revision`: set it to the parent revision id, "
+                    "or to None for the first revision"
+                ),
             )
 
 
@@ -80,9 +91,12 @@ def _missing_upgrade(scripts: ScriptSet) -> Iterator[Problem]:
 def _missing_downgrade(scripts: ScriptSet) -> Iterator[Problem]:
     for f in scripts.readable:
         if not f.has_downgrade:
-            yield f, (
-                "has no downgrade() function: `downgrade` fails when it reaches this revision; "
-                "write one, or raise NotImplementedError to say it cannot be reversed"
+            yield (
+                f,
+                (
+                    "has no downgrade() function: `downgrade` fails when it reaches this revision; "
+                    "write one, or raise NotImplementedError to say it cannot be reversed"
+                ),
             )
 
 
@@ -92,10 +106,13 @@ def _missing_downgrade(scripts: ScriptSet) -> Iterator[Problem]:
 def _empty_downgrade(scripts: ScriptSet) -> Iterator[Problem]:
     for f in scripts.readable:
         if f.upgrade_changes_schema and f.downgrade_is_empty:
-            yield f, (
-                "upgrade() runs operations but downgrade() does nothing: a downgrade past this "
-                "revision would record success and leave the changes behind; reverse them, "
-                "or raise NotImplementedError"
+            yield (
+                f,
+                (
+                    "upgrade() runs operations but downgrade() does nothing: a downgrade past this "
+                    "revision would record success and leave the changes behind; reverse them, "
+                    "or raise NotImplementedError"
+                ),
             )
 
 
@@ -112,10 +129,17 @@ def _duplicate_revision(scripts: ScriptSet) -> Iterator[Problem]:
     counts = Counter(f.revision for f in scripts.readable)
     for f in scripts.readable:
         if counts[f.revision] > 1:
-            others = [str(o.path.name) for o in scripts.readable if o.revision == f.revision and o is not f]
-            yield f, (
-                f"revision id {f.revision!r} is also declared by {', '.join(others)}: "
-                "Alembic silently keeps only one of them; give each file its own id"
+            others = [
+                str(o.path.name)
+                for o in scripts.readable
+                if o.revision == f.revision and o is not f
+            ]
+            yield (
+                f,
+                (
+                    f"revision id {f.revision!r} is also declared by {', '.join(others)}: "
+                    "Alembic silently keeps only one of them; give each file its own id"
+                ),
             )
 
 
@@ -128,43 +152,43 @@ def _cycle(scripts: ScriptSet) -> Iterator[Problem]:
 
 @CHECKS.register("multiple-heads", "error", "more than one head revision")
 def _multiple_heads(scripts: ScriptSet) -> Iterator[Problem]:
+    if not scripts.complete:  # another rule reports why; heads would be guesses
+        return
     heads = [rev for rev in scripts.by_revision if rev not in scripts.children]
     if len(heads) > 1:
         for rev in heads:
-            yield scripts.by_revision[rev], (
-                f"is one of {len(heads)} heads ({', '.join(heads)}): `upgrade head` is ambiguous; "
-                f"join them with `alembic merge -m \"merge\" {' '.join(heads)}`"
+            yield (
+                scripts.by_revision[rev],
+                (
+                    f"is one of {len(heads)} heads ({', '.join(heads)}): "
+                    "`upgrade head` is ambiguous; "
+                    f'join them with `alembic merge -m "merge" {" ".join(heads)}`'
+                ),
             )
 
 
 def _cycles(scripts: ScriptSet) -> list[list[str]]:
-    """Each cycle once, as the list of revisions along it (depth-first search)."""
-    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    """Each cycle once, as the revisions along it (iterative depth-first search)."""
+    done: set[str] = set()
     found: list[list[str]] = []
+
+    def parents_of(rev: str) -> Iterator[str]:
+        parents = scripts.by_revision[rev].down_revisions or ()
+        return iter([p for p in parents if p in scripts.by_revision])
+
     for start in scripts.by_revision:
-        if start in state:
+        if start in done:
             continue
-        path: list[str] = []
-        stack: list[tuple[str, Iterator[str]]] = []
-
-        def enter(rev: str) -> None:
-            state[rev] = 1
-            path.append(rev)
-            parents = scripts.by_revision[rev].down_revisions or ()
-            stack.append((rev, iter(p for p in parents if p in scripts.by_revision)))
-
-        enter(start)
+        stack: list[tuple[str, Iterator[str]]] = [(start, parents_of(start))]
         while stack:
-            rev, parents = stack[-1]
-            parent = next(parents, None)
+            path = [rev for rev, _ in stack]
+            parent = next(stack[-1][1], None)
             if parent is None:
-                state[rev] = 2
-                path.pop()
-                stack.pop()
-            elif state.get(parent) == 1:
-                found.append(path[path.index(parent):])
-            elif parent not in state:
-                enter(parent)
+                done.add(stack.pop()[0])
+            elif parent in path:
+                found.append(path[path.index(parent) :])
+            elif parent not in done:
+                stack.append((parent, parents_of(parent)))
     return found
 
 
@@ -178,7 +202,11 @@ class ValidationReport:
         return not any(f.severity == "error" for f in self.findings)
 
     def to_dict(self) -> dict[str, object]:
-        return {"findings": [f.to_dict() for f in self.findings], "files": self.files, "ok": self.ok}
+        return {
+            "findings": [f.to_dict() for f in self.findings],
+            "files": self.files,
+            "ok": self.ok,
+        }
 
 
 def validate(

@@ -14,6 +14,7 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     Engine,
+    Float,
     ForeignKey,
     MetaData,
     String,
@@ -52,7 +53,7 @@ class Book(Base):
         DateTime(timezone=True), server_default=func.now()
     )
     # Added by revision 0002, filled for existing rows by 0003.
-    price: Mapped[float | None]
+    price: Mapped[float | None] = mapped_column(Float)
     page_count: Mapped[int | None]
     description: Mapped[str | None] = mapped_column(Text)
 

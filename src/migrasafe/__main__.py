@@ -1,0 +1,5 @@
+"""``python -m migrasafe``: the same as the ``migrasafe`` command."""
+
+from .cli import main
+
+main()

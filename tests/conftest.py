@@ -1,0 +1,179 @@
+"""Fixtures: example projects, the real CLI, and databases (SQLite and a real PostgreSQL).
+
+PostgreSQL: with MIGRASAFE_TEST_PG_URL set (an admin URL such as
+postgresql+psycopg://postgres@127.0.0.1:5432/postgres) the tests use that
+server; otherwise they start their own with initdb/pg_ctl in a temporary
+directory on a free loopback port (as the ``postgres`` OS user when run as
+root). With CI=true a server that cannot start fails the run instead of
+skipping the PostgreSQL tests. Every test gets a database of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner, Result
+
+from migrasafe import init
+from migrasafe.cli import main
+
+PROJECTS = Path(__file__).parent / "projects"
+
+
+def _pg_bin() -> Path:
+    """Where initdb and pg_ctl are: $MIGRASAFE_PG_BIN, Debian's newest, or the PATH."""
+    if os.environ.get("MIGRASAFE_PG_BIN"):
+        return Path(os.environ["MIGRASAFE_PG_BIN"])
+    debian = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3])
+    )
+    if debian:
+        return debian[-1].parent
+    found = shutil.which("initdb")
+    return Path(found).parent if found else Path("/usr/lib/postgresql/15/bin")
+
+
+PG_BIN = _pg_bin()
+
+
+# -- the command line --------------------------------------------------------
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> Result:
+    """Run the real `migrasafe` entry point in-process; stdout and stderr apart."""
+    return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+
+
+# -- example projects --------------------------------------------------------
+
+
+def make_project(directory: Path, template: str = "library", scenario: str | None = None) -> Path:
+    """A fresh project in ``directory``; a scenario's revision files replace the template's."""
+    init(directory, template)  # type: ignore[arg-type]
+    if scenario is not None:
+        versions = directory / "migrations" / "versions"
+        shutil.rmtree(versions)
+        shutil.copytree(PROJECTS / scenario, versions)
+    return directory / "alembic.ini"
+
+
+# -- PostgreSQL ----------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class _OwnPostgres:
+    """A throwaway PostgreSQL cluster for this test session."""
+
+    def __init__(self) -> None:
+        self.directory = Path(tempfile.mkdtemp(prefix="migrasafe-pg-"))
+        self.port = _free_port()
+        self.as_user = "postgres" if os.geteuid() == 0 else None
+
+    def _run(self, *args: str) -> None:
+        subprocess.run(args, check=True, capture_output=True, user=self.as_user, timeout=120)
+
+    def start(self) -> str:
+        if self.as_user:
+            shutil.chown(self.directory, self.as_user, self.as_user)
+        data = self.directory / "data"
+        self._run(str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
+                  "--no-sync", "-E", "UTF8")  # fmt: skip
+        options = (
+            f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        )
+        self._run(str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(self.directory / "log"),
+                  "-o", options, "-w", "-t", "60", "start")  # fmt: skip
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def stop(self) -> None:
+        try:
+            self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.directory / "data"), "-m",
+                      "immediate", "stop")  # fmt: skip
+        finally:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> Iterator[str]:
+    """An admin URL to a running PostgreSQL server (see the module docstring)."""
+    given = os.environ.get("MIGRASAFE_TEST_PG_URL")
+    if given:
+        yield given
+        return
+    server = _OwnPostgres()
+    try:
+        url = server.start()
+    except (OSError, subprocess.SubprocessError) as exc:
+        detail = getattr(exc, "stderr", b"") or b""
+        message = f"cannot start PostgreSQL from {PG_BIN}: {exc} {detail.decode(errors='replace')}"
+        server.stop()
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    try:
+        yield url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pg_url(pg_admin_url: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database, dropped after the test."""
+    name = f"migrasafe_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(pg_admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield sa.make_url(pg_admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The same test on SQLite and on a real PostgreSQL server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'test.db'}"
+    return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+def library(tmp_path: Path) -> Path:
+    """A fresh `init --template library` project; returns its alembic.ini."""
+    return make_project(tmp_path / "project")
+
+
+def query(url: str, sql: str, **params: object) -> list[tuple[object, ...]]:
+    engine = sa.create_engine(url, poolclass=sa.NullPool)
+    try:
+        with engine.begin() as conn:
+            result = conn.execute(sa.text(sql), params)
+            return [tuple(row) for row in result] if result.returns_rows else []
+    finally:
+        engine.dispose()
+
+
+def tables(url: str) -> set[str]:
+    engine = sa.create_engine(url, poolclass=sa.NullPool)
+    try:
+        with engine.connect() as conn:
+            return set(sa.inspect(conn).get_table_names())
+    finally:
+        engine.dispose()

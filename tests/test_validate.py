@@ -1,0 +1,94 @@
+"""validate: one broken example project per rule, each reported with its own rule id."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import make_project, run_cli
+
+SCENARIOS = {
+    "validate_syntax_error": ("syntax-error", None, "0002_broken.py"),
+    "validate_missing_revision": ("missing-revision", None, "0002_no_revision.py"),
+    "validate_missing_down_revision": ("missing-down-revision", "0002", "0002_no_down_revision.py"),
+    "validate_missing_upgrade": ("missing-upgrade", "0002", "0002_no_upgrade.py"),
+    "validate_missing_downgrade": ("missing-downgrade", "0002", "0002_no_downgrade.py"),
+    "validate_empty_downgrade": ("empty-downgrade", "0002", "0002_empty_downgrade.py"),
+    "validate_unknown_down_revision": ("unknown-down-revision", "0002", "0002_unknown_parent.py"),
+    "validate_duplicate_revision": ("duplicate-revision", "0002", "0002_one.py"),
+    "validate_cycle": ("cycle", None, None),
+    "validate_multiple_heads": ("multiple-heads", "0002", "0002_left.py"),
+}
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_each_broken_project_is_reported_under_its_rule(tmp_path: Path, scenario: str) -> None:
+    rule, revision, filename = SCENARIOS[scenario]
+    ini = make_project(tmp_path / "p", "generic", scenario)
+    result = run_cli("-c", str(ini), "validate", "--json")
+    assert result.exit_code == 1, result.stdout
+    findings = json.loads(result.stdout)["findings"]
+    assert {f["rule"] for f in findings} == {rule}
+    match = [f for f in findings if filename is None or Path(f["path"]).name == filename]
+    assert match, findings
+    if revision is not None:
+        assert match[0]["revision"] == revision
+    assert all(f["severity"] == "error" and f["message"] for f in findings)
+
+
+def test_syntax_error_names_the_line(tmp_path: Path) -> None:
+    ini = make_project(tmp_path / "p", "generic", "validate_syntax_error")
+    result = run_cli("-c", str(ini), "validate")
+    assert result.exit_code == 1
+    assert "0002_broken.py:12: error syntax-error" in result.stdout
+
+
+def test_cycle_names_the_revisions_along_it(tmp_path: Path) -> None:
+    ini = make_project(tmp_path / "p", "generic", "validate_cycle")
+    findings = json.loads(run_cli("-c", str(ini), "validate", "--json").stdout)["findings"]
+    assert len(findings) == 1
+    assert "0002 -> 0003 -> 0002" in findings[0]["message"] or (
+        "0003 -> 0002 -> 0003" in findings[0]["message"]
+    )
+
+
+def test_duplicate_revision_reports_both_files(tmp_path: Path) -> None:
+    ini = make_project(tmp_path / "p", "generic", "validate_duplicate_revision")
+    findings = json.loads(run_cli("-c", str(ini), "validate", "--json").stdout)["findings"]
+    assert sorted(Path(f["path"]).name for f in findings) == ["0002_one.py", "0002_other.py"]
+
+
+def test_branches_joined_by_a_merge_are_valid(tmp_path: Path) -> None:
+    ini = make_project(tmp_path / "p", "generic", "branches_and_merge")
+    result = run_cli("-c", str(ini), "validate")
+    assert result.exit_code == 0, result.stdout
+
+
+def test_rules_can_be_selected_and_skipped(tmp_path: Path) -> None:
+    ini = make_project(tmp_path / "p", "generic", "validate_multiple_heads")
+    assert run_cli("-c", str(ini), "validate", "--skip", "multiple-heads").exit_code == 0
+    assert run_cli("-c", str(ini), "validate", "--rule", "multiple-heads").exit_code == 1
+    assert run_cli("-c", str(ini), "validate", "--rule", "cycle").exit_code == 0
+
+
+def test_unknown_rule_is_an_error(tmp_path: Path) -> None:
+    ini = make_project(tmp_path / "p", "generic")
+    result = run_cli("-c", str(ini), "validate", "--rule", "no-such-rule")
+    assert result.exit_code == 2
+    assert "unknown validate rule(s): no-such-rule" in result.stderr
+
+
+def test_list_rules_names_every_rule(tmp_path: Path) -> None:
+    result = run_cli("validate", "--list-rules", "--json")
+    assert result.exit_code == 0
+    assert {r["rule"] for r in json.loads(result.stdout)} == {r for r, _, _ in SCENARIOS.values()}
+
+
+def test_commands_that_load_scripts_point_to_validate(tmp_path: Path) -> None:
+    ini = make_project(tmp_path / "p", "generic", "validate_syntax_error")
+    result = run_cli("-c", str(ini), "history")
+    assert result.exit_code == 2
+    assert "0002_broken.py" in result.stderr and "migrasafe validate" in result.stderr
+    assert "Traceback" not in result.stderr
