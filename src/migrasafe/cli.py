@@ -28,6 +28,7 @@ from .scaffold import revision as run_revision
 from .status import status as run_status
 from .validate import CHECKS as VALIDATE_CHECKS
 from .validate import validate as run_validate
+from .verify import verify as run_verify
 
 EXIT_OK, EXIT_FOUND, EXIT_ERROR = 0, 1, 2
 
@@ -200,3 +201,28 @@ def demo(demo_url: str | None, keep: bool, as_json: bool) -> None:
     result = run_demo(demo_url, keep=keep)
     code = EXIT_OK if result.ok else EXIT_FOUND
     _emit(as_json, result.to_dict(), lambda: render.demo(result), code)
+
+
+@main.command()
+@click.option(
+    "--url",
+    "scratch_url",
+    metavar="URL",
+    help="Create the scratch database on this server (default: a temporary SQLite file).",
+)
+@click.option(
+    "--rows", default=20, show_default=True, help="Generated rows per table per revision."
+)
+@click.option("--seed", default=0, show_default=True, help="Seed for the generated rows.")
+@json_option
+@pass_options
+def verify(options: Options, scratch_url: str | None, rows: int, seed: int, as_json: bool) -> None:
+    """Prove every migration reverses: schema and data, on a scratch database.
+
+    Exits 0 when every revision round-trips cleanly, 1 with findings.
+    """
+    with render.progress("verify", enabled=not as_json) as advance:
+        result = run_verify(options.project(), url=scratch_url, rows=rows, seed=seed,
+                            progress=advance)  # fmt: skip
+    code = EXIT_OK if result.ok else EXIT_FOUND
+    _emit(as_json, result.to_dict(), lambda: render.verify(result), code)

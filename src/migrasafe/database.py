@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 import re
 import sqlite3
+import tempfile
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -85,6 +87,15 @@ class DialectSupport:
         """An engine whose connections cannot change the database."""
         return self.engine()
 
+    @contextmanager
+    def scratch(self) -> Iterator[str]:
+        """A new empty database next to this one, removed afterwards; yields its URL."""
+        raise DatabaseError(
+            f"cannot create a scratch database on {self.url.get_backend_name()}: "
+            "use a sqlite or postgresql URL"
+        )
+        yield ""  # pragma: no cover
+
 
 class SQLiteSupport(DialectSupport):
     name = "sqlite"
@@ -99,6 +110,11 @@ class SQLiteSupport(DialectSupport):
     def exists(self) -> bool:
         # Connecting to a missing SQLite file creates it: look before connecting.
         return self.path is None or self.path.is_file()
+
+    @contextmanager
+    def scratch(self) -> Iterator[str]:
+        with tempfile.TemporaryDirectory(prefix="migrasafe-scratch-") as directory:
+            yield f"sqlite:///{Path(directory) / 'scratch.db'}"
 
     def readonly_engine(self) -> Engine:
         if self.path is None:
@@ -118,6 +134,25 @@ def _sqlite_readonly_creator(uri: str) -> Callable[[], sqlite3.Connection]:
 
 class PostgreSQLSupport(DialectSupport):
     name = "postgresql"
+
+    @contextmanager
+    def scratch(self) -> Iterator[str]:
+        name = f"migrasafe_scratch_{uuid.uuid4().hex[:12]}"
+        admin = sa.create_engine(self.url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+        try:
+            with admin.connect() as conn:
+                conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        except sa_exc.DBAPIError as exc:
+            raise DatabaseError(
+                f"cannot create a scratch database on {redact(self.url)}: "
+                f"{describe_error(exc, self.url)}"
+            ) from exc
+        try:
+            yield self.url.set(database=name).render_as_string(hide_password=False)
+        finally:
+            with admin.connect() as conn:
+                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            admin.dispose()
 
     def readonly_engine(self) -> Engine:
         engine = self.engine()

@@ -21,6 +21,8 @@ class Finding:
     path: str | None
     message: str
     line: int | None = None
+    table: str | None = None
+    column: str | None = None
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
+from rich.progress import Progress as Bar
 from rich.table import Table
 
 from .demo import DemoReport
@@ -17,6 +20,7 @@ from .history import History
 from .migrate import MigrationResult
 from .scaffold import InitResult, RevisionResult
 from .status import Status
+from .verify import Progress, VerifyReport
 
 
 def _console() -> Console:
@@ -93,6 +97,8 @@ def findings(found: Sequence[Finding], files: int | None = None) -> None:
         if f.line:
             where += f":{f.line}"
         colour = "red" if f.severity == "error" else "yellow"
+        if f.table:
+            where += escape(f" [{f.table}{'.' + f.column if f.column else ''}]")
         out.print(f"{where}: [{colour}]{f.severity}[/] [bold]{f.rule}[/] "
                   f"({f.revision or '?'}): {escape(f.message)}")  # fmt: skip
     errors = sum(1 for f in found if f.severity == "error")
@@ -124,3 +130,34 @@ def demo(report: DemoReport) -> None:
             out.print(f"    {escape(line)}")
     out.print("\n[green]Every step did what it should.[/]" if report.ok
               else "\n[red]The demo failed; see the step marked FAILED.[/]")  # fmt: skip
+
+
+@contextmanager
+def progress(label: str, *, enabled: bool = True) -> Iterator[Progress | None]:
+    """A progress bar on stderr, when stderr is a terminal."""
+    if not enabled or not sys.stderr.isatty():
+        yield None
+        return
+    columns = (TextColumn(f"{label} {{task.description}}"), BarColumn(), MofNCompleteColumn())
+    with Bar(*columns, console=Console(file=sys.stderr), transient=True) as bar:
+        task = bar.add_task("", total=None)
+
+        def advance(index: int, total: int, revision: str) -> None:
+            bar.update(task, completed=index - 1, total=total, description=revision)
+
+        yield advance
+
+
+def verify(report: VerifyReport) -> None:
+    out = _console()
+    findings(report.findings)
+    out.print(
+        f"Checked {report.checked} of {report.revisions} revisions on a scratch database "
+        f"({escape(report.database)}, removed): {report.steps} migration steps, "
+        f"{report.rows} generated rows per table, seed {report.seed}."
+    )
+    if report.refused_rows:
+        refused = ", ".join(f"{t}: {n}" for t, n in sorted(report.refused_rows.items()))
+        out.print(f"[yellow]Rows the database refused (constraints not understood):[/] {refused}")
+    out.print("[green]Every revision reverses cleanly.[/]" if report.ok
+              else "[red]Some revisions do not reverse cleanly.[/]")  # fmt: skip

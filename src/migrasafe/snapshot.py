@@ -1,0 +1,157 @@
+"""What a database holds, read by reflection, in a form that compares.
+
+Used by ``verify`` to prove that a downgrade gives back the schema and the
+rows that were there before the upgrade.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+
+def _normalise_sql(text: object) -> str | None:
+    """Compare SQL fragments (defaults, CHECKs) up to parentheses, quotes and spaces."""
+    if text is None:
+        return None
+    value = re.sub(r"\s+", " ", str(text)).strip()
+    while value.startswith("(") and value.endswith(")") and _balanced(value[1:-1]):
+        value = value[1:-1].strip()
+    return value.replace('"', "").lower()
+
+
+def _balanced(text: str) -> bool:
+    depth = 0
+    for char in text:
+        depth += (char == "(") - (char == ")")
+        if depth < 0:
+            return False
+    return depth == 0
+
+
+@dataclass(frozen=True)
+class TableSchema:
+    columns: dict[str, tuple[str, bool, str | None]]  # name -> (type, nullable, default)
+    primary_key: tuple[str, ...]
+    indexes: frozenset[tuple[str | None, tuple[str, ...], bool]]
+    uniques: frozenset[tuple[str | None, tuple[str, ...]]]
+    foreign_keys: frozenset[tuple[str | None, tuple[str, ...], str, tuple[str, ...], str | None]]
+    checks: frozenset[tuple[str | None, str | None]]
+
+    def differences(self, other: TableSchema) -> list[str]:
+        """How ``other`` differs from this table, one phrase per difference."""
+        found = []
+        for name in sorted(self.columns.keys() | other.columns.keys()):
+            mine, theirs = self.columns.get(name), other.columns.get(name)
+            if mine is None:
+                found.append(f"column {name} is there but was not before")
+            elif theirs is None:
+                found.append(f"column {name} is missing")
+            elif mine != theirs:
+                found.append(f"column {name} was (type, nullable, default) {mine}, is now {theirs}")
+        if self.primary_key != other.primary_key:
+            found.append(f"primary key was {self.primary_key}, is now {other.primary_key}")
+        for label, before, after in (
+            ("index", self.indexes, other.indexes),
+            ("unique constraint", self.uniques, other.uniques),
+            ("foreign key", self.foreign_keys, other.foreign_keys),
+            ("check constraint", self.checks, other.checks),
+        ):
+            found += [
+                f"{label} {_describe(item)} is missing" for item in sorted(before - after, key=repr)
+            ]
+            found += [f"{label} {_describe(item)} is there but was not before"
+                      for item in sorted(after - before, key=repr)]  # fmt: skip
+        return found
+
+
+def _describe(item: tuple[Any, ...]) -> str:
+    name, rest = item[0], item[1:]
+    return f"{name or '(unnamed)'} {rest}"
+
+
+@dataclass(frozen=True)
+class Schema:
+    tables: dict[str, TableSchema] = field(default_factory=dict)
+
+    def differences(self, other: Schema) -> dict[str, list[str]]:
+        """Per table, how ``other`` differs from this schema."""
+        found: dict[str, list[str]] = {}
+        for name in sorted(self.tables.keys() | other.tables.keys()):
+            mine, theirs = self.tables.get(name), other.tables.get(name)
+            if mine is None:
+                found[name] = ["table is there but was not before"]
+            elif theirs is None:
+                found[name] = ["table is missing"]
+            elif diff := mine.differences(theirs):
+                found[name] = diff
+        return found
+
+
+def read_schema(connection: Connection, exclude: Iterable[str] = ()) -> Schema:
+    inspector = sa.inspect(connection)
+    dialect = connection.dialect
+    skip = set(exclude)
+    tables = {}
+    for table in inspector.get_table_names():
+        if table in skip:
+            continue
+        columns = {
+            c["name"]: (
+                str(c["type"].compile(dialect=dialect)),
+                bool(c["nullable"]),
+                _normalise_sql(c.get("default")),
+            )
+            for c in inspector.get_columns(table)
+        }
+        pk = inspector.get_pk_constraint(table)
+        tables[table] = TableSchema(
+            columns=columns,
+            primary_key=tuple(pk.get("constrained_columns") or ()),
+            indexes=frozenset(
+                (ix["name"], tuple(str(c) for c in ix["column_names"]), bool(ix["unique"]))
+                for ix in inspector.get_indexes(table)
+            ),
+            uniques=frozenset(
+                (uc["name"], tuple(uc["column_names"]))
+                for uc in inspector.get_unique_constraints(table)
+            ),
+            foreign_keys=frozenset(
+                (
+                    fk["name"],
+                    tuple(fk["constrained_columns"]),
+                    fk["referred_table"],
+                    tuple(fk["referred_columns"]),
+                    (fk.get("options") or {}).get("ondelete"),
+                )
+                for fk in inspector.get_foreign_keys(table)
+            ),
+            checks=frozenset(
+                (ck["name"], _normalise_sql(ck["sqltext"]))
+                for ck in inspector.get_check_constraints(table)
+            ),
+        )
+    return Schema(tables)
+
+
+Rows = dict[tuple[Any, ...], dict[str, Any]]
+
+
+def read_rows(connection: Connection, schema: Schema) -> dict[str, Rows]:
+    """Every row of every table, keyed by primary key (or by the whole row)."""
+    data: dict[str, Rows] = {}
+    for name, table in schema.tables.items():
+        columns = sorted(table.columns)
+        select = sa.table(name, *(sa.column(c) for c in columns)).select()
+        rows: Rows = {}
+        for row in connection.execute(select).mappings():
+            record = dict(row)
+            key_columns = table.primary_key or tuple(columns)
+            rows[tuple(record[c] for c in key_columns)] = record
+        data[name] = rows
+    return data

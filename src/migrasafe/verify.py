@@ -1,0 +1,297 @@
+"""``verify``: prove that every migration reverses without losing schema or data.
+
+On a scratch database (never the user's), the revision graph is walked once,
+base to heads, in apply order. For each revision R: every table is filled with
+generated rows, R is applied, reverted and applied again, and after each step
+the schema and rows are read back by reflection and compared. Each revision
+costs three migration steps, so the work grows linearly with the history.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.environment import EnvironmentContext
+from alembic.runtime.migration import MigrationContext, MigrationStep
+from alembic.script import Script, ScriptDirectory
+from sqlalchemy.engine import Connection
+from sqlalchemy.pool import NullPool
+
+from .config import Project
+from .database import describe_error, redact, support_for
+from .findings import Finding
+from .graph import apply_order
+from .seed import Seeder
+from .snapshot import Rows, Schema, read_rows, read_schema
+
+Progress = Callable[[int, int, str], None]
+_EXAMPLES = 3
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    findings: tuple[Finding, ...]
+    revisions: int
+    checked: int
+    steps: int
+    database: str
+    rows: int
+    seed: int
+    refused_rows: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not any(f.severity == "error" for f in self.findings)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "ok": self.ok,
+            "findings": [f.to_dict() for f in self.findings],
+            "revisions": self.revisions,
+            "checked": self.checked,
+            "steps": self.steps,
+            "database": self.database,
+            "rows": self.rows,
+            "seed": self.seed,
+            "refused_rows": self.refused_rows,
+        }
+
+
+def verify(
+    project: Project,
+    *,
+    url: str | None = None,
+    rows: int = 20,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> VerifyReport:
+    """Round-trip every revision on a scratch database created next to ``url``.
+
+    ``url`` only says where to create the scratch database (default: a
+    temporary SQLite file); the database it names is never written to.
+    """
+    script = project.script
+    support = support_for(url or "sqlite://")
+    with support.scratch() as scratch_url:
+        return _Verifier(project, script, scratch_url, rows, seed, progress).run()
+
+
+class _StepFailed(Exception):
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+class _Verifier:
+    def __init__(
+        self,
+        project: Project,
+        script: ScriptDirectory,
+        url: str,
+        rows: int,
+        seed: int,
+        progress: Progress | None,
+    ) -> None:
+        self.project = project
+        self.script = script
+        self.url = url
+        self.rows = rows
+        self.seed = seed
+        self.progress = progress
+        self.findings: list[Finding] = []
+        self.steps = 0
+        self.refused: dict[str, int] = {}
+        self.exclude = {project.version_table}
+
+    # -- running one migration step --------------------------------------------
+    @contextmanager
+    def _config(self, connection: Connection) -> Iterator[Any]:
+        config = copy.copy(self.project.config)
+        config.attributes = {**self.project.config.attributes, "connection": connection,
+                             "configure_logger": False}  # fmt: skip
+        config.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
+        yield config
+
+    def _run_env(self, connection: Connection, fn: Callable[..., list[Any]]) -> None:
+        with self._config(connection) as config, EnvironmentContext(config, self.script, fn=fn):
+            self.script.run_env()
+        if connection.in_transaction():
+            connection.commit()
+
+    def _step(self, connection: Connection, revision: Script, up: bool) -> None:
+        self.steps += 1
+        make = MigrationStep.upgrade_from_script if up else MigrationStep.downgrade_from_script
+        step = make(self.script.revision_map, revision)
+        try:
+            self._run_env(connection, lambda _rev, _ctx: [step])
+        except Exception as exc:  # the migration's own failure is a finding
+            if connection.in_transaction():
+                connection.rollback()
+            raise _StepFailed(exc) from exc
+
+    def _read(self, connection: Connection) -> tuple[Schema, dict[str, Rows]]:
+        schema = read_schema(connection, self.exclude)
+        data = read_rows(connection, schema)
+        connection.commit()
+        return schema, data
+
+    def _finding(self, rule: str, revision: Script, message: str, table: str | None = None,
+                 column: str | None = None) -> None:  # fmt: skip
+        self.findings.append(
+            Finding(rule=rule, severity="error", revision=revision.revision,
+                    path=str(revision.path), message=message, table=table, column=column)
+        )  # fmt: skip
+
+    # -- the walk --------------------------------------------------------------------
+    def run(self) -> VerifyReport:
+        order = apply_order(self.script)
+        seeder = Seeder(self.rows, self.seed)
+        broken: set[str] = set()
+        checked = 0
+        engine = sa.create_engine(self.url, poolclass=NullPool)
+        try:
+            with engine.connect() as connection:
+                for index, revision in enumerate(order, 1):
+                    if self.progress:
+                        self.progress(index, len(order), revision.revision)
+                    parents = set(revision._all_down_revisions)
+                    if parents & broken:
+                        broken.add(revision.revision)  # cannot be reached; the cause is reported
+                        continue
+                    report = seeder.fill(connection, self.exclude)
+                    connection.commit()
+                    for table, count in report.refused.items():
+                        self.refused[table] = self.refused.get(table, 0) + count
+                    if not self._round_trip(connection, revision):
+                        broken.add(revision.revision)
+                    checked += 1
+                if not broken:
+                    self._model_drift(connection, order)
+        finally:
+            engine.dispose()
+        heads = self.script.get_heads()
+        if len(heads) > 1:
+            for head in heads:
+                self._finding(
+                    "multiple-heads", self.script.get_revision(head),
+                    f"{len(heads)} heads ({', '.join(heads)}): deployments running "
+                    "`upgrade head` fail; merge them with `alembic merge`",
+                )  # fmt: skip
+        return VerifyReport(
+            findings=tuple(self.findings), revisions=len(order), checked=checked,
+            steps=self.steps, database=redact(self.url), rows=self.rows, seed=self.seed,
+            refused_rows=self.refused,
+        )  # fmt: skip
+
+    def _round_trip(self, connection: Connection, revision: Script) -> bool:
+        """Up, down, up again; False when R could not be applied (its descendants are skipped)."""
+        schema_before, data_before = self._read(connection)
+        try:
+            self._step(connection, revision, up=True)
+        except _StepFailed as exc:
+            self._finding("upgrade-failed", revision, f"upgrade to {revision.revision} failed: "
+                          f"{describe_error(exc.cause, self.url)}")  # fmt: skip
+            return False
+        schema_after, _ = self._read(connection)
+        try:
+            self._step(connection, revision, up=False)
+        except _StepFailed as exc:
+            self._finding("downgrade-failed", revision, f"downgrade from {revision.revision} "
+                          f"failed: {describe_error(exc.cause, self.url)}")  # fmt: skip
+            return True  # the database is still at R: its descendants can be checked
+        schema_back, data_back = self._read(connection)
+        self._compare_schema(revision, schema_before, schema_back, "schema-not-restored",
+                             "after the downgrade, compared with before the upgrade")  # fmt: skip
+        self._compare_data(revision, schema_before, data_before, data_back)
+        try:
+            self._step(connection, revision, up=True)
+        except _StepFailed as exc:
+            self._finding("upgrade-failed", revision, f"upgrade to {revision.revision} failed "
+                          f"the second time: {describe_error(exc.cause, self.url)}")  # fmt: skip
+            return False
+        schema_again, _ = self._read(connection)
+        when = "after upgrade, downgrade, upgrade, compared with the first upgrade"
+        self._compare_schema(revision, schema_after, schema_again, "reapply-differs", when)
+        return True
+
+    def _compare_schema(
+        self, revision: Script, expected: Schema, found: Schema, rule: str, when: str
+    ) -> None:
+        for table, differences in expected.differences(found).items():
+            self._finding(rule, revision, f"table {table} {when}: " + "; ".join(differences),
+                          table=table)  # fmt: skip
+
+    def _compare_data(
+        self, revision: Script, schema: Schema, before: dict[str, Rows], after: dict[str, Rows]
+    ) -> None:
+        for table, rows in before.items():
+            if table not in after or not rows:
+                continue  # a missing table is a schema finding
+            now = after[table]
+            lost = [key for key in rows if key not in now]
+            if lost:
+                self._finding(
+                    "data-lost", revision,
+                    f"{len(lost)} of {len(rows)} rows of {table} present before the upgrade are "
+                    f"gone after the downgrade (keys {', '.join(map(str, lost[:_EXAMPLES]))}...)",
+                    table=table,
+                )  # fmt: skip
+            for column in sorted(schema.tables[table].columns):
+                changed = [
+                    (key, row[column], now[key].get(column))
+                    for key, row in rows.items()
+                    if key in now and column in now[key] and now[key][column] != row[column]
+                ]
+                if changed:
+                    key, was, became = changed[0]
+                    self._finding(
+                        "data-changed", revision,
+                        f"{table}.{column} differs on {len(changed)} of {len(rows)} rows after "
+                        f"the round trip: e.g. key {key} was {was!r} before the upgrade, "
+                        f"is {became!r} after the downgrade",
+                        table=table, column=column,
+                    )  # fmt: skip
+
+    def _model_drift(self, connection: Connection, order: list[Script]) -> None:
+        """At head: do the models (``target_metadata``) match what the migrations built?"""
+        if not order:
+            return
+        diffs: list[Any] = []
+
+        def compare(_rev: object, context: MigrationContext) -> list[Any]:
+            metadata = context.opts.get("target_metadata")
+            if metadata is not None:
+                diffs.extend(compare_metadata(context, metadata))
+            return []
+
+        self._run_env(connection, compare)
+        head = order[-1]
+        for diff in diffs:
+            table, message = _describe_diff(diff)
+            self._finding("model-drift", head, f"models and migrations disagree: {message}; "
+                          "write a revision for it (migrasafe revision --autogenerate)",
+                          table=table)  # fmt: skip
+
+
+def _describe_diff(diff: Any) -> tuple[str | None, str]:
+    """Alembic's autogenerate diff tuples, as a table name and a phrase."""
+    if isinstance(diff, list):  # modify_* come grouped per column
+        first = diff[0]
+        return first[2], f"{first[0]} on {first[2]}.{first[3]}: {first[-2]!r} -> {first[-1]!r}"
+    kind, obj = diff[0], diff[-1]
+    table = getattr(obj, "name", None) if kind.endswith("_table") else None
+    if table is None:
+        owner = getattr(obj, "table", None)
+        table = (
+            getattr(owner, "name", None)
+            if owner is not None
+            else (diff[2] if len(diff) > 2 and isinstance(diff[2], str) else None)
+        )
+    name = getattr(obj, "name", obj)
+    return table, f"{kind} {name}"

@@ -1,0 +1,136 @@
+"""verify: each way a migration fails to reverse, found on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import make_project, query, run_cli, tables
+
+
+def _verify(ini: Path, scratch: str | None, *extra: str) -> tuple[int, dict[str, object]]:
+    args = ["-c", str(ini), "verify", "--json", *extra]
+    if scratch is not None:
+        args += ["--url", scratch]
+    result = run_cli(*args)
+    assert result.exit_code in (0, 1), result.stderr
+    return result.exit_code, json.loads(result.stdout)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def scratch(request: pytest.FixtureRequest) -> str | None:
+    """Where verify creates its scratch database: the default, or a PostgreSQL server."""
+    if request.param == "sqlite":
+        return None
+    return str(request.getfixturevalue("pg_url"))
+
+
+def _rules(report: dict[str, object]) -> set[tuple[str, str, str | None, str | None]]:
+    findings = report["findings"]
+    assert isinstance(findings, list)
+    return {(f["rule"], f["revision"], f["table"], f["column"]) for f in findings}
+
+
+def test_reference_project_reverses_cleanly(library: Path, scratch: str | None) -> None:
+    code, report = _verify(library, scratch)
+    assert code == 0, report["findings"]
+    assert report["checked"] == 3 and report["steps"] == 9 and report["refused_rows"] == {}
+
+
+def test_downgrade_leaving_an_index_behind(tmp_path: Path, scratch: str | None) -> None:
+    ini = make_project(tmp_path / "p", "generic", "verify_leftover_index")
+    code, report = _verify(ini, scratch)
+    assert code == 1
+    assert ("schema-not-restored", "0002", "authors", None) in _rules(report)
+    messages = [f["message"] for f in report["findings"]]  # type: ignore[union-attr]
+    assert any("index ix_authors_name" in m and "was not before" in m for m in messages)
+
+
+def test_merged_columns_recreated_empty(tmp_path: Path, scratch: str | None) -> None:
+    ini = make_project(tmp_path / "p", "generic", "verify_merged_columns")
+    code, report = _verify(ini, scratch)
+    assert code == 1
+    found = _rules(report)
+    assert ("data-changed", "0002", "authors", "first_name") in found
+    assert ("data-changed", "0002", "authors", "last_name") in found
+
+
+def test_data_migration_downgrade_clearing_values_it_did_not_fill(
+    tmp_path: Path, scratch: str | None
+) -> None:
+    ini = make_project(tmp_path / "p", "generic", "verify_clearing_downgrade")
+    code, report = _verify(ini, scratch)
+    assert code == 1
+    assert {(r, rev, t, c) for r, rev, t, c in _rules(report)} == {
+        ("data-changed", "0003", "books", "description"),
+        ("data-changed", "0003", "books", "price"),
+        ("data-changed", "0003", "books", "page_count"),
+    }
+
+
+def test_failing_upgrade_is_a_finding_and_verify_goes_on(tmp_path: Path) -> None:
+    ini = make_project(tmp_path / "p", "generic", "branches_and_merge")
+    broken = tmp_path / "p" / "migrations" / "versions" / "0002_left.py"
+    broken.write_text(broken.read_text().replace(
+        "def upgrade() -> None:\n", "def upgrade() -> None:\n    op.execute('SELECT * FROM nope')\n"
+    ))  # fmt: skip
+    code, report = _verify(ini, None)
+    assert code == 1
+    assert ("upgrade-failed", "0002", None, None) in _rules(report)
+    assert report["checked"] == 3  # 0001, 0002 (failed) and 0003; 0004 needs 0002
+
+
+def test_branches_and_merges_are_walked_in_one_pass(tmp_path: Path) -> None:
+    ini = make_project(tmp_path / "p", "generic", "branches_and_merge")
+    code, report = _verify(ini, None)
+    assert code == 0, report["findings"]
+    assert report["checked"] == 4 and report["steps"] == 12
+
+
+def test_multiple_heads_are_reported(tmp_path: Path) -> None:
+    ini = make_project(tmp_path / "p", "generic", "validate_multiple_heads")
+    code, report = _verify(ini, None)
+    assert code == 1
+    assert {r for r, *_ in _rules(report)} == {"multiple-heads"}
+
+
+def test_verify_never_touches_the_projects_database(library: Path, pg_url: str) -> None:
+    query(pg_url, "CREATE TABLE precious (id int)")
+    result = run_cli("-c", str(library), "--url", pg_url, "verify", "--url", pg_url)
+    assert result.exit_code == 0, result.stdout
+    assert tables(pg_url) == {"precious"}
+    leftovers = query(
+        pg_url, "SELECT datname FROM pg_database WHERE datname LIKE 'migrasafe_scratch%'"
+    )
+    assert leftovers == []
+
+
+def test_same_seed_same_rows(tmp_path: Path) -> None:
+    ini = make_project(tmp_path / "p", "generic", "verify_merged_columns")
+    first = _verify(ini, None, "--seed", "7")[1]["findings"]
+    again = _verify(ini, None, "--seed", "7")[1]["findings"]
+    assert first == again
+
+
+def test_model_drift_is_reported(library: Path) -> None:
+    models = library.parent / "library" / "models.py"
+    models.write_text(models.read_text().replace(
+        "    description: Mapped[str | None] = mapped_column(Text)\n",
+        "    description: Mapped[str | None] = mapped_column(Text)\n"
+        "    language: Mapped[str | None] = mapped_column(String(20))\n",
+    ))  # fmt: skip
+    result = subprocess.run(  # a new process imports the edited models
+        [sys.executable, "-m", "migrasafe", "-c", str(library), "verify", "--json"],
+        capture_output=True, text=True, check=False, env={**os.environ, "PYTHONPATH": ""},
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    findings = json.loads(result.stdout)["findings"]
+    assert [(f["rule"], f["revision"], f["table"]) for f in findings] == [
+        ("model-drift", "0003", "books")
+    ]
+    assert "language" in findings[0]["message"]
