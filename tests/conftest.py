@@ -57,12 +57,21 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> Result:
 
 
 def make_project(directory: Path, template: str = "library", scenario: str | None = None) -> Path:
-    """A fresh project in ``directory``; a scenario's revision files replace the template's."""
+    """A fresh project in ``directory`` with a scenario's revision files.
+
+    On the generic template the scenario's files are the whole history; on the
+    library template each replaces the revision with the same number.
+    """
     init(directory, template)  # type: ignore[arg-type]
     if scenario is not None:
         versions = directory / "migrations" / "versions"
-        shutil.rmtree(versions)
-        shutil.copytree(PROJECTS / scenario, versions)
+        template_files = list(versions.glob("*.py"))
+        for path in sorted((PROJECTS / scenario).glob("*.py")):
+            number = path.name.split("_")[0]
+            for replaced in template_files:
+                if replaced.name.split("_")[0] == number:
+                    replaced.unlink(missing_ok=True)
+            shutil.copy(path, versions / path.name)
     return directory / "alembic.ini"
 
 

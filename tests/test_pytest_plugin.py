@@ -25,7 +25,7 @@ def test_reference_project_passes_every_migration_test(library: Path) -> None:
 
 
 def test_roundtrip_fails_with_the_findings(tmp_path: Path) -> None:
-    make_project(tmp_path / "p", "generic", "verify_clearing_downgrade")
+    make_project(tmp_path / "p", "library", "verify_clearing_downgrade")
     result = _pytest(tmp_path / "p", "migrasafe_config = alembic.ini")
     assert result.returncode == 1
     assert "::migrasafe::roundtrip FAILED" in result.stdout

@@ -63,7 +63,7 @@ def test_merged_columns_recreated_empty(tmp_path: Path, scratch: str | None) -> 
 def test_data_migration_downgrade_clearing_values_it_did_not_fill(
     tmp_path: Path, scratch: str | None
 ) -> None:
-    ini = make_project(tmp_path / "p", "generic", "verify_clearing_downgrade")
+    ini = make_project(tmp_path / "p", "library", "verify_clearing_downgrade")
     code, report = _verify(ini, scratch)
     assert code == 1
     assert {(r, rev, t, c) for r, rev, t, c in _rules(report)} == {
