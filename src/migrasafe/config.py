@@ -17,6 +17,7 @@ from alembic.script import ScriptDirectory
 from alembic.script.revision import RevisionError as AlembicRevisionError
 from alembic.util import CommandError
 
+from .database import read_current_heads
 from .errors import ConfigError, MigrasafeError, ProjectError, RevisionError
 
 DEFAULT_CONFIG = "alembic.ini"
@@ -47,6 +48,10 @@ class Project:
     @property
     def version_table_schema(self) -> str | None:
         return self.config.get_main_option("version_table_schema")
+
+    def current_heads(self) -> tuple[str, ...]:
+        """The revisions the database records, read without writing anything."""
+        return read_current_heads(self.url, self.version_table, self.version_table_schema)
 
     @cached_property
     def script_directory(self) -> ScriptDirectory:

@@ -8,7 +8,6 @@ from alembic.script import Script
 from alembic.util import to_tuple
 
 from .config import Project
-from .database import read_current_heads
 from .errors import MigrasafeError
 from .graph import apply_order
 
@@ -68,9 +67,7 @@ def history(project: Project, *, read_database: bool = True) -> History:
     warning = None
     if read_database:
         try:
-            current = read_current_heads(
-                project.url, project.version_table, project.version_table_schema
-            )
+            current = project.current_heads()
         except MigrasafeError as exc:
             warning = f"current revision unknown: {exc}"
     entries = tuple(_entry(s, current or ()) for s in apply_order(script))

@@ -15,7 +15,7 @@ from alembic import command
 from alembic.script import Script
 
 from .config import Project, alembic_errors
-from .database import describe_error, read_current_heads, redact
+from .database import describe_error, redact
 from .errors import MigrasafeError, MigrationFailed
 from .graph import applied, apply_order
 
@@ -60,10 +60,6 @@ def downgrade(project: Project, target: str, *, sql: bool = False) -> MigrationR
     return _run(project, "downgrade", target, sql, command.downgrade)
 
 
-def _current(project: Project) -> tuple[str, ...]:
-    return read_current_heads(project.url, project.version_table, project.version_table_schema)
-
-
 def _run(
     project: Project,
     direction: Direction,
@@ -76,7 +72,7 @@ def _run(
     if sql:
         return _offline(project, direction, target, run)
 
-    before = _current(project)
+    before = project.current_heads()
     plan = _plan(project, direction, target, before)
     try:
         with alembic_errors():
@@ -84,7 +80,7 @@ def _run(
     except MigrasafeError:
         raise
     except Exception as exc:
-        after = _current(project)
+        after = project.current_heads()
         done = applied(script, after) ^ applied(script, before)
         failed = next((s for s in plan if s.revision not in done), None)
         where = f"revision {failed.revision} ({failed.doc})" if failed else f"{direction} {target}"
@@ -93,7 +89,7 @@ def _run(
             f"the database is now at {', '.join(after) or 'base'}",
             revision=failed.revision if failed else None,
         ) from exc
-    after = _current(project)
+    after = project.current_heads()
     changed = applied(script, after) ^ applied(script, before)
     order = apply_order(script)
     if direction == "downgrade":
@@ -125,7 +121,7 @@ def _offline(
     """
     before: tuple[str, ...] = ()
     if direction == "downgrade" and ":" not in target:
-        before = _current(project)
+        before = project.current_heads()
         if len(before) != 1:
             raise MigrasafeError(
                 f"downgrade --sql needs a start: the database is at "

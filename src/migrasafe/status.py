@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .config import Project
-from .database import read_current_heads, redact
+from .database import redact
 from .graph import applied, apply_order, is_defined
 
 
@@ -42,7 +42,7 @@ class Status:
 def status(project: Project) -> Status:
     """Compare the revisions recorded in the database with the script directory."""
     script = project.script
-    current = read_current_heads(project.url, project.version_table, project.version_table_schema)
+    current = project.current_heads()
     done = applied(script, current)
     return Status(
         url=redact(project.url),

@@ -189,31 +189,31 @@ class _Verifier:
             refused_rows=self.refused,
         )  # fmt: skip
 
+    def _try_step(self, connection: Connection, revision: Script, up: bool, when: str) -> bool:
+        """Run one step; a failure becomes an upgrade-failed/downgrade-failed finding."""
+        try:
+            self._step(connection, revision, up=up)
+        except _StepFailed as exc:
+            rule = "upgrade-failed" if up else "downgrade-failed"
+            verb = "upgrade to" if up else "downgrade from"
+            self._finding(rule, revision, f"{verb} {revision.revision} failed{when}: "
+                          f"{describe_error(exc.cause, self.url)}")  # fmt: skip
+            return False
+        return True
+
     def _round_trip(self, connection: Connection, revision: Script) -> bool:
         """Up, down, up again; False when R could not be applied (its descendants are skipped)."""
         schema_before, data_before = self._read(connection)
-        try:
-            self._step(connection, revision, up=True)
-        except _StepFailed as exc:
-            self._finding("upgrade-failed", revision, f"upgrade to {revision.revision} failed: "
-                          f"{describe_error(exc.cause, self.url)}")  # fmt: skip
+        if not self._try_step(connection, revision, True, ""):
             return False
         schema_after, _ = self._read(connection)
-        try:
-            self._step(connection, revision, up=False)
-        except _StepFailed as exc:
-            self._finding("downgrade-failed", revision, f"downgrade from {revision.revision} "
-                          f"failed: {describe_error(exc.cause, self.url)}")  # fmt: skip
+        if not self._try_step(connection, revision, False, ""):
             return True  # the database is still at R: its descendants can be checked
         schema_back, data_back = self._read(connection)
         self._compare_schema(revision, schema_before, schema_back, "schema-not-restored",
                              "after the downgrade, compared with before the upgrade")  # fmt: skip
         self._compare_data(revision, schema_before, data_before, data_back)
-        try:
-            self._step(connection, revision, up=True)
-        except _StepFailed as exc:
-            self._finding("upgrade-failed", revision, f"upgrade to {revision.revision} failed "
-                          f"the second time: {describe_error(exc.cause, self.url)}")  # fmt: skip
+        if not self._try_step(connection, revision, True, " the second time"):
             return False
         schema_again, _ = self._read(connection)
         when = "after upgrade, downgrade, upgrade, compared with the first upgrade"
