@@ -51,6 +51,18 @@ def test_downgrade_leaving_an_index_behind(tmp_path: Path, scratch: str | None) 
     assert any("index ix_authors_name" in m and "was not before" in m for m in messages)
 
 
+def test_index_dropped_by_name_is_traced_to_its_table(tmp_path: Path, scratch: str | None) -> None:
+    """DROP INDEX names no table; verify re-reads only what a step touched, so it must map it."""
+    ini = make_project(tmp_path / "p", "generic", "verify_wrong_index_dropped")
+    code, report = _verify(ini, scratch)
+    assert code == 1
+    assert {(rule, rev, table) for rule, rev, table, _ in _rules(report)} == {
+        ("schema-not-restored", "0002", "authors"),  # ix_authors_name left behind
+        ("schema-not-restored", "0002", "books"),  # ix_books_title dropped
+        ("upgrade-failed", "0002", None),  # the second upgrade meets the leftover index
+    }
+
+
 def test_merged_columns_recreated_empty(tmp_path: Path, scratch: str | None) -> None:
     ini = make_project(tmp_path / "p", "generic", "verify_merged_columns")
     code, report = _verify(ini, scratch)

@@ -74,11 +74,20 @@ class Seeder:
         self.rng = random.Random(seed)
         self.serial = 0
 
-    def fill(self, connection: Connection, exclude: set[str]) -> SeedReport:
-        """Empty every table (children first), then insert fresh rows (parents first)."""
+    def fill(
+        self, connection: Connection, exclude: set[str], only: set[str] | None = None
+    ) -> SeedReport:
+        """Empty the tables (children first), then insert fresh rows (parents first).
+
+        ``only`` limits this to some tables; the caller includes their
+        foreign-key children, whose rows would otherwise point at deleted keys.
+        """
         metadata = sa.MetaData()
-        metadata.reflect(connection, only=lambda name, _m: name not in exclude)
-        ordered = metadata.sorted_tables
+        if only is None:
+            metadata.reflect(connection, only=lambda name, _m: name not in exclude)
+        else:
+            metadata.reflect(connection, only=sorted(only - exclude))  # parents come along
+        ordered = [t for t in metadata.sorted_tables if only is None or t.name in only]
         for table in reversed(ordered):
             connection.execute(table.delete())
         report = SeedReport()

@@ -7,7 +7,7 @@ rows that were there before the upgrade.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,6 +79,36 @@ def _describe(item: tuple[Any, ...]) -> str:
 class Schema:
     tables: dict[str, TableSchema] = field(default_factory=dict)
 
+    def with_children(self, names: Iterable[str]) -> set[str]:
+        """``names`` and every table that refers to one of them by a foreign key, transitively.
+
+        A change to a parent can reach its children (``DROP ... CASCADE``, rows
+        deleted to reseed), so they are re-read and reseeded with it.
+        """
+        found = set(names)
+        pending = list(found)
+        while pending:
+            parent = pending.pop()
+            for name, table in self.tables.items():
+                if name not in found and any(fk[2] == parent for fk in table.foreign_keys):
+                    found.add(name)
+                    pending.append(name)
+        return found
+
+    def named_objects(self) -> Iterator[tuple[str, str]]:
+        """(table, name) for every named index and constraint."""
+        for table_name, table in self.tables.items():
+            for group in (table.indexes, table.uniques, table.foreign_keys, table.checks):
+                for item in group:
+                    if item[0]:
+                        yield table_name, item[0]
+
+    def replace(self, fresh: Schema, gone: Iterable[str]) -> Schema:
+        """This schema with ``fresh``'s tables re-read and the ``gone`` tables removed."""
+        tables = {k: v for k, v in self.tables.items() if k not in set(gone)}
+        tables.update(fresh.tables)
+        return Schema(tables)
+
     def differences(self, other: Schema) -> dict[str, list[str]]:
         """Per table, how ``other`` differs from this schema."""
         found: dict[str, list[str]] = {}
@@ -93,14 +123,22 @@ class Schema:
         return found
 
 
-def read_schema(connection: Connection, exclude: Iterable[str] = ()) -> Schema:
+def table_names(connection: Connection, exclude: Iterable[str] = ()) -> set[str]:
+    skip = set(exclude)
+    return {name for name in sa.inspect(connection).get_table_names() if name not in skip}
+
+
+def read_schema(
+    connection: Connection, exclude: Iterable[str] = (), only: Iterable[str] | None = None
+) -> Schema:
+    """Reflect every table (or ``only`` those named), leaving out ``exclude``."""
     inspector = sa.inspect(connection)
     dialect = connection.dialect
-    skip = set(exclude)
+    names = table_names(connection, exclude)
+    if only is not None:
+        names &= set(only)
     tables = {}
-    for table in inspector.get_table_names():
-        if table in skip:
-            continue
+    for table in sorted(names):
         columns = {
             c["name"]: (
                 str(c["type"].compile(dialect=dialect)),
@@ -142,10 +180,14 @@ def read_schema(connection: Connection, exclude: Iterable[str] = ()) -> Schema:
 Rows = dict[tuple[Any, ...], dict[str, Any]]
 
 
-def read_rows(connection: Connection, schema: Schema) -> dict[str, Rows]:
-    """Every row of every table, keyed by primary key (or by the whole row)."""
+def read_rows(
+    connection: Connection, schema: Schema, only: Iterable[str] | None = None
+) -> dict[str, Rows]:
+    """Every row of every table (or ``only`` those), keyed by primary key (or the whole row)."""
     data: dict[str, Rows] = {}
-    for name, table in schema.tables.items():
+    wanted = schema.tables.keys() if only is None else set(only) & schema.tables.keys()
+    for name in wanted:
+        table = schema.tables[name]
         columns = sorted(table.columns)
         select = sa.table(name, *(sa.column(c) for c in columns)).select()
         rows: Rows = {}

@@ -1,15 +1,22 @@
 """``verify``: prove that every migration reverses without losing schema or data.
 
 On a scratch database (never the user's), the revision graph is walked once,
-base to heads, in apply order. For each revision R: every table is filled with
+base to heads, in apply order. For each revision R: every table holds
 generated rows, R is applied, reverted and applied again, and after each step
 the schema and rows are read back by reflection and compared. Each revision
 costs three migration steps, so the work grows linearly with the history.
+
+Reading every table after every step would make the work grow with the
+square of the history, so the SQL each step sends is watched and only the
+tables it names (and their foreign-key children) are re-read and reseeded;
+the others are known not to have changed. When nothing can be watched (an
+``env.py`` that bypasses SQLAlchemy), every table is re-read.
 """
 
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,7 +27,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationContext, MigrationStep
 from alembic.script import Script, ScriptDirectory
-from sqlalchemy.engine import Connection
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 
 from .config import Project
@@ -28,7 +36,7 @@ from .database import describe_error, redact, support_for
 from .findings import Finding
 from .graph import apply_order
 from .seed import Seeder
-from .snapshot import Rows, Schema, read_rows, read_schema
+from .snapshot import Rows, Schema, read_rows, read_schema, table_names
 
 Progress = Callable[[int, int, str], None]
 _EXAMPLES = 3
@@ -82,6 +90,52 @@ def verify(
         return _Verifier(project, script, scratch_url, rows, seed, progress).run()
 
 
+_IDENTIFIER = re.compile(r"[A-Za-z_][\w$]*")
+
+
+class _SqlWatch:
+    """Collects the words of every statement sent while a step runs."""
+
+    def __init__(self) -> None:
+        self.words: set[str] = set()
+        self.statements = 0
+        self.active = False
+
+    def __call__(self, _conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if self.active:
+            self.statements += 1
+            self.words.update(word.lower() for word in _IDENTIFIER.findall(statement))
+
+    @contextmanager
+    def watching(self) -> Iterator[None]:
+        event.listen(Engine, "before_cursor_execute", self)
+        try:
+            yield
+        finally:
+            event.remove(Engine, "before_cursor_execute", self)
+
+    def start(self) -> None:
+        self.words, self.statements, self.active = set(), 0, True
+
+    def tables(self, schema: Schema, now: set[str]) -> set[str] | None:
+        """The tables the statements named, directly or by one of their indexes or constraints.
+
+        None when nothing was seen (then every table is re-read). ``DROP INDEX
+        ix`` names no table, hence the index and constraint names.
+        """
+        self.active = False
+        if not self.statements:
+            return None
+        owners = {name: {name} for name in now}
+        for table, name in schema.named_objects():
+            owners.setdefault(name, set()).add(table)
+        found: set[str] = set()
+        for name, tables in owners.items():
+            if name.lower() in self.words or not _IDENTIFIER.fullmatch(name):
+                found |= tables
+        return found
+
+
 class _StepFailed(Exception):
     def __init__(self, cause: BaseException) -> None:
         super().__init__(str(cause))
@@ -108,6 +162,9 @@ class _Verifier:
         self.steps = 0
         self.refused: dict[str, int] = {}
         self.exclude = {project.version_table}
+        self.watch = _SqlWatch()
+        self.schema = Schema()
+        self.data: dict[str, Rows] = {}
 
     # -- running one migration step --------------------------------------------
     @contextmanager
@@ -124,22 +181,51 @@ class _Verifier:
         if connection.in_transaction():
             connection.commit()
 
-    def _step(self, connection: Connection, revision: Script, up: bool) -> None:
+    def _step(self, connection: Connection, revision: Script, up: bool) -> set[str] | None:
+        """Run one step; returns the tables its SQL named (None: unknown, assume all)."""
         self.steps += 1
         make = MigrationStep.upgrade_from_script if up else MigrationStep.downgrade_from_script
         step = make(self.script.revision_map, revision)
+        self.watch.start()
         try:
             self._run_env(connection, lambda _rev, _ctx: [step])
         except Exception as exc:  # the migration's own failure is a finding
+            self.watch.active = False
             if connection.in_transaction():
                 connection.rollback()
+            self._refresh(connection, None)
             raise _StepFailed(exc) from exc
+        touched = self.watch.tables(self.schema, table_names(connection, self.exclude))
+        self._refresh(connection, touched)
+        return touched
 
-    def _read(self, connection: Connection) -> tuple[Schema, dict[str, Rows]]:
-        schema = read_schema(connection, self.exclude)
-        data = read_rows(connection, schema)
+    def _refresh(self, connection: Connection, touched: set[str] | None) -> None:
+        """Re-read the schema and rows of the tables that may have changed."""
+        now = table_names(connection, self.exclude)
+        gone = self.schema.tables.keys() - now
+        if touched is None:
+            reread = now
+        else:
+            reread = (self.schema.with_children(touched) | (now - self.schema.tables.keys())) & now
+        fresh = read_schema(connection, self.exclude, only=reread)
+        self.schema = self.schema.replace(fresh, gone)
+        self.data = {k: v for k, v in self.data.items() if k not in gone}
+        self.data.update(read_rows(connection, self.schema, only=reread))
         connection.commit()
-        return schema, data
+
+    def _reseed(self, connection: Connection, seeder: Seeder, dirty: set[str] | None) -> None:
+        """Fresh rows in the tables a step may have changed (all of them the first time)."""
+        tables = None
+        if dirty is not None:
+            tables = self.schema.with_children(dirty) & self.schema.tables.keys()
+            if not tables:
+                return
+        report = seeder.fill(connection, self.exclude, only=tables)
+        connection.commit()
+        for table, count in report.refused.items():
+            self.refused[table] = self.refused.get(table, 0) + count
+        self.data.update(read_rows(connection, self.schema, only=tables))
+        connection.commit()
 
     def _finding(self, rule: str, revision: Script, message: str, table: str | None = None,
                  column: str | None = None) -> None:  # fmt: skip
@@ -156,7 +242,9 @@ class _Verifier:
         checked = 0
         engine = sa.create_engine(self.url, poolclass=NullPool)
         try:
-            with engine.connect() as connection:
+            with engine.connect() as connection, self.watch.watching():
+                self._refresh(connection, None)
+                dirty: set[str] | None = None
                 for index, revision in enumerate(order, 1):
                     if self.progress:
                         self.progress(index, len(order), revision.revision)
@@ -164,11 +252,9 @@ class _Verifier:
                     if parents & broken:
                         broken.add(revision.revision)  # cannot be reached; the cause is reported
                         continue
-                    report = seeder.fill(connection, self.exclude)
-                    connection.commit()
-                    for table, count in report.refused.items():
-                        self.refused[table] = self.refused.get(table, 0) + count
-                    if not self._round_trip(connection, revision):
+                    self._reseed(connection, seeder, dirty)
+                    ok, dirty = self._round_trip(connection, revision)
+                    if not ok:
                         broken.add(revision.revision)
                     checked += 1
                 if not broken:
@@ -189,36 +275,46 @@ class _Verifier:
             refused_rows=self.refused,
         )  # fmt: skip
 
-    def _try_step(self, connection: Connection, revision: Script, up: bool, when: str) -> bool:
-        """Run one step; a failure becomes an upgrade-failed/downgrade-failed finding."""
+    def _try_step(
+        self, connection: Connection, revision: Script, up: bool, when: str
+    ) -> tuple[bool, set[str] | None]:
+        """Run one step; a failure becomes an upgrade-failed/downgrade-failed finding.
+
+        Returns whether it ran and the tables it may have changed (None: all).
+        """
         try:
-            self._step(connection, revision, up=up)
+            return True, self._step(connection, revision, up=up)
         except _StepFailed as exc:
             rule = "upgrade-failed" if up else "downgrade-failed"
             verb = "upgrade to" if up else "downgrade from"
             self._finding(rule, revision, f"{verb} {revision.revision} failed{when}: "
                           f"{describe_error(exc.cause, self.url)}")  # fmt: skip
-            return False
-        return True
+            return False, None
 
-    def _round_trip(self, connection: Connection, revision: Script) -> bool:
-        """Up, down, up again; False when R could not be applied (its descendants are skipped)."""
-        schema_before, data_before = self._read(connection)
-        if not self._try_step(connection, revision, True, ""):
-            return False
-        schema_after, _ = self._read(connection)
-        if not self._try_step(connection, revision, False, ""):
-            return True  # the database is still at R: its descendants can be checked
-        schema_back, data_back = self._read(connection)
-        self._compare_schema(revision, schema_before, schema_back, "schema-not-restored",
+    def _round_trip(self, connection: Connection, revision: Script) -> tuple[bool, set[str] | None]:
+        """Up, down, up again.
+
+        Returns False when R could not be applied (its descendants are skipped),
+        and the tables whose rows the steps may have changed (None: all).
+        """
+        schema_before, data_before = self.schema, dict(self.data)
+        ok, touched = self._try_step(connection, revision, True, "")
+        if not ok:
+            return False, None
+        schema_after = self.schema
+        ok, touched_down = self._try_step(connection, revision, False, "")
+        touched = _union(touched, touched_down)
+        if not ok:
+            return True, None  # the database is still at R: its descendants can be checked
+        self._compare_schema(revision, schema_before, self.schema, "schema-not-restored",
                              "after the downgrade, compared with before the upgrade")  # fmt: skip
-        self._compare_data(revision, schema_before, data_before, data_back)
-        if not self._try_step(connection, revision, True, " the second time"):
-            return False
-        schema_again, _ = self._read(connection)
+        self._compare_data(revision, schema_before, data_before, self.data)
+        ok, touched_again = self._try_step(connection, revision, True, " the second time")
+        if not ok:
+            return False, None
         when = "after upgrade, downgrade, upgrade, compared with the first upgrade"
-        self._compare_schema(revision, schema_after, schema_again, "reapply-differs", when)
-        return True
+        self._compare_schema(revision, schema_after, self.schema, "reapply-differs", when)
+        return True, _union(touched, touched_again)
 
     def _compare_schema(
         self, revision: Script, expected: Schema, found: Schema, rule: str, when: str
@@ -231,7 +327,7 @@ class _Verifier:
         self, revision: Script, schema: Schema, before: dict[str, Rows], after: dict[str, Rows]
     ) -> None:
         for table, rows in before.items():
-            if table not in after or not rows:
+            if table not in after or not rows or after[table] is rows:
                 continue  # a missing table is a schema finding
             now = after[table]
             lost = [key for key in rows if key not in now]
@@ -277,6 +373,10 @@ class _Verifier:
             self._finding("model-drift", head, f"models and migrations disagree: {message}; "
                           "write a revision for it (migrasafe revision --autogenerate)",
                           table=table)  # fmt: skip
+
+
+def _union(a: set[str] | None, b: set[str] | None) -> set[str] | None:
+    return None if a is None or b is None else a | b
 
 
 def _describe_diff(diff: Any) -> tuple[str | None, str]:

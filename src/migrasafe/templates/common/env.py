@@ -12,6 +12,7 @@ from logging.config import fileConfig
 
 from alembic import context
 from sqlalchemy import engine_from_config, make_url, pool
+from sqlalchemy.engine import Connection
 
 {{target_metadata}}
 
@@ -49,23 +50,28 @@ def run_migrations_offline() -> None:
         context.run_migrations()
 
 
+def _migrate(connection: Connection) -> None:
+    context.configure(connection=connection, **_options(connection.dialect.name))
+    with context.begin_transaction():
+        context.run_migrations()
+
+
 def run_migrations_online() -> None:
-    """Run the migrations against the database (or a connection handed over)."""
-    connection = config.attributes.get("connection")
-    if connection is not None:
-        context.configure(connection=connection, **_options(connection.dialect.name))
-        with context.begin_transaction():
-            context.run_migrations()
+    """Run the migrations against the database, or a connection or engine handed over.
+
+    migrasafe hands over a Connection, pytest-alembic an Engine.
+    """
+    handed = config.attributes.get("connection")
+    if isinstance(handed, Connection):
+        _migrate(handed)
         return
-    engine = engine_from_config(
+    engine = handed or engine_from_config(
         config.get_section(config.config_ini_section, {}),
         prefix="sqlalchemy.",
         poolclass=pool.NullPool,
     )
     with engine.connect() as connection:
-        context.configure(connection=connection, **_options(connection.dialect.name))
-        with context.begin_transaction():
-            context.run_migrations()
+        _migrate(connection)
 
 
 if context.is_offline_mode():
