@@ -38,7 +38,7 @@ def test_unknown_revision_changes_nothing(library: Path, db_url: str, command: s
     assert result.exit_code == 2
     assert "nosuchrev" in _one_error_line(result.stderr)
     assert query(db_url, "SELECT version_num FROM alembic_version") == [("0001",)]
-    assert tables(db_url) == {"alembic_version", "books"}
+    assert tables(db_url) == {"alembic_version", "migrasafe_checksums", "books"}
 
 
 def test_unreachable_database_never_shows_the_password(library: Path) -> None:

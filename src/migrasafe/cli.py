@@ -16,10 +16,12 @@ from typing import Any, NoReturn
 import click
 
 from . import render
+from .checksums import accept as run_accept
 from .config import DEFAULT_CONFIG, URL_ENV_VAR, Project, load_project
 from .demo import demo as run_demo
 from .errors import MigrasafeError
 from .history import history as run_history
+from .migrate import LOCK_TIMEOUT
 from .migrate import downgrade as run_downgrade
 from .migrate import upgrade as run_upgrade
 from .scaffold import TEMPLATES
@@ -110,38 +112,70 @@ def init(directory: str, template: str, as_json: bool) -> None:
 RELATIVE_TARGETS = {"ignore_unknown_options": True}
 
 
+lock_timeout_option = click.option(
+    "--lock-timeout", type=click.FloatRange(min=0), default=LOCK_TIMEOUT, show_default=True,
+    metavar="SECONDS", help="How long to wait while another run holds the migration lock.",
+)  # fmt: skip
+
+
+def _say_waiting(message: str) -> None:
+    click.echo(f"migrasafe: {message}", err=True)
+
+
 @main.command(context_settings=RELATIVE_TARGETS)
 @click.argument("target", default="head")
 @click.option("--sql", is_flag=True, help="Print the SQL instead of running it.")
+@lock_timeout_option
 @json_option
 @pass_options
-def upgrade(options: Options, target: str, sql: bool, as_json: bool) -> None:
-    """Apply revisions up to TARGET (default: head)."""
-    result = run_upgrade(options.project(), target, sql=sql)
+def upgrade(options: Options, target: str, sql: bool, lock_timeout: float, as_json: bool) -> None:
+    """Apply revisions up to TARGET (default: head).
+
+    Concurrent runs take turns (a lock); each revision runs in its own
+    transaction, so a failing one leaves no trace, on SQLite too.
+    """
+    result = run_upgrade(options.project(), target, sql=sql, lock_timeout=lock_timeout,
+                         waiting=_say_waiting)  # fmt: skip
     _emit(as_json, result.to_dict(), lambda: render.migration_result(result))
 
 
 @main.command(context_settings=RELATIVE_TARGETS)
 @click.argument("target")
 @click.option("--sql", is_flag=True, help="Print the SQL instead of running it.")
+@lock_timeout_option
 @json_option
 @pass_options
-def downgrade(options: Options, target: str, sql: bool, as_json: bool) -> None:
+def downgrade(options: Options, target: str, sql: bool, lock_timeout: float, as_json: bool) -> None:
     """Revert revisions down to TARGET: a revision id, base, or relative like -1."""
-    result = run_downgrade(options.project(), target, sql=sql)
+    result = run_downgrade(options.project(), target, sql=sql, lock_timeout=lock_timeout,
+                           waiting=_say_waiting)  # fmt: skip
     _emit(as_json, result.to_dict(), lambda: render.migration_result(result))
+
+
+@main.command()
+@click.argument("revisions", nargs=-1)
+@json_option
+@pass_options
+def accept(options: Options, revisions: tuple[str, ...], as_json: bool) -> None:
+    """Accept the current files of applied REVISIONS (default: all) after review.
+
+    Records their checksums, so that status stops reporting them as modified.
+    """
+    result = run_accept(options.project(), revisions)
+    _emit(as_json, result.to_dict(), lambda: render.accept_result(result))
 
 
 @main.command()
 @json_option
 @pass_options
 def status(options: Options, as_json: bool) -> None:
-    """Show applied, pending and unknown revisions, read from the database.
+    """Show applied, pending, unknown and modified revisions, read from the database.
 
-    Exits 0 when the database is at the head(s), 1 otherwise.
+    Exits 0 when the database is at the head(s) and no applied script was
+    edited since it was applied; 1 otherwise.
     """
     result = run_status(options.project())
-    code = EXIT_OK if result.up_to_date else EXIT_FOUND
+    code = EXIT_OK if result.ok else EXIT_FOUND
     _emit(as_json, result.to_dict(), lambda: render.status(result), code)
 
 

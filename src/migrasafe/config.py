@@ -21,6 +21,7 @@ from .database import read_current_heads
 from .errors import ConfigError, MigrasafeError, ProjectError, RevisionError
 
 DEFAULT_CONFIG = "alembic.ini"
+CHECKSUM_TABLE = "migrasafe_checksums"
 URL_ENV_VAR = "MIGRASAFE_URL"
 
 
@@ -48,6 +49,11 @@ class Project:
     @property
     def version_table_schema(self) -> str | None:
         return self.config.get_main_option("version_table_schema")
+
+    @property
+    def bookkeeping_tables(self) -> tuple[str, str]:
+        """Tables that record migrations rather than hold the application's data."""
+        return (self.version_table, CHECKSUM_TABLE)
 
     def current_heads(self) -> tuple[str, ...]:
         """The revisions the database records, read without writing anything."""

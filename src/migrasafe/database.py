@@ -6,15 +6,19 @@ Every dialect-specific behaviour migrasafe needs lives in one
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import re
 import sqlite3
 import tempfile
+import time
 import uuid
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 from urllib.parse import quote
 
 import sqlalchemy as sa
@@ -23,7 +27,10 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.pool import NullPool
 
-from .errors import DatabaseError
+from .errors import DatabaseError, LockTimeout
+
+Waiting = Callable[[str], None]
+_POLL_SECONDS = 0.2
 
 _PASSWORD_IN_URL = re.compile(r"(?P<head>[a-zA-Z][\w+.-]*://[^:/@\s]*:)[^@\s]*(?P<tail>@)")
 
@@ -96,6 +103,50 @@ class DialectSupport:
         )
         yield ""  # pragma: no cover
 
+    @contextmanager
+    def transactional_ddl(self) -> Iterator[None]:
+        """While inside, DDL on this dialect rolls back with its transaction."""
+        yield
+
+    @contextmanager
+    def migration_lock(self, timeout: float, waiting: Waiting | None = None) -> Iterator[None]:
+        """Held while migrating, so that concurrent runs take turns.
+
+        Polls without blocking so that a waiting run can say so, and gives up
+        after ``timeout`` seconds. The lock belongs to the process (a file
+        lock, a database session), so a holder that dies releases it.
+        """
+        lock = self._lock()
+        if lock is None:
+            yield
+            return
+        try_acquire, holder, release = lock
+        deadline = time.monotonic() + timeout
+        said = False
+        while not try_acquire():
+            if not said and waiting is not None:
+                waiting(f"waiting for the migration lock on {redact(self.url)}, held by {holder()}")
+                said = True
+            if time.monotonic() > deadline:
+                who = holder()
+                release(False)
+                raise LockTimeout(
+                    f"gave up after {timeout:g} s waiting for the migration lock on "
+                    f"{redact(self.url)}, held by {who}; if that run is stuck, stop it, "
+                    "or wait longer with --lock-timeout"
+                )
+            time.sleep(_POLL_SECONDS)
+        try:
+            yield
+        finally:
+            release(True)
+
+    def _lock(
+        self,
+    ) -> tuple[Callable[[], bool], Callable[[], str], Callable[[bool], None]] | None:
+        """(try_acquire, describe the holder, release(acquired)); None: no lock here."""
+        return None
+
 
 class SQLiteSupport(DialectSupport):
     name = "sqlite"
@@ -123,6 +174,74 @@ class SQLiteSupport(DialectSupport):
         return sa.create_engine(
             "sqlite://", creator=_sqlite_readonly_creator(uri), poolclass=NullPool
         )
+
+    @contextmanager
+    def transactional_ddl(self) -> Iterator[None]:
+        """Make Python's sqlite3 driver put DDL inside the transaction.
+
+        SQLite's DDL is transactional, but the driver only opens a transaction
+        before INSERT/UPDATE/DELETE, so a CREATE TABLE is committed at once
+        and a failed migration leaves it behind. SQLAlchemy's recipe: turn off
+        the driver's own handling and emit BEGIN. Installed on every SQLite
+        connection opened meanwhile, so it also covers an env.py that builds
+        its own engine.
+        """
+
+        def on_connect(dbapi_connection: Any, _record: object) -> None:
+            if isinstance(dbapi_connection, sqlite3.Connection):
+                dbapi_connection.isolation_level = None
+
+        def on_begin(connection: Connection) -> None:
+            raw = connection.connection.dbapi_connection
+            if (
+                isinstance(raw, sqlite3.Connection)
+                and raw.isolation_level is None
+                and not raw.in_transaction
+            ):
+                connection.exec_driver_sql("BEGIN")
+
+        sa.event.listen(sa.pool.Pool, "connect", on_connect)
+        sa.event.listen(Engine, "begin", on_begin)
+        try:
+            yield
+        finally:
+            sa.event.remove(sa.pool.Pool, "connect", on_connect)
+            sa.event.remove(Engine, "begin", on_begin)
+
+    def _lock(
+        self,
+    ) -> tuple[Callable[[], bool], Callable[[], str], Callable[[bool], None]] | None:
+        """An exclusive file lock (flock) next to the database file.
+
+        A lock inside the database (BEGIN EXCLUSIVE) would also block the
+        migration's own connection; the kernel drops a flock when its process
+        dies, however it dies.
+        """
+        if self.path is None:
+            return None
+        path = self.path.with_name(self.path.name + ".migrasafe-lock")
+        handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+
+        def try_acquire() -> bool:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            os.ftruncate(handle, 0)
+            os.pwrite(handle, f"{os.getpid()}\n".encode(), 0)
+            return True
+
+        def holder() -> str:
+            pid = os.pread(handle, 32, 0).decode(errors="replace").strip()
+            return f"process {pid}" if pid else "another process"
+
+        def release(acquired: bool) -> None:
+            if acquired:
+                os.ftruncate(handle, 0)
+                fcntl.flock(handle, fcntl.LOCK_UN)
+            os.close(handle)
+
+        return try_acquire, holder, release
 
 
 def _sqlite_readonly_creator(uri: str) -> Callable[[], sqlite3.Connection]:
@@ -154,6 +273,53 @@ class PostgreSQLSupport(DialectSupport):
                 conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             admin.dispose()
 
+    def _lock(
+        self,
+    ) -> tuple[Callable[[], bool], Callable[[], str], Callable[[bool], None]] | None:
+        """A session-level advisory lock, as Flyway takes one.
+
+        It lives on its own connection: the server drops it when that session
+        ends, including when the process holding it is killed.
+        """
+        key = _LOCK_KEY
+        engine = sa.create_engine(self.url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+        try:
+            connection = engine.connect()
+        except sa_exc.DBAPIError as exc:
+            raise DatabaseError(
+                f"cannot connect to {redact(self.url)}: {describe_error(exc, self.url)}"
+            ) from exc
+
+        def try_acquire() -> bool:
+            return bool(connection.scalar(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}))
+
+        def holder() -> str:
+            row = connection.execute(
+                sa.text(
+                    "SELECT a.pid, a.application_name, a.client_addr, a.backend_start "
+                    "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                    "WHERE l.locktype = 'advisory' AND l.granted "
+                    "AND l.classid = :hi AND l.objid = :lo"
+                ),
+                {"hi": (key >> 32) & 0xFFFFFFFF, "lo": key & 0xFFFFFFFF},
+            ).first()
+            if row is None:
+                return "another session"
+            return (
+                f"server process {row.pid} (client {row.client_addr or 'local'}, "
+                f"connected {row.backend_start:%Y-%m-%d %H:%M:%S})"
+            )
+
+        def release(acquired: bool) -> None:
+            try:
+                if acquired:
+                    connection.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+            finally:
+                connection.close()
+                engine.dispose()
+
+        return try_acquire, holder, release
+
     def readonly_engine(self) -> Engine:
         engine = self.engine()
 
@@ -163,6 +329,10 @@ class PostgreSQLSupport(DialectSupport):
 
         return engine
 
+
+# One key for "migrating", the same for every migrasafe and every database name
+# (advisory locks are per database): crc32 of a fixed string.
+_LOCK_KEY = zlib.crc32(b"migrasafe migration lock")
 
 _SUPPORT: dict[str, type[DialectSupport]] = {
     cls.name: cls for cls in (SQLiteSupport, PostgreSQLSupport)

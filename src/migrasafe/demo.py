@@ -269,7 +269,7 @@ class _Workflow:
 
     def downgrade_base(self, step: DemoStep) -> None:
         self.migrate(step, downgrade, "base")
-        left = [t for t in self.tables() if t != self.proj.version_table]
+        left = [t for t in self.tables() if t not in self.proj.bookkeeping_tables]
         self.expect(not left, f"tables left behind at base: {left}")
         step.details.append("no application table left")
 
@@ -303,5 +303,8 @@ class _Workflow:
             conn.execute(sa.text("DELETE FROM books"))
         self.migrate(step, downgrade, "base")
         with connect(self.url) as conn, conn.begin():
-            conn.execute(sa.text(f"DROP TABLE {self.proj.version_table}"))
-        step.details.append(f"dropped {self.proj.version_table}; the database is empty again")
+            for table in self.proj.bookkeeping_tables:
+                conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
+        step.details.append(
+            f"dropped {' and '.join(self.proj.bookkeeping_tables)}; the database is empty again"
+        )

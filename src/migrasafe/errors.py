@@ -39,3 +39,7 @@ class MigrationFailed(MigrasafeError):
     def __init__(self, message: str, revision: str | None = None) -> None:
         super().__init__(message)
         self.revision = revision
+
+
+class LockTimeout(DatabaseError):
+    """Another run held the migration lock for longer than we were willing to wait."""

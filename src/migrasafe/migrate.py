@@ -2,6 +2,14 @@
 
 The revisions applied (or reverted) are read back from the database before and
 after the run, so the report is the database's word, whatever ``env.py`` does.
+
+Around Alembic's run, migrasafe adds what it lacks for deploys:
+
+- a lock (:meth:`DialectSupport.migration_lock`), so concurrent runs take
+  turns, and the one that waited finds nothing left to do;
+- transactional DDL on SQLite, so a failed migration leaves none of its
+  changes behind (PostgreSQL's DDL already is);
+- a checksum of each applied script (:mod:`migrasafe.checksums`).
 """
 
 from __future__ import annotations
@@ -14,8 +22,9 @@ from typing import Literal
 from alembic import command
 from alembic.script import Script
 
+from . import checksums
 from .config import Project, alembic_errors
-from .database import describe_error, redact
+from .database import Waiting, connect, describe_error, redact, support_for
 from .errors import MigrasafeError, MigrationFailed
 from .graph import applied, apply_order
 
@@ -50,52 +59,90 @@ class MigrationResult:
         }
 
 
-def upgrade(project: Project, target: str = "head", *, sql: bool = False) -> MigrationResult:
-    """Apply revisions up to ``target`` (``head``, an id, or relative like ``+1``)."""
-    return _run(project, "upgrade", target, sql, command.upgrade)
+LOCK_TIMEOUT = 600.0
 
 
-def downgrade(project: Project, target: str, *, sql: bool = False) -> MigrationResult:
+def upgrade(
+    project: Project,
+    target: str = "head",
+    *,
+    sql: bool = False,
+    lock_timeout: float = LOCK_TIMEOUT,
+    waiting: Waiting | None = None,
+) -> MigrationResult:
+    """Apply revisions up to ``target`` (``head``, an id, or relative like ``+1``).
+
+    ``waiting`` is told, once, when another run holds the migration lock.
+    """
+    if sql:
+        return _offline(project, "upgrade", target, command.upgrade)
+    return _run(project, "upgrade", target, command.upgrade, lock_timeout, waiting)
+
+
+def downgrade(
+    project: Project,
+    target: str,
+    *,
+    sql: bool = False,
+    lock_timeout: float = LOCK_TIMEOUT,
+    waiting: Waiting | None = None,
+) -> MigrationResult:
     """Revert revisions down to ``target`` (an id, ``base``, or relative like ``-1``)."""
-    return _run(project, "downgrade", target, sql, command.downgrade)
+    if sql:
+        return _offline(project, "downgrade", target, command.downgrade)
+    return _run(project, "downgrade", target, command.downgrade, lock_timeout, waiting)
 
 
 def _run(
     project: Project,
     direction: Direction,
     target: str,
-    sql: bool,
     run: Callable[..., None],
+    lock_timeout: float,
+    waiting: Waiting | None,
 ) -> MigrationResult:
     script = project.script
     url = redact(project.url)
-    if sql:
-        return _offline(project, direction, target, run)
-
-    before = project.current_heads()
-    plan = _plan(project, direction, target, before)
-    try:
-        with alembic_errors():
-            run(project.config, target)
-    except MigrasafeError:
-        raise
-    except Exception as exc:
+    support = support_for(project.url)
+    with support.migration_lock(lock_timeout, waiting), support.transactional_ddl():
+        before = project.current_heads()  # read under the lock: another run may have moved it
+        plan = _plan(project, direction, target, before)
+        try:
+            with alembic_errors():
+                run(project.config, target)
+        except MigrasafeError:
+            raise
+        except Exception as exc:
+            after = project.current_heads()
+            changed = _changed(project, before, after)
+            failed = next((s for s in plan if s.revision not in changed), None)
+            where = (
+                f"revision {failed.revision} ({failed.doc})" if failed else f"{direction} {target}"
+            )
+            raise MigrationFailed(
+                f"{direction} failed at {where}: {describe_error(exc, project.url)}; "
+                f"the database is now at {', '.join(after) or 'base'}",
+                revision=failed.revision if failed else None,
+            ) from exc
         after = project.current_heads()
-        done = applied(script, after) ^ applied(script, before)
-        failed = next((s for s in plan if s.revision not in done), None)
-        where = f"revision {failed.revision} ({failed.doc})" if failed else f"{direction} {target}"
-        raise MigrationFailed(
-            f"{direction} failed at {where}: {describe_error(exc, project.url)}; "
-            f"the database is now at {', '.join(after) or 'base'}",
-            revision=failed.revision if failed else None,
-        ) from exc
-    after = project.current_heads()
-    changed = applied(script, after) ^ applied(script, before)
+        changed = _changed(project, before, after)
     order = apply_order(script)
     if direction == "downgrade":
         order.reverse()
     steps = tuple(Step(s.revision, s.doc or "") for s in order if s.revision in changed)
     return MigrationResult(direction, target, url, before, after, steps)
+
+
+def _changed(project: Project, before: tuple[str, ...], after: tuple[str, ...]) -> set[str]:
+    """The revisions applied or reverted between two readings; their checksums are updated."""
+    script = project.script
+    was, now = applied(script, before), applied(script, after)
+    if was != now:
+        with connect(project.url) as connection, connection.begin():
+            checksums.record(connection, project,
+                             [script.get_revision(r) for r in sorted(now - was)],
+                             sorted(was - now))  # fmt: skip
+    return was ^ now
 
 
 def _plan(

@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
 from rich.progress import Progress as Bar
 from rich.table import Table
 
+from .checksums import AcceptResult
 from .demo import DemoReport
 from .findings import Check, Finding
 from .history import History
@@ -66,10 +67,25 @@ def status(result: Status) -> None:
             f"[red]Unknown:[/]   {', '.join(result.unknown)} "
             "(recorded in the database, defined by no script)"
         )
+    for m in result.modified:
+        out.print(
+            f"[red]Modified:[/]  {m.revision} ({escape(m.path)}) changed after it was applied "
+            f"on {m.applied_at} by {escape(m.applied_by)}; review the change, then "
+            f"`migrasafe accept {m.revision}` (or restore the file)"
+        )
     if result.up_to_date:
-        out.print("[green]Up to date.[/]")
+        out.print("[green]Up to date.[/]" if not result.modified else "Up to date, but see above.")
     else:
         out.print(f"[yellow]Not up to date:[/] {len(result.pending)} pending revision(s).")
+
+
+def accept_result(result: AcceptResult) -> None:
+    out = _console()
+    if result.accepted:
+        out.print(f"Accepted the current files of {', '.join(result.accepted)} "
+                  f"in {escape(result.url)}.")  # fmt: skip
+    else:
+        out.print("Nothing to accept: every applied script matches its recorded checksum.")
 
 
 def history(result: History) -> None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from .checksums import Modified, modified
 from .config import Project
 from .database import redact
 from .graph import applied, apply_order, is_defined
@@ -15,7 +16,8 @@ class Status:
 
     ``pending`` is in the order ``upgrade`` would apply it; ``unknown`` lists
     revisions recorded in the database that no script defines (a script was
-    deleted, or the database was migrated from another branch of the code).
+    deleted, or the database was migrated from another branch of the code);
+    ``modified`` lists applied revisions whose script was edited afterwards.
     """
 
     url: str
@@ -23,10 +25,16 @@ class Status:
     heads: tuple[str, ...]
     pending: tuple[str, ...]
     unknown: tuple[str, ...]
+    modified: tuple[Modified, ...] = field(default_factory=tuple)
 
     @property
     def up_to_date(self) -> bool:
         return not self.pending and not self.unknown
+
+    @property
+    def ok(self) -> bool:
+        """Nothing to apply, nothing unknown, nothing edited after it was applied."""
+        return self.up_to_date and not self.modified
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -35,6 +43,7 @@ class Status:
             "heads": list(self.heads),
             "pending": list(self.pending),
             "unknown": list(self.unknown),
+            "modified": [m.to_dict() for m in self.modified],
             "up_to_date": self.up_to_date,
         }
 
@@ -50,4 +59,5 @@ def status(project: Project) -> Status:
         heads=tuple(script.get_heads()),
         pending=tuple(s.revision for s in apply_order(script) if s.revision not in done),
         unknown=tuple(rev for rev in current if not is_defined(script, rev)),
+        modified=tuple(modified(project, current)),
     )

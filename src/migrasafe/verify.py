@@ -161,7 +161,7 @@ class _Verifier:
         self.findings: list[Finding] = []
         self.steps = 0
         self.refused: dict[str, int] = {}
-        self.exclude = {project.version_table}
+        self.exclude = set(project.bookkeeping_tables)
         self.watch = _SqlWatch()
         self.schema = Schema()
         self.data: dict[str, Rows] = {}

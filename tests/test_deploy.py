@@ -1,0 +1,167 @@
+"""Safe deploys: all-or-nothing migrations, a lock against concurrent runs, checksums.
+
+Everything here runs on SQLite and on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import make_project, query, run_cli, tables
+
+BOOKKEEPING = {"alembic_version", "migrasafe_checksums"}
+
+
+def _migrasafe(ini: Path, url: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", "migrasafe", "-c", str(ini), "--url", url, *args]
+
+
+def _version(url: str) -> list[tuple[object, ...]]:
+    return query(url, "SELECT version_num FROM alembic_version")
+
+
+# -- all or nothing -------------------------------------------------------------
+
+
+def test_failing_migration_leaves_no_trace(tmp_path: Path, db_url: str) -> None:
+    ini = make_project(tmp_path / "p", "generic", "deploy_failing_midway")
+    result = run_cli("-c", str(ini), "--url", db_url, "upgrade")
+    assert result.exit_code == 2
+    assert "upgrade failed at revision 0002" in result.stderr
+    assert "0002 fails after its changes" in result.stderr
+    assert "the database is now at 0001" in result.stderr
+    assert _version(db_url) == [("0001",)]
+    assert tables(db_url) == BOOKKEEPING | {"authors"}  # no audit table
+    assert query(db_url, "SELECT * FROM authors") == []  # no row, no born column
+    assert "born" not in _columns(db_url, "authors")
+
+
+def _columns(url: str, table: str) -> set[str]:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url, poolclass=sa.NullPool)
+    try:
+        with engine.connect() as conn:
+            return {c["name"] for c in sa.inspect(conn).get_columns(table)}
+    finally:
+        engine.dispose()
+
+
+def test_killed_migration_leaves_no_trace_and_no_lock(tmp_path: Path, db_url: str) -> None:
+    ini = make_project(tmp_path / "p", "generic", "deploy_killed_midway")
+    marker = tmp_path / "midway"
+    process = subprocess.Popen(
+        _migrasafe(ini, db_url, "upgrade"),
+        env={**os.environ, "MIGRASAFE_TEST_MARKER": str(marker)},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not marker.exists():
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "the migration never got midway"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.communicate()
+
+    status = subprocess.run(_migrasafe(ini, db_url, "status", "--json"),
+                            capture_output=True, text=True, check=False)  # fmt: skip
+    assert status.returncode == 1, status.stderr
+    assert json.loads(status.stdout)["current"] == ["0001"]
+    assert "audit" not in tables(db_url)
+    assert query(db_url, "SELECT count(*) FROM authors") == [(0,)]
+
+    # the dead process's lock does not block the next deploy
+    again = subprocess.run(_migrasafe(ini, db_url, "upgrade", "--lock-timeout", "10"),
+                           capture_output=True, text=True, check=False)  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert "waiting" not in again.stderr
+    assert _version(db_url) == [("0002",)]
+
+
+# -- the lock -------------------------------------------------------------------
+
+
+def test_concurrent_upgrades_apply_each_revision_once(tmp_path: Path, db_url: str) -> None:
+    ini = make_project(tmp_path / "p", "generic", "deploy_concurrent")
+    command = _migrasafe(ini, db_url, "upgrade", "head", "--json")
+    processes = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(8)
+    ]
+    outcomes = []
+    for process in processes:
+        out, err = process.communicate(timeout=120)
+        outcomes.append((process.returncode, out, err))
+    assert [code for code, _, _ in outcomes] == [0] * 8, [err for _, _, err in outcomes]
+    steps = [json.loads(out)["steps"] for _, out, _ in outcomes]
+    assert sorted(len(s) for s in steps) == [0] * 7 + [3]  # one run did it all, 7 found nothing
+    assert query(db_url, "SELECT name FROM authors") == [("inserted once by 0002",)]
+    assert _version(db_url) == [("0003",)]
+    assert any("waiting for the migration lock" in err for _, _, err in outcomes)
+
+
+def test_lock_timeout_is_a_clear_error(tmp_path: Path, db_url: str) -> None:
+    from migrasafe.database import support_for
+
+    ini = make_project(tmp_path / "p", "generic", "deploy_concurrent")
+    if db_url.startswith("sqlite"):
+        Path(db_url.removeprefix("sqlite:///")).touch()
+    with support_for(db_url).migration_lock(5):
+        result = run_cli("-c", str(ini), "--url", db_url, "upgrade", "--lock-timeout", "0.5")
+    assert result.exit_code == 2
+    assert "waiting for the migration lock" in result.stderr
+    assert "gave up after 0.5 s waiting for the migration lock" in result.stderr
+    assert "authors" not in tables(db_url)
+
+
+# -- checksums ------------------------------------------------------------------
+
+
+def test_editing_an_applied_script_makes_status_exit_1(library: Path, db_url: str) -> None:
+    assert run_cli("-c", str(library), "--url", db_url, "upgrade").exit_code == 0
+    ok = run_cli("-c", str(library), "--url", db_url, "status", "--json")
+    assert ok.exit_code == 0 and json.loads(ok.stdout)["modified"] == []
+
+    script = next((library.parent / "migrations" / "versions").glob("0002_*.py"))
+    script.write_text(script.read_text().replace("def upgrade", "# edited\ndef upgrade"))
+    result = run_cli("-c", str(library), "--url", db_url, "status", "--json")
+    assert result.exit_code == 1
+    modified = json.loads(result.stdout)["modified"]
+    assert [m["revision"] for m in modified] == ["0002"]
+    assert modified[0]["path"] == str(script) and modified[0]["recorded"] != modified[0]["current"]
+    text = run_cli("-c", str(library), "--url", db_url, "status")
+    assert "Modified:" in text.stdout and "0002" in text.stdout and "accept 0002" in text.stdout
+
+    accepted = run_cli("-c", str(library), "--url", db_url, "accept", "--json")
+    assert accepted.exit_code == 0 and json.loads(accepted.stdout)["accepted"] == ["0002"]
+    assert run_cli("-c", str(library), "--url", db_url, "status").exit_code == 0
+
+
+def test_line_endings_alone_are_no_edit(library: Path, db_url: str) -> None:
+    assert run_cli("-c", str(library), "--url", db_url, "upgrade").exit_code == 0
+    script = next((library.parent / "migrations" / "versions").glob("0001_*.py"))
+    script.write_bytes(script.read_bytes().replace(b"\n", b"\r\n"))
+    assert run_cli("-c", str(library), "--url", db_url, "status").exit_code == 0
+
+
+def test_reverted_revision_is_no_longer_checked(library: Path, db_url: str) -> None:
+    assert run_cli("-c", str(library), "--url", db_url, "upgrade").exit_code == 0
+    assert run_cli("-c", str(library), "--url", db_url, "downgrade", "0002").exit_code == 0
+    script = next((library.parent / "migrations" / "versions").glob("0003_*.py"))
+    script.write_text(script.read_text() + "\n# fixed before deploying again\n")
+    result = run_cli("-c", str(library), "--url", db_url, "status", "--json")
+    data = json.loads(result.stdout)
+    assert data["modified"] == [] and data["pending"] == ["0003"]
+
+
+def test_accepting_a_revision_that_is_not_applied_is_an_error(library: Path, db_url: str) -> None:
+    assert run_cli("-c", str(library), "--url", db_url, "upgrade", "0001").exit_code == 0
+    result = run_cli("-c", str(library), "--url", db_url, "accept", "0003")
+    assert result.exit_code == 2
+    assert "revision 0003 is not applied" in result.stderr
