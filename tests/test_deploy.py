@@ -165,3 +165,15 @@ def test_accepting_a_revision_that_is_not_applied_is_an_error(library: Path, db_
     result = run_cli("-c", str(library), "--url", db_url, "accept", "0003")
     assert result.exit_code == 2
     assert "revision 0003 is not applied" in result.stderr
+
+
+def test_validate_given_a_database_reports_edited_scripts(library: Path, db_url: str) -> None:
+    assert run_cli("-c", str(library), "--url", db_url, "upgrade").exit_code == 0
+    script = next((library.parent / "migrations" / "versions").glob("0001_*.py"))
+    script.write_text(script.read_text() + "\n# edited\n")
+    result = run_cli("-c", str(library), "--url", db_url, "validate", "--json")
+    assert result.exit_code == 1
+    findings = json.loads(result.stdout)["findings"]
+    assert [(f["rule"], f["revision"]) for f in findings] == [("modified-after-apply", "0001")]
+    without = run_cli("-c", str(library), "--url", db_url, "validate", "--no-database")
+    assert without.exit_code == 0

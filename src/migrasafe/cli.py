@@ -196,12 +196,22 @@ def history(options: Options, as_json: bool) -> None:
 )
 @click.option("--skip", "skips", multiple=True, metavar="RULE", help="Skip this rule (repeatable).")
 @click.option("--list-rules", is_flag=True, help="List the rules and exit.")
+@click.option(
+    "--database/--no-database", default=None,
+    help="Also read the database (read-only) for applied scripts edited since; "
+    "default: on when --url or $MIGRASAFE_URL is given.",
+)  # fmt: skip
 @json_option
 @pass_options
 def validate(
-    options: Options, rules: Sequence[str], skips: Sequence[str], list_rules: bool, as_json: bool
+    options: Options,
+    rules: Sequence[str],
+    skips: Sequence[str],
+    list_rules: bool,
+    database: bool | None,
+    as_json: bool,
 ) -> None:
-    """Check the revision files' structure without a database.
+    """Check the revision files' structure, without a database unless given one.
 
     Exits 0 when no error-level finding remains, 1 otherwise.
     """
@@ -209,7 +219,8 @@ def validate(
         checks = VALIDATE_CHECKS.select()
         data = [{"rule": c.rule, "severity": c.severity, "summary": c.summary} for c in checks]
         _emit(as_json, data, lambda: render.rules(checks))
-    result = run_validate(options.project(), only=rules, skip=skips)
+    use_database = options.url is not None if database is None else database
+    result = run_validate(options.project(), only=rules, skip=skips, database=use_database)
     code = EXIT_OK if result.ok else EXIT_FOUND
     _emit(as_json, result.to_dict(), lambda: render.findings(result.findings, result.files), code)
 

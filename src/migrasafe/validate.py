@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from .checksums import Modified, modified
 from .config import Project
 from .findings import Finding, Registry
 from .scriptfiles import ScriptFile, read_script_file, revision_paths
@@ -24,6 +25,7 @@ class ScriptSet:
     """Every revision file of a project, with the graph they declare."""
 
     files: Sequence[ScriptFile]
+    modified: Sequence[Modified] = ()  # from the database, when validate was given one
 
     @cached_property
     def readable(self) -> list[ScriptFile]:
@@ -209,12 +211,38 @@ class ValidationReport:
         }
 
 
+@CHECKS.register(
+    "modified-after-apply", "error",
+    "an applied script edited since it was applied (needs a database: --database)",
+)  # fmt: skip
+def _modified_after_apply(scripts: ScriptSet) -> Iterator[Problem]:
+    for m in scripts.modified:
+        if m.revision in scripts.by_revision:
+            yield (
+                scripts.by_revision[m.revision],
+                (
+                    f"{m.revision} was edited after it was applied on {m.applied_at} by "
+                    f"{m.applied_by}: the database went through the old version; "
+                    f"review the change, then `migrasafe accept {m.revision}` (or restore the file)"
+                ),
+            )
+
+
 def validate(
-    project: Project, *, only: Iterable[str] = (), skip: Iterable[str] = ()
+    project: Project, *, only: Iterable[str] = (), skip: Iterable[str] = (), database: bool = False
 ) -> ValidationReport:
-    """Run the selected checks (all by default) over every revision file."""
+    """Run the selected checks (all by default) over every revision file.
+
+    With ``database``, the configured database is also read (read-only) to
+    find applied scripts edited since they were applied.
+    """
     checks = CHECKS.select(only, skip)
-    scripts = ScriptSet([read_script_file(p) for p in revision_paths(project.script_directory)])
+    files = [read_script_file(p) for p in revision_paths(project.script_directory)]
+    edited: list[Modified] = []
+    wanted = database and any(c.rule == "modified-after-apply" for c in checks)
+    if wanted and all(f.error is None for f in files):  # else they cannot be loaded to compare
+        edited = modified(project, project.current_heads())
+    scripts = ScriptSet(files, edited)
     findings = [
         Finding(
             rule=check.rule,
