@@ -21,6 +21,9 @@ from .config import DEFAULT_CONFIG, URL_ENV_VAR, Project, load_project
 from .demo import demo as run_demo
 from .errors import MigrasafeError
 from .history import history as run_history
+from .lint import DIALECTS as LINT_DIALECTS
+from .lint import RULES as LINT_RULES
+from .lint import lint as run_lint
 from .migrate import LOCK_TIMEOUT
 from .migrate import downgrade as run_downgrade
 from .migrate import upgrade as run_upgrade
@@ -216,13 +219,43 @@ def validate(
     Exits 0 when no error-level finding remains, 1 otherwise.
     """
     if list_rules:
-        checks = VALIDATE_CHECKS.select()
-        data = [{"rule": c.rule, "severity": c.severity, "summary": c.summary} for c in checks]
-        _emit(as_json, data, lambda: render.rules(checks))
+        _emit(as_json, VALIDATE_CHECKS.describe(), lambda: render.rules(VALIDATE_CHECKS.select()))
     use_database = options.url is not None if database is None else database
     result = run_validate(options.project(), only=rules, skip=skips, database=use_database)
     code = EXIT_OK if result.ok else EXIT_FOUND
     _emit(as_json, result.to_dict(), lambda: render.findings(result.findings, result.files), code)
+
+
+@main.command()
+@click.option(
+    "--dialect", type=click.Choice(LINT_DIALECTS),
+    help="The database to lint for (default: the configured URL's).",
+)  # fmt: skip
+@click.option(
+    "--rule", "rules", multiple=True, metavar="RULE", help="Run only this rule (repeatable)."
+)
+@click.option("--skip", "skips", multiple=True, metavar="RULE", help="Skip this rule (repeatable).")
+@click.option("--list-rules", is_flag=True, help="List the rules and exit.")
+@json_option
+@pass_options
+def lint(
+    options: Options,
+    dialect: str | None,
+    rules: Sequence[str],
+    skips: Sequence[str],
+    list_rules: bool,
+    as_json: bool,
+) -> None:
+    """Find dangerous operations in each revision's upgrade, without a database.
+
+    Suppress one with `# migrasafe: ignore[rule-id]` on its line, or in
+    pyproject.toml's [tool.migrasafe.lint]. Exits 1 when an error remains.
+    """
+    if list_rules:
+        _emit(as_json, LINT_RULES.describe(), lambda: render.rules(LINT_RULES.select()))
+    result = run_lint(options.project(), dialect=dialect, only=rules, skip=skips)
+    code = EXIT_OK if result.ok else EXIT_FOUND
+    _emit(as_json, result.to_dict(), lambda: render.lint_report(result), code)
 
 
 @main.command()

@@ -81,11 +81,25 @@ class Project:
                 "Run `migrasafe validate` to see every problem."
             ) from exc
         except Exception as exc:  # a revision file's own code failed
+            where = _failing_file(exc, script.dir) or script.dir
             raise ProjectError(
-                f"cannot load the revision files in {script.dir}: "
+                f"cannot import the revision file {where}: "
                 f"{type(exc).__name__}: {exc}. Run `migrasafe validate` for details."
             ) from exc
         return script
+
+
+def _failing_file(exc: BaseException, directory: str) -> str | None:
+    """The innermost frame of the traceback that is a file under ``directory``, with its line."""
+    found = None
+    root = str(Path(directory).resolve())
+    tb = exc.__traceback__
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if str(Path(filename).resolve()).startswith(root):
+            found = f"{filename}:{tb.tb_lineno}"
+        tb = tb.tb_next
+    return found
 
 
 @contextmanager

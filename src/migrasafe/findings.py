@@ -56,6 +56,11 @@ class Registry(Generic[T, U]):
 
         return decorate
 
+    def describe(self) -> list[dict[str, str]]:
+        """Every rule, for ``--list-rules``."""
+        return [{"rule": c.rule, "severity": c.severity, "summary": c.summary}
+                for c in self.checks.values()]  # fmt: skip
+
     def select(self, only: Iterable[str] = (), skip: Iterable[str] = ()) -> list[Check[T, U]]:
         only, skip = list(only), list(skip)
         unknown = sorted(set(only + skip) - set(self.checks))

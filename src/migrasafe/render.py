@@ -18,6 +18,7 @@ from .checksums import AcceptResult
 from .demo import DemoReport
 from .findings import Check, Finding
 from .history import History
+from .lint import LintReport
 from .migrate import MigrationResult
 from .scaffold import InitResult, RevisionResult
 from .status import Status
@@ -122,8 +123,19 @@ def findings(found: Sequence[Finding], files: int | None = None) -> None:
     out.print(f"{errors} error(s), {len(found) - errors} warning(s){scope}.")
 
 
+def lint_report(report: LintReport) -> None:
+    findings(report.findings, report.revisions)
+    if report.suppressed:
+        _console().print(f"{report.suppressed} finding(s) suppressed by ignore comments or "
+                         "pyproject.toml.")  # fmt: skip
+    _console().print(f"Linted for {report.dialect}.")
+
+
 def rules(checks: Sequence[Check[Any, Any]]) -> None:
-    table = Table("rule", "severity", "what it finds", box=None)
+    table = Table(box=None)
+    table.add_column("rule", no_wrap=True)
+    table.add_column("severity", no_wrap=True)
+    table.add_column("what it finds")
     for check in checks:
         table.add_row(check.rule, check.severity, check.summary)
     _console().print(table)

@@ -1,0 +1,562 @@
+"""``lint``: dangerous operations, found before they reach a database.
+
+The operations of each revision's ``upgrade()`` are recorded offline for a
+dialect (:mod:`migrasafe.operations`); each rule is a plain function over one
+revision's operations, registered under a stable id. What is dangerous, and
+why, depends on the dialect: that knowledge lives in the rules below.
+
+Suppress a finding with ``# migrasafe: ignore[rule-id]`` on the statement that
+performs the operation, or for a whole project in pyproject.toml::
+
+    [tool.migrasafe.lint]
+    ignore = ["mixed-schema-and-data"]
+    per-revision-ignore = { "0007" = ["drop-column"] }
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import re
+import tokenize
+import tomllib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic.operations import ops
+
+from .config import Project
+from .database import parse_url
+from .errors import ConfigError, MigrasafeError
+from .findings import Finding, Registry
+from .graph import apply_order
+from .operations import Recorded, RevisionOperations, record_upgrade
+
+DIALECTS = ("postgresql", "sqlite", "mysql")
+_DIALECT_ALIASES = {"mariadb": "mysql", "postgres": "postgresql"}
+_IGNORE = re.compile(r"#\s*migrasafe:\s*ignore\[([^\]]*)\]")
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One dangerous operation, as a rule sees it."""
+
+    at: Recorded
+    message: str
+    table: str | None = None
+    column: str | None = None
+
+
+@dataclass
+class RevisionLint:
+    """What a rule looks at: one revision's operations, for one dialect."""
+
+    dialect: str
+    recorded: RevisionOperations
+
+    @property
+    def operations(self) -> list[Recorded]:
+        return self.recorded.operations
+
+    @cached_property
+    def created(self) -> set[str]:
+        """Tables this revision creates: empty, so nothing done to them can lock or fail."""
+        return {r.operation.table_name for r in self.operations
+                if isinstance(r.operation, ops.CreateTableOp)}  # fmt: skip
+
+    def existing(self, table: str | None) -> bool:
+        return table is not None and table not in self.created
+
+    def of(self, kind: type[Any] | tuple[type[Any], ...]) -> Iterator[tuple[Recorded, Any]]:
+        for r in self.operations:
+            if isinstance(r.operation, kind):
+                yield r, r.operation
+
+
+RULES: Registry[RevisionLint, Hit] = Registry("lint")
+
+
+def _why(dialect: str, reasons: dict[str, str]) -> str:
+    return reasons.get(dialect, reasons.get("*", ""))
+
+
+# -- rules that apply to every dialect -----------------------------------------------
+
+
+@RULES.register(
+    "add-not-null-column-without-default",
+    "error",
+    "adding a NOT NULL column without a server default to an existing table",
+)
+def _add_not_null(lint: RevisionLint) -> Iterator[Hit]:
+    why = _why(lint.dialect, {
+        "postgresql": "fails as soon as the table has a row (existing rows would be NULL)",
+        "sqlite": "SQLite refuses it outright: Cannot add a NOT NULL column with default NULL",
+        "mysql": "MySQL silently fills existing rows with 0 or '' (or fails in strict mode)",
+    })  # fmt: skip
+    for r, op in lint.of(ops.AddColumnOp):
+        column = op.column
+        if (not column.nullable and column.server_default is None and not column.primary_key
+                and lint.existing(op.table_name)):  # fmt: skip
+            yield Hit(r, f"adds NOT NULL column {op.table_name}.{column.name} without a server "
+                      f"default: {why}. Safer: add it nullable (or with server_default=...), "
+                      "backfill, then set NOT NULL in a later revision",
+                      op.table_name, column.name)  # fmt: skip
+
+
+@RULES.register("drop-column", "error", "dropping a column")
+def _drop_column(lint: RevisionLint) -> Iterator[Hit]:
+    for r, op in lint.of(ops.DropColumnOp):
+        yield Hit(
+            r,
+            f"drops column {op.table_name}.{op.column_name}: its data is gone for good, "
+            "and the application still deployed breaks when it reads or writes it. "
+            "Safer: release code that no longer uses it first, drop it in a later revision "
+            "(and keep a backup)",
+            op.table_name,
+            op.column_name,
+        )
+
+
+@RULES.register("drop-table", "error", "dropping a table")
+def _drop_table(lint: RevisionLint) -> Iterator[Hit]:
+    for r, op in lint.of(ops.DropTableOp):
+        yield Hit(
+            r,
+            f"drops table {op.table_name}: its rows are gone for good, and the "
+            "application still deployed breaks on it. Safer: release code that no longer "
+            "uses it first, drop it in a later revision (and keep a backup)",
+            op.table_name,
+        )
+
+
+@RULES.register("rename-column", "error", "renaming a column")
+def _rename_column(lint: RevisionLint) -> Iterator[Hit]:
+    for r, op in lint.of(ops.AlterColumnOp):
+        if op.modify_name:
+            yield Hit(
+                r,
+                f"renames {op.table_name}.{op.column_name} to {op.modify_name}: the "
+                "application still deployed uses the old name and fails until the new "
+                "code is out. Safer: add the new column, write both, backfill, switch "
+                "reads, then drop the old one",
+                op.table_name,
+                op.column_name,
+            )
+
+
+@RULES.register("rename-table", "error", "renaming a table")
+def _rename_table(lint: RevisionLint) -> Iterator[Hit]:
+    for r, op in lint.of(ops.RenameTableOp):
+        yield Hit(
+            r,
+            f"renames table {op.table_name} to {op.new_table_name}: the application "
+            "still deployed uses the old name and fails until the new code is out. Safer: "
+            "create the new table (or a view under the old name) and move over in steps",
+            op.table_name,
+        )
+
+
+# PostgreSQL changes only the catalog; SQLite does not enforce lengths at all.
+_WIDENING_IS_FREE = ("postgresql", "sqlite")
+
+
+def _is_widening(old: Any, new: Any) -> bool:
+    """varchar(n) -> varchar(m > n) or text: metadata only on PostgreSQL."""
+    if not isinstance(old, sa.String) or not isinstance(new, sa.String):
+        return False
+    return new.length is None or (old.length is not None and new.length >= old.length)
+
+
+@RULES.register("change-column-type", "error", "changing a column's type")
+def _change_type(lint: RevisionLint) -> Iterator[Hit]:
+    why = _why(
+        lint.dialect,
+        {
+            "postgresql": "PostgreSQL rewrites the whole table under an ACCESS EXCLUSIVE lock "
+            "(no reads, no writes) while it converts every row",
+            "sqlite": "SQLite recreates and copies the whole table (batch mode), and values "
+            "that do not convert are kept as they were or fail",
+            "mysql": "MySQL copies the whole table (ALGORITHM=COPY), blocking writes meanwhile",
+        },
+    )
+    for r, op in lint.of(ops.AlterColumnOp):
+        if op.modify_type is None or not lint.existing(op.table_name):
+            continue
+        if lint.dialect in _WIDENING_IS_FREE and _is_widening(op.existing_type, op.modify_type):
+            continue
+        yield Hit(r, f"changes the type of {op.table_name}.{op.column_name} to "
+                  f"{op.modify_type!r}: {why}. Safer: add a new column of the new type, backfill "
+                  "it in batches, switch the code, then drop the old column",
+                  op.table_name, op.column_name)  # fmt: skip
+
+
+@RULES.register("set-not-null", "error", "making an existing column NOT NULL")
+def _set_not_null(lint: RevisionLint) -> Iterator[Hit]:
+    why = _why(
+        lint.dialect,
+        {
+            "postgresql": "PostgreSQL scans the whole table under an ACCESS EXCLUSIVE lock, "
+            "and the migration fails on the first NULL",
+            "mysql": "MySQL rebuilds the table, and fails (or writes 0/'') on existing NULLs",
+            "sqlite": "SQLite recreates the table, and fails on the first NULL",
+        },
+    )
+    for r, op in lint.of(ops.AlterColumnOp):
+        if op.modify_nullable is False and lint.existing(op.table_name):
+            safer = ("add CHECK (col IS NOT NULL) NOT VALID, VALIDATE CONSTRAINT it, then SET NOT "
+                     "NULL (PostgreSQL 12+ uses the check and skips the scan)"
+                     if lint.dialect == "postgresql"
+                     else "backfill the NULLs first, in their own revision")  # fmt: skip
+            yield Hit(r, f"sets {op.table_name}.{op.column_name} NOT NULL: {why}. Safer: {safer}",
+                      op.table_name, op.column_name)  # fmt: skip
+
+
+@RULES.register("add-unique-constraint", "error", "adding a unique constraint to an existing table")
+def _add_unique(lint: RevisionLint) -> Iterator[Hit]:
+    why = _why(lint.dialect, {
+        "postgresql": "PostgreSQL builds its index under a lock that blocks writes for the whole "
+                      "build, and fails on the first duplicate",
+        "*": "the migration fails on the first duplicate already in the table",
+    })  # fmt: skip
+    safer = ("CREATE UNIQUE INDEX CONCURRENTLY, then ADD CONSTRAINT ... UNIQUE USING INDEX"
+             if lint.dialect == "postgresql"
+             else "find and resolve duplicates first")  # fmt: skip
+    for r, op in lint.of(ops.CreateUniqueConstraintOp):
+        if lint.existing(op.table_name):
+            yield Hit(r, f"adds unique constraint {op.constraint_name or '(unnamed)'} on "
+                      f"{op.table_name}({', '.join(op.columns)}): {why}. Safer: {safer}",
+                      op.table_name)  # fmt: skip
+
+
+_DATA_SQL = re.compile(r"^\s*(INSERT|UPDATE|DELETE|MERGE|COPY|WITH|SELECT)\b", re.I)
+
+
+def _is_data(op: Any) -> bool:
+    if isinstance(op, ops.BulkInsertOp):
+        return True
+    if isinstance(op, ops.ExecuteSQLOp):
+        sql = op.sqltext
+        if isinstance(sql, sa.sql.dml.UpdateBase | sa.sql.Select):
+            return True
+        return bool(_DATA_SQL.match(str(sql)))
+    return False
+
+
+def _changes_existing_schema(lint: RevisionLint, op: Any) -> bool:
+    if _is_data(op) or isinstance(op, ops.CreateTableOp):
+        return False
+    return lint.existing(getattr(op, "table_name", None) or getattr(op, "source_table", None)) or (
+        isinstance(op, ops.ExecuteSQLOp)
+    )
+
+
+@RULES.register(
+    "mixed-schema-and-data",
+    "warning",
+    "a revision that changes existing tables' schema and also their data",
+)
+def _mixed(lint: RevisionLint) -> Iterator[Hit]:
+    data = [r for r in lint.operations if _is_data(r.operation)]
+    schema = [r for r in lint.operations if _changes_existing_schema(lint, r.operation)]
+    if data and schema:
+        why = _why(lint.dialect, {
+            "postgresql": "in one transaction, the schema change's locks are held for the whole "
+                          "data migration",
+            "mysql": "MySQL commits each DDL statement, so a failure in the data part leaves "
+                     "the schema half changed",
+            "sqlite": "the data part runs while the table rebuild holds the database's write lock",
+        })  # fmt: skip
+        yield Hit(data[0], f"changes the schema of existing tables (line {schema[0].line}) and "
+                  f"their data (line {data[0].line}) in one revision: {why}. Safer: one revision "
+                  "for the schema, another for the data")  # fmt: skip
+
+
+# -- PostgreSQL --------------------------------------------------------------------
+
+
+def _kw(op: Any, name: str) -> Any:
+    return (getattr(op, "kw", None) or {}).get(name)
+
+
+@RULES.register(
+    "create-index-without-concurrently",
+    "error",
+    "PostgreSQL: CREATE INDEX on an existing table without CONCURRENTLY",
+)
+def _create_index(lint: RevisionLint) -> Iterator[Hit]:
+    if lint.dialect != "postgresql":
+        return
+    for r, op in lint.of(ops.CreateIndexOp):
+        if lint.existing(op.table_name) and not _kw(op, "postgresql_concurrently"):
+            yield Hit(r, f"creates index {op.index_name} on {op.table_name} without CONCURRENTLY: "
+                      "PostgreSQL blocks every write to the table for the whole build. Safer: "
+                      "op.create_index(..., postgresql_concurrently=True) inside "
+                      "`with op.get_context().autocommit_block():`", op.table_name)  # fmt: skip
+    for r, op in lint.of(ops.ExecuteSQLOp):
+        if re.search(r"\bCREATE\s+(UNIQUE\s+)?INDEX\s+(?!CONCURRENTLY)", str(op.sqltext), re.I):
+            yield Hit(r, "runs CREATE INDEX without CONCURRENTLY: PostgreSQL blocks every write "
+                      "to the table for the whole build. Safer: CREATE INDEX CONCURRENTLY inside "
+                      "`with op.get_context().autocommit_block():`")  # fmt: skip
+
+
+@RULES.register(
+    "drop-index-without-concurrently", "warning", "PostgreSQL: DROP INDEX without CONCURRENTLY"
+)
+def _drop_index(lint: RevisionLint) -> Iterator[Hit]:
+    if lint.dialect != "postgresql":
+        return
+    for r, op in lint.of(ops.DropIndexOp):
+        if not _kw(op, "postgresql_concurrently"):
+            yield Hit(r, f"drops index {op.index_name} without CONCURRENTLY: PostgreSQL takes an "
+                      "ACCESS EXCLUSIVE lock on the table, queued behind every running query and "
+                      "blocking all that come after. Safer: postgresql_concurrently=True inside "
+                      "`with op.get_context().autocommit_block():`", op.table_name)  # fmt: skip
+
+
+@RULES.register(
+    "add-foreign-key-without-not-valid",
+    "error",
+    "PostgreSQL: a foreign key on an existing table without NOT VALID",
+)
+def _add_fk(lint: RevisionLint) -> Iterator[Hit]:
+    if lint.dialect != "postgresql":
+        return
+    for r, op in lint.of(ops.CreateForeignKeyOp):
+        if lint.existing(op.source_table) and not _kw(op, "postgresql_not_valid"):
+            yield Hit(r, f"adds foreign key {op.constraint_name or '(unnamed)'} from "
+                      f"{op.source_table} to {op.referent_table} and validates every row at once, "
+                      "blocking writes to both tables meanwhile. Safer: "
+                      "create_foreign_key(..., postgresql_not_valid=True), then VALIDATE "
+                      "CONSTRAINT in a later revision", op.source_table)  # fmt: skip
+
+
+@RULES.register(
+    "add-check-constraint-without-not-valid",
+    "error",
+    "PostgreSQL: a CHECK constraint on an existing table without NOT VALID",
+)
+def _add_check(lint: RevisionLint) -> Iterator[Hit]:
+    if lint.dialect != "postgresql":
+        return
+    for r, op in lint.of(ops.CreateCheckConstraintOp):
+        if lint.existing(op.table_name) and not _kw(op, "postgresql_not_valid"):
+            yield Hit(r, f"adds CHECK constraint {op.constraint_name or '(unnamed)'} on "
+                      f"{op.table_name} and scans every row under an ACCESS EXCLUSIVE lock. "
+                      "Safer: create_check_constraint(..., postgresql_not_valid=True), then "
+                      "VALIDATE CONSTRAINT in a later revision", op.table_name)  # fmt: skip
+
+
+# -- SQLite ------------------------------------------------------------------------
+
+_SQLITE_NEEDS_BATCH = (
+    ops.AlterColumnOp, ops.CreateForeignKeyOp, ops.CreateUniqueConstraintOp,
+    ops.CreateCheckConstraintOp, ops.DropConstraintOp, ops.CreatePrimaryKeyOp,
+)  # fmt: skip
+
+
+@RULES.register(
+    "sqlite-alter-outside-batch",
+    "error",
+    "SQLite: an ALTER that SQLite cannot do, outside batch_alter_table",
+)
+def _sqlite_batch(lint: RevisionLint) -> Iterator[Hit]:
+    if lint.dialect != "sqlite":
+        return
+    for r, op in lint.of(_SQLITE_NEEDS_BATCH):
+        table = getattr(op, "table_name", None) or getattr(op, "source_table", None)
+        if isinstance(op, ops.AlterColumnOp) and _only_renames(op):
+            continue  # ALTER TABLE ... RENAME COLUMN: SQLite 3.25+ does it in place
+        if not r.batch and lint.existing(table):
+            yield Hit(r, f"{type(op).__name__.removesuffix('Op')} on {table} outside batch mode: "
+                      "SQLite's ALTER TABLE cannot do it, so the migration fails there. Safer: "
+                      f'`with op.batch_alter_table("{table}") as batch_op:` (Alembic recreates '
+                      "the table)", table)  # fmt: skip
+
+
+def _only_renames(op: ops.AlterColumnOp) -> bool:
+    return (
+        bool(op.modify_name)
+        and op.modify_type is None
+        and op.modify_nullable is None
+        and (op.modify_server_default is False)
+    )
+
+
+# -- MySQL -------------------------------------------------------------------------
+
+
+@RULES.register(
+    "mysql-table-rebuild",
+    "error",
+    "MySQL: an ALTER that copies the table or blocks writes (ALGORITHM=COPY)",
+)
+def _mysql_rebuild(lint: RevisionLint) -> Iterator[Hit]:
+    if lint.dialect != "mysql":
+        return
+    for r, op in lint.of((ops.CreateForeignKeyOp, ops.CreatePrimaryKeyOp)):
+        table = getattr(op, "table_name", None) or getattr(op, "source_table", None)
+        if lint.existing(table):
+            what = "a foreign key" if isinstance(op, ops.CreateForeignKeyOp) else "a primary key"
+            yield Hit(r, f"adds {what} to {table}: with foreign_key_checks on, MySQL copies the "
+                      "table (ALGORITHM=COPY) and blocks writes meanwhile. Safer: an online "
+                      "schema change tool (gh-ost, pt-online-schema-change) for big tables",
+                      table)  # fmt: skip
+    for r, op in lint.of(ops.AddColumnOp):
+        if lint.existing(op.table_name) and (_kw(op, "mysql_after") or _kw(op, "mysql_first")):
+            yield Hit(r, f"adds {op.table_name}.{op.column.name} at a given position: MySQL "
+                      "cannot do that instantly before 8.0.29 and rebuilds the table. Safer: add "
+                      "it last", op.table_name, op.column.name)  # fmt: skip
+
+
+# -- running the rules ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LintSettings:
+    """Suppressions from pyproject.toml's [tool.migrasafe.lint]."""
+
+    ignore: frozenset[str] = frozenset()
+    per_revision: dict[str, frozenset[str]] = field(default_factory=dict)
+    source: str | None = None
+
+
+def load_settings(start: Path) -> LintSettings:
+    """[tool.migrasafe.lint] of the nearest pyproject.toml at or above ``start``."""
+    for directory in [start, *start.parents]:
+        path = directory / "pyproject.toml"
+        if path.is_file():
+            break
+    else:
+        return LintSettings()
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from exc
+    section = data.get("tool", {}).get("migrasafe", {}).get("lint", {})
+    ignore = section.get("ignore", [])
+    per_revision = section.get("per-revision-ignore", {})
+    if not isinstance(ignore, list) or not isinstance(per_revision, dict):
+        raise ConfigError(f"{path}: [tool.migrasafe.lint] expects ignore = [rule ids] and "
+                          'per-revision-ignore = {"<revision>" = [rule ids]}')  # fmt: skip
+    settings = LintSettings(
+        frozenset(ignore), {str(k): frozenset(v) for k, v in per_revision.items()}, str(path)
+    )
+    named = set(settings.ignore).union(*settings.per_revision.values())
+    _check_known(named, f"{path} [tool.migrasafe.lint]")
+    return settings
+
+
+def _check_known(rules: Iterable[str], where: str) -> None:
+    unknown = sorted(set(rules) - set(RULES.checks))
+    if unknown:
+        raise ConfigError(f"{where} names unknown lint rule(s) {', '.join(unknown)}; known rules: "
+                          f"{', '.join(sorted(RULES.checks))}")  # fmt: skip
+
+
+class _Suppressions:
+    """``# migrasafe: ignore[rule, ...]`` comments of one file, by the statement they annotate."""
+
+    def __init__(self, path: Path) -> None:
+        source = path.read_text()
+        self.path = path
+        self.comments: dict[int, set[str]] = {}
+        for token in tokenize.generate_tokens(io.StringIO(source).readline):
+            if token.type == tokenize.COMMENT and (match := _IGNORE.search(token.string)):
+                rules = {r.strip() for r in match.group(1).split(",") if r.strip()}
+                _check_known(rules, f"{path}:{token.start[0]}: # migrasafe: ignore[...]")
+                self.comments[token.start[0]] = rules
+        self.statements = [
+            (node.lineno, node.end_lineno or node.lineno)
+            for node in ast.walk(ast.parse(source))
+            if isinstance(node, ast.stmt) and not isinstance(node, ast.FunctionDef | ast.With)
+        ]
+
+    def covers(self, line: int | None, rule: str) -> bool:
+        if line is None or not self.comments:
+            return False
+        spans = [(a, b) for a, b in self.statements if a <= line <= b] or [(line, line)]
+        first, last = min(spans, key=lambda s: s[1] - s[0])
+        return any(rule in self.comments.get(n, ()) for n in range(first, last + 1))
+
+
+@dataclass(frozen=True)
+class LintReport:
+    dialect: str
+    findings: tuple[Finding, ...]
+    revisions: int
+    suppressed: int
+
+    @property
+    def ok(self) -> bool:
+        return not any(f.severity == "error" for f in self.findings)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "dialect": self.dialect,
+            "findings": [f.to_dict() for f in self.findings],
+            "revisions": self.revisions,
+            "suppressed": self.suppressed,
+            "ok": self.ok,
+        }
+
+
+def resolve_dialect(project: Project, dialect: str | None) -> str:
+    """The dialect to lint for: the one asked for, else the configured URL's."""
+    if dialect is None:
+        try:
+            url = project.url
+        except MigrasafeError as exc:
+            raise ConfigError(
+                f"lint needs a dialect: pass --dialect ({', '.join(DIALECTS)}), "
+                "or configure a database URL"
+            ) from exc
+        dialect = parse_url(url).get_backend_name()
+    dialect = _DIALECT_ALIASES.get(dialect, dialect)
+    if dialect not in DIALECTS:
+        raise ConfigError(f"lint knows the dialects {', '.join(DIALECTS)}, not {dialect!r}")
+    return dialect
+
+
+def lint(
+    project: Project,
+    *,
+    dialect: str | None = None,
+    only: Iterable[str] = (),
+    skip: Iterable[str] = (),
+) -> LintReport:
+    """Record each revision's upgrade operations offline and run the selected rules."""
+    name = resolve_dialect(project, dialect)
+    rules = RULES.select(only, skip)
+    settings = load_settings(project.config_path.parent.resolve())
+    findings: list[Finding] = []
+    suppressed = 0
+    order = apply_order(project.script)
+    for script in order:
+        recorded = record_upgrade(script, name)
+        path = Path(script.path)
+        comments = _Suppressions(path)
+        off = settings.ignore | settings.per_revision.get(script.revision, frozenset())
+        if recorded.error:
+            findings.append(Finding(
+                "lint-incomplete", "warning", script.revision, str(path),
+                f"upgrade() could not run without a database ({recorded.error}); the operations "
+                "after that point were not checked",
+            ))  # fmt: skip
+        view = RevisionLint(name, recorded)
+        for rule in rules:
+            for hit in rule.run(view):
+                if rule.rule in off or comments.covers(hit.at.line, rule.rule):
+                    suppressed += 1
+                    continue
+                findings.append(
+                    Finding(rule.rule, rule.severity, script.revision, str(path), hit.message,
+                            hit.at.line, hit.table, hit.column)
+                )  # fmt: skip
+    revision_index = {s.revision: n for n, s in enumerate(order)}
+    findings.sort(key=lambda f: (revision_index.get(f.revision or "", 0), f.line or 0))
+    return LintReport(name, tuple(findings), len(order), suppressed)
