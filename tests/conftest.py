@@ -29,6 +29,14 @@ from migrasafe.cli import main
 PROJECTS = Path(__file__).parent / "projects"
 
 
+@pytest.fixture(autouse=True)
+def _revision_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The parsed-revision cache goes to the test run's temp dir, not the user's home."""
+    monkeypatch.setenv("MIGRASAFE_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
 def _pg_bin() -> Path:
     """Where initdb and pg_ctl are: $MIGRASAFE_PG_BIN, Debian's newest, or the PATH."""
     if os.environ.get("MIGRASAFE_PG_BIN"):

@@ -139,9 +139,9 @@ def _aware(moment: dt.datetime) -> dt.datetime:
 def modified(project: Project, current: tuple[str, ...]) -> list[Modified]:
     """Applied revisions whose script changed since migrasafe applied (or accepted) it."""
     recorded = read_recorded(project)
-    done = applied(project.script, current)
+    done = applied(project.graph, current)
     found = []
-    for script in project.script.walk_revisions():
+    for script in project.graph.walk_revisions():
         if script.revision not in done:
             continue
         seen = recorded.get(script.revision)
@@ -168,7 +168,7 @@ def accept(project: Project, revisions: Iterable[str] = ()) -> AcceptResult:
 
     Only revisions whose recorded checksum differs (or is missing) are written.
     """
-    script = project.script
+    script = project.graph
     current = project.current_heads()
     done = applied(script, current)
     wanted = list(revisions)

@@ -7,6 +7,7 @@ Exit codes: 0 ok, 1 the check found something, 2 error.
 
 from __future__ import annotations
 
+import json
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -15,25 +16,8 @@ from typing import Any, NoReturn
 
 import click
 
-from . import render
-from .checksums import accept as run_accept
 from .config import DEFAULT_CONFIG, URL_ENV_VAR, Project, load_project
-from .demo import demo as run_demo
 from .errors import MigrasafeError
-from .history import history as run_history
-from .lint import DIALECTS as LINT_DIALECTS
-from .lint import RULES as LINT_RULES
-from .lint import lint as run_lint
-from .migrate import LOCK_TIMEOUT
-from .migrate import downgrade as run_downgrade
-from .migrate import upgrade as run_upgrade
-from .scaffold import TEMPLATES
-from .scaffold import init as run_init
-from .scaffold import revision as run_revision
-from .status import status as run_status
-from .validate import CHECKS as VALIDATE_CHECKS
-from .validate import validate as run_validate
-from .verify import verify as run_verify
 
 EXIT_OK, EXIT_FOUND, EXIT_ERROR = 0, 1, 2
 
@@ -70,9 +54,16 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON o
 pass_options = click.make_pass_decorator(Options)
 
 
-def _emit(as_json: bool, data: object, text: Callable[[], None], code: int = EXIT_OK) -> None:
+def _emit(
+    as_json: bool,
+    data: object | Callable[[], object],
+    text: Callable[[], None],
+    code: int = EXIT_OK,
+) -> None:
+    """Print ``data`` as JSON (computed only then, when a callable) or render it as text."""
     if as_json:
-        render.print_json(data)
+        value = data() if callable(data) else data
+        sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
     else:
         text()
     sys.exit(code)
@@ -99,7 +90,7 @@ def main(ctx: click.Context, config: str, url: str | None, debug: bool) -> None:
 @click.argument("directory", type=click.Path(file_okay=False))
 @click.option(
     "--template",
-    type=click.Choice(TEMPLATES),
+    type=click.Choice(("generic", "library")),
     default="generic",
     show_default=True,
     help="generic: an empty project; library: the reference catalogue with 3 revisions.",
@@ -107,6 +98,9 @@ def main(ctx: click.Context, config: str, url: str | None, debug: bool) -> None:
 @json_option
 def init(directory: str, template: str, as_json: bool) -> None:
     """Write a new Alembic project into DIRECTORY (new or empty)."""
+    from . import render
+    from .scaffold import init as run_init
+
     result = run_init(directory, template)  # type: ignore[arg-type]
     _emit(as_json, result.to_dict(), lambda: render.init_result(result))
 
@@ -116,7 +110,7 @@ RELATIVE_TARGETS = {"ignore_unknown_options": True}
 
 
 lock_timeout_option = click.option(
-    "--lock-timeout", type=click.FloatRange(min=0), default=LOCK_TIMEOUT, show_default=True,
+    "--lock-timeout", type=click.FloatRange(min=0), default=600.0, show_default=True,
     metavar="SECONDS", help="How long to wait while another run holds the migration lock.",
 )  # fmt: skip
 
@@ -137,6 +131,9 @@ def upgrade(options: Options, target: str, sql: bool, lock_timeout: float, as_js
     Concurrent runs take turns (a lock); each revision runs in its own
     transaction, so a failing one leaves no trace, on SQLite too.
     """
+    from . import render
+    from .migrate import upgrade as run_upgrade
+
     result = run_upgrade(options.project(), target, sql=sql, lock_timeout=lock_timeout,
                          waiting=_say_waiting)  # fmt: skip
     _emit(as_json, result.to_dict(), lambda: render.migration_result(result))
@@ -150,6 +147,9 @@ def upgrade(options: Options, target: str, sql: bool, lock_timeout: float, as_js
 @pass_options
 def downgrade(options: Options, target: str, sql: bool, lock_timeout: float, as_json: bool) -> None:
     """Revert revisions down to TARGET: a revision id, base, or relative like -1."""
+    from . import render
+    from .migrate import downgrade as run_downgrade
+
     result = run_downgrade(options.project(), target, sql=sql, lock_timeout=lock_timeout,
                            waiting=_say_waiting)  # fmt: skip
     _emit(as_json, result.to_dict(), lambda: render.migration_result(result))
@@ -164,6 +164,9 @@ def accept(options: Options, revisions: tuple[str, ...], as_json: bool) -> None:
 
     Records their checksums, so that status stops reporting them as modified.
     """
+    from . import render
+    from .checksums import accept as run_accept
+
     result = run_accept(options.project(), revisions)
     _emit(as_json, result.to_dict(), lambda: render.accept_result(result))
 
@@ -177,6 +180,9 @@ def status(options: Options, as_json: bool) -> None:
     Exits 0 when the database is at the head(s) and no applied script was
     edited since it was applied; 1 otherwise.
     """
+    from . import render
+    from .status import status as run_status
+
     result = run_status(options.project())
     code = EXIT_OK if result.ok else EXIT_FOUND
     _emit(as_json, result.to_dict(), lambda: render.status(result), code)
@@ -187,10 +193,14 @@ def status(options: Options, as_json: bool) -> None:
 @pass_options
 def history(options: Options, as_json: bool) -> None:
     """List revisions from base to head(s), following the revision graph."""
+    from . import render
+    from .history import history as run_history
+
     result = run_history(options.project())
     if result.warning:
         click.echo(f"migrasafe: warning: {result.warning}", err=True)
-    _emit(as_json, [e.to_dict() for e in result.entries], lambda: render.history(result))
+    _emit(as_json, lambda: [e.to_dict() for e in result.entries],
+          lambda: render.history(result))  # fmt: skip
 
 
 @main.command()
@@ -218,6 +228,10 @@ def validate(
 
     Exits 0 when no error-level finding remains, 1 otherwise.
     """
+    from . import render
+    from .validate import CHECKS as VALIDATE_CHECKS
+    from .validate import validate as run_validate
+
     if list_rules:
         _emit(as_json, VALIDATE_CHECKS.describe(), lambda: render.rules(VALIDATE_CHECKS.select()))
     use_database = options.url is not None if database is None else database
@@ -228,7 +242,7 @@ def validate(
 
 @main.command()
 @click.option(
-    "--dialect", type=click.Choice(LINT_DIALECTS),
+    "--dialect", type=click.Choice(("postgresql", "sqlite", "mysql")),
     help="The database to lint for (default: the configured URL's).",
 )  # fmt: skip
 @click.option(
@@ -251,6 +265,10 @@ def lint(
     Suppress one with `# migrasafe: ignore[rule-id]` on its line, or in
     pyproject.toml's [tool.migrasafe.lint]. Exits 1 when an error remains.
     """
+    from . import render
+    from .lint import RULES as LINT_RULES
+    from .lint import lint as run_lint
+
     if list_rules:
         _emit(as_json, LINT_RULES.describe(), lambda: render.rules(LINT_RULES.select()))
     result = run_lint(options.project(), dialect=dialect, only=rules, skip=skips)
@@ -265,6 +283,9 @@ def lint(
 @pass_options
 def revision(options: Options, message: str, autogenerate: bool, as_json: bool) -> None:
     """Write a new revision file with the next sequential id (0004 after 0003)."""
+    from . import render
+    from .scaffold import revision as run_revision
+
     result = run_revision(options.project(), message, autogenerate=autogenerate)
     _emit(as_json, result.to_dict(), lambda: render.revision_result(result))
 
@@ -276,6 +297,9 @@ def revision(options: Options, message: str, autogenerate: bool, as_json: bool) 
 @json_option
 def demo(demo_url: str | None, keep: bool, as_json: bool) -> None:
     """Run the reference project's whole workflow for real and check each step."""
+    from . import render
+    from .demo import demo as run_demo
+
     result = run_demo(demo_url, keep=keep)
     code = EXIT_OK if result.ok else EXIT_FOUND
     _emit(as_json, result.to_dict(), lambda: render.demo(result), code)
@@ -299,6 +323,9 @@ def verify(options: Options, scratch_url: str | None, rows: int, seed: int, as_j
 
     Exits 0 when every revision round-trips cleanly, 1 with findings.
     """
+    from . import render
+    from .verify import verify as run_verify
+
     with render.progress("verify", enabled=not as_json) as advance:
         result = run_verify(options.project(), url=scratch_url, rows=rows, seed=seed,
                             progress=advance)  # fmt: skip

@@ -19,6 +19,7 @@ from alembic.util import CommandError
 
 from .database import read_current_heads
 from .errors import ConfigError, MigrasafeError, ProjectError, RevisionError
+from .scriptfiles import fast_script_directory
 
 DEFAULT_CONFIG = "alembic.ini"
 CHECKSUM_TABLE = "migrasafe_checksums"
@@ -64,6 +65,24 @@ class Project:
         """The script directory; its revision files are not loaded yet."""
         with alembic_errors():
             return ScriptDirectory.from_config(self.config)
+
+    @cached_property
+    def graph(self) -> ScriptDirectory:
+        """The revision graph for commands that only read it: parsed, not imported.
+
+        Alembic's RevisionMap over what :mod:`migrasafe.scriptfiles` parsed, so
+        hundreds of revisions cost a parse each (or a cache hit), not an
+        import. A project that cannot be read that way gets :attr:`script`,
+        which reports its problem.
+        """
+        fast = fast_script_directory(self.script_directory)
+        if fast is None:
+            return self.script
+        try:
+            fast.revision_map.heads  # noqa: B018 - links the graph; a broken one is reported below
+        except Exception:
+            return self.script
+        return fast
 
     @cached_property
     def script(self) -> ScriptDirectory:

@@ -62,7 +62,7 @@ def history(project: Project, *, read_database: bool = True) -> History:
     The database is only read, to mark the current revision; when it cannot be
     read the history is still returned, with a warning saying why.
     """
-    script = project.script
+    script = project.graph
     current: tuple[str, ...] | None = None
     warning = None
     if read_database:

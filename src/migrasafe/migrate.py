@@ -17,9 +17,10 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from alembic import command
+from alembic.runtime.environment import EnvironmentContext
 from alembic.script import Script
 
 from . import checksums
@@ -76,7 +77,7 @@ def upgrade(
     """
     if sql:
         return _offline(project, "upgrade", target, command.upgrade)
-    return _run(project, "upgrade", target, command.upgrade, lock_timeout, waiting)
+    return _run(project, "upgrade", target, lock_timeout, waiting)
 
 
 def downgrade(
@@ -90,14 +91,13 @@ def downgrade(
     """Revert revisions down to ``target`` (an id, ``base``, or relative like ``-1``)."""
     if sql:
         return _offline(project, "downgrade", target, command.downgrade)
-    return _run(project, "downgrade", target, command.downgrade, lock_timeout, waiting)
+    return _run(project, "downgrade", target, lock_timeout, waiting)
 
 
 def _run(
     project: Project,
     direction: Direction,
     target: str,
-    run: Callable[..., None],
     lock_timeout: float,
     waiting: Waiting | None,
 ) -> MigrationResult:
@@ -109,7 +109,7 @@ def _run(
         plan = _plan(project, direction, target, before)
         try:
             with alembic_errors():
-                run(project.config, target)
+                _migrate(project, direction, target)
         except MigrasafeError:
             raise
         except Exception as exc:
@@ -131,6 +131,24 @@ def _run(
         order.reverse()
     steps = tuple(Step(s.revision, s.doc or "") for s in order if s.revision in changed)
     return MigrationResult(direction, target, url, before, after, steps)
+
+
+def _migrate(project: Project, direction: Direction, target: str) -> None:
+    """What ``alembic.command.upgrade``/``downgrade`` do, on the scripts already loaded.
+
+    Alembic's commands load the script directory again, importing every
+    revision file a second time; on a long history that doubles the cost.
+    """
+    script = project.script
+
+    def steps(rev: Any, _context: Any) -> Any:
+        if direction == "upgrade":
+            return script._upgrade_revs(target, rev)
+        return script._downgrade_revs(target, rev)
+
+    with EnvironmentContext(project.config, script, fn=steps, as_sql=False,
+                            starting_rev=None, destination_rev=target):  # fmt: skip
+        script.run_env()
 
 
 def _changed(project: Project, before: tuple[str, ...], after: tuple[str, ...]) -> set[str]:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -14,24 +13,21 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
 from rich.progress import Progress as Bar
 from rich.table import Table
 
-from .checksums import AcceptResult
-from .demo import DemoReport
-from .findings import Check, Finding
-from .history import History
-from .lint import LintReport
-from .migrate import MigrationResult
-from .scaffold import InitResult, RevisionResult
-from .status import Status
-from .verify import Progress, VerifyReport
+if TYPE_CHECKING:  # the CLI imports this module for every text output: keep it light
+    from .checksums import AcceptResult
+    from .demo import DemoReport
+    from .findings import Check, Finding
+    from .history import History
+    from .lint import LintReport
+    from .migrate import MigrationResult
+    from .scaffold import InitResult, RevisionResult
+    from .status import Status
+    from .verify import Progress, VerifyReport
 
 
 def _console() -> Console:
     # Created per call: click's test runner swaps sys.stdout between invocations.
     return Console(file=sys.stdout, soft_wrap=True, highlight=False)
-
-
-def print_json(data: object) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
 def init_result(result: InitResult) -> None:
@@ -90,7 +86,7 @@ def accept_result(result: AcceptResult) -> None:
 
 
 def history(result: History) -> None:
-    out = _console()
+    lines = []
     for entry in result.entries:
         marks = [
             name
@@ -104,7 +100,8 @@ def history(result: History) -> None:
         ]
         parents = ", ".join(entry.down_revision) or "<base>"
         label = f" [bold]({', '.join(marks)})[/]" if marks else ""
-        out.print(f"{parents} -> {entry.revision}{label}, {escape(entry.message)}")
+        lines.append(f"{parents} -> {entry.revision}{label}, {escape(entry.message)}")
+    _console().print("\n".join(lines))  # one call: thousands of prints cost more than the work
 
 
 def findings(found: Sequence[Finding], files: int | None = None) -> None:

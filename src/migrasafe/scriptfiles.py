@@ -1,20 +1,35 @@
 """Reading revision files without running them.
 
 Alembic imports every revision file to learn its ids; a file with a syntax
-error stops it with a traceback. Here each file is parsed on its own, so that
-one broken file becomes one finding and the others are still read. A value
-that is not a literal (``revision = make_id()``) is taken by importing that
-one file, as Alembic would.
+error stops it with a traceback, and with hundreds of revisions every command
+pays for all of them. Here each file is parsed on its own, so that one broken
+file becomes one finding and the others are still read. A value that is not a
+literal (``revision = make_id()``) is taken by importing that one file, as
+Alembic would.
+
+:func:`fast_script_directory` feeds what was parsed to Alembic's own
+``RevisionMap``, so read-only commands get Alembic's graph, order and heads
+without importing anything. What each file declares is cached by the hash of
+its content (see :class:`RevisionCache`).
 """
 
 from __future__ import annotations
 
 import ast
+import copy
+import dataclasses
+import hashlib
+import json
+import os
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 from alembic.script import Script, ScriptDirectory
+from alembic.script.revision import RevisionMap
 from alembic.util import to_tuple
 from alembic.util.pyfiles import load_python_file
 
@@ -36,6 +51,10 @@ class ScriptFile:
     downgrade_is_empty: bool = False
     error: str | None = None
     line: int | None = None
+    doc: str | None = None  # the module docstring, as Alembic reads it (__doc__)
+    branch_labels: tuple[str, ...] = ()
+    depends_on: tuple[str, ...] = ()
+    literal: bool = True  # False: values came from importing the file (not cached)
 
 
 def revision_paths(script: ScriptDirectory) -> Iterator[Path]:
@@ -51,9 +70,25 @@ def revision_paths(script: ScriptDirectory) -> Iterator[Path]:
                     yield path
 
 
-def read_script_file(path: Path) -> ScriptFile:
+def read_script_file(path: Path, cache: RevisionCache | None = None) -> ScriptFile:
+    """What ``path`` declares; from ``cache`` when a file with the same content was read."""
     try:
-        source = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
+    except OSError as exc:
+        return ScriptFile(path=path, error=f"{type(exc).__name__}: {exc}")
+    if cache is not None:
+        key = hashlib.blake2b(data, digest_size=16).hexdigest()
+        if (known := cache.get(key, path)) is not None:
+            return known
+    found = _parse(path, data)
+    if cache is not None and found.literal and found.error is None:
+        cache.put(key, found)
+    return found
+
+
+def _parse(path: Path, data: bytes) -> ScriptFile:
+    try:
+        source = data.decode("utf-8")
         tree = ast.parse(source, filename=str(path))
     except SyntaxError as exc:
         return ScriptFile(path=path, error=f"SyntaxError: {exc.msg}", line=exc.lineno)
@@ -61,7 +96,8 @@ def read_script_file(path: Path) -> ScriptFile:
         return ScriptFile(path=path, error=f"{type(exc).__name__}: {exc}")
 
     values = _module_values(tree)
-    if any(value is _NOT_LITERAL for value in values.values()):
+    literal = all(value is not _NOT_LITERAL for value in values.values())
+    if not literal:
         try:
             module = load_python_file(str(path.parent), path.name)
         except Exception as exc:  # the file's own code failed: report, don't crash
@@ -84,7 +120,17 @@ def read_script_file(path: Path) -> ScriptFile:
         has_downgrade=downgrade is not None,
         upgrade_changes_schema=upgrade is not None and _calls_op(upgrade),
         downgrade_is_empty=downgrade is not None and _is_empty(downgrade),
+        doc=ast.get_docstring(tree, clean=False),
+        branch_labels=_strings(values.get("branch_labels")),
+        depends_on=_strings(values.get("depends_on")),
+        literal=literal,
     )
+
+
+def _strings(value: object) -> tuple[str, ...]:
+    if value is _MISSING or value is None:
+        return ()
+    return tuple(to_tuple(value, default=()))
 
 
 _NAMES = ("revision", "down_revision", "branch_labels", "depends_on")
@@ -131,3 +177,122 @@ def _is_empty(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
             continue
         return False
     return True
+
+
+class RevisionCache:
+    """What each revision file declares, keyed by a hash of its content.
+
+    One JSON file per script directory under the user's cache directory
+    (``$MIGRASAFE_CACHE_DIR``, else ``$XDG_CACHE_HOME/migrasafe`` or
+    ``~/.cache/migrasafe``); ``MIGRASAFE_NO_CACHE=1`` turns it off. A file
+    whose content changed gets a new key, so the cache cannot go stale; a
+    cache that cannot be read or written is ignored.
+    """
+
+    _FIELDS = tuple(f.name for f in dataclasses.fields(ScriptFile) if f.name != "path")
+
+    def __init__(self, directory: str | Path) -> None:
+        self.path = self._location(Path(directory))
+        self.entries: dict[str, dict[str, Any]] = {}
+        self.used: set[str] = set()
+        self.changed = False
+        if self.path is not None:
+            try:
+                loaded = json.loads(self.path.read_text())
+                self.entries = loaded if isinstance(loaded, dict) else {}
+            except (OSError, ValueError):
+                self.entries = {}
+
+    @staticmethod
+    def _location(directory: Path) -> Path | None:
+        if os.environ.get("MIGRASAFE_NO_CACHE"):
+            return None
+        base = os.environ.get("MIGRASAFE_CACHE_DIR") or os.path.join(
+            os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache"), "migrasafe"
+        )
+        name = hashlib.blake2b(str(directory.resolve()).encode(), digest_size=8).hexdigest()
+        return Path(base) / f"revisions-{name}.json"
+
+    def get(self, key: str, path: Path) -> ScriptFile | None:
+        entry = self.entries.get(key)
+        if entry is None:
+            return None
+        self.used.add(key)
+        try:
+            values: dict[str, Any] = {
+                k: tuple(v) if isinstance(v, list) else v for k, v in entry.items()
+            }
+            return ScriptFile(path=path, **values)
+        except TypeError:  # written by another version of migrasafe
+            return None
+
+    def put(self, key: str, found: ScriptFile) -> None:
+        self.entries[key] = {name: getattr(found, name) for name in self._FIELDS}
+        self.used.add(key)
+        self.changed = True
+
+    def save(self) -> None:
+        """Write the entries used this time (files deleted since are dropped)."""
+        if self.path is None or not (self.changed or self.used != set(self.entries)):
+            return
+        kept = {k: v for k, v in self.entries.items() if k in self.used}
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(
+                "w", dir=self.path.parent, delete=False, suffix=".tmp"
+            ) as handle:
+                json.dump(kept, handle)
+            os.replace(handle.name, self.path)
+        except OSError:
+            pass  # a read-only home: no cache, same results
+
+
+def read_script_files(script: ScriptDirectory) -> list[ScriptFile]:
+    """Every revision file of the directory, in Alembic's order, through the cache."""
+    cache = RevisionCache(script.dir)
+    files = [read_script_file(path, cache) for path in revision_paths(script)]
+    cache.save()
+    return files
+
+
+def _real_path(path: Path, parents: dict[Path, Path]) -> Path:
+    """``path.resolve()``, resolving each directory once (thousands of files, one directory)."""
+    if path.is_symlink():
+        return path.resolve()
+    if path.parent not in parents:
+        parents[path.parent] = path.parent.resolve()
+    return parents[path.parent] / path.name
+
+
+def fast_script_directory(script: ScriptDirectory) -> ScriptDirectory | None:
+    """``script`` with its revision map built from parsed files instead of imports.
+
+    Gives Alembic's own graph (RevisionMap does the linking, the heads, the
+    order), so results are Alembic's. None when a file cannot be read that way
+    (a syntax error, no revision or down_revision, a sourceless project): the
+    caller then lets Alembic import the files and report the problem.
+    """
+    if script.sourceless:
+        return None
+    scripts = []
+    seen: set[Path] = set()
+    parents: dict[Path, Path] = {}
+    for found in read_script_files(script):
+        real = _real_path(found.path, parents)
+        if real in seen:
+            continue  # Alembic warns and skips a file listed twice
+        seen.add(real)
+        if found.error or found.revision is None or found.down_revisions is None:
+            return None
+        down = found.down_revisions
+        module = SimpleNamespace(
+            revision=found.revision,
+            down_revision=down[0] if len(down) == 1 else (down or None),
+            branch_labels=found.branch_labels or None,
+            depends_on=found.depends_on or None,
+            __doc__=found.doc,
+        )
+        scripts.append(Script(module, found.revision, real))  # type: ignore[arg-type]
+    fast = copy.copy(script)
+    fast.revision_map = RevisionMap(lambda: iter(scripts))
+    return fast

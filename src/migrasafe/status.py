@@ -50,7 +50,7 @@ class Status:
 
 def status(project: Project) -> Status:
     """Compare the revisions recorded in the database with the script directory."""
-    script = project.script
+    script = project.graph
     current = project.current_heads()
     done = applied(script, current)
     return Status(

@@ -15,7 +15,7 @@ from functools import cached_property
 from .checksums import Modified, modified
 from .config import Project
 from .findings import Finding, Registry
-from .scriptfiles import ScriptFile, read_script_file, revision_paths
+from .scriptfiles import ScriptFile, read_script_files
 
 Problem = tuple[ScriptFile, str]
 
@@ -237,7 +237,7 @@ def validate(
     find applied scripts edited since they were applied.
     """
     checks = CHECKS.select(only, skip)
-    files = [read_script_file(p) for p in revision_paths(project.script_directory)]
+    files = read_script_files(project.script_directory)
     edited: list[Modified] = []
     wanted = database and any(c.rule == "modified-after-apply" for c in checks)
     if wanted and all(f.error is None for f in files):  # else they cannot be loaded to compare
