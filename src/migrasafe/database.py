@@ -197,6 +197,8 @@ class SQLiteSupport(DialectSupport):
                 isinstance(raw, sqlite3.Connection)
                 and raw.isolation_level is None
                 and not raw.in_transaction
+                # autocommit asked for (Alembic's autocommit_block): no transaction
+                and connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT"
             ):
                 connection.exec_driver_sql("BEGIN")
 

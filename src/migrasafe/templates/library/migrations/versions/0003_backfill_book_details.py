@@ -8,11 +8,18 @@ The upgrade records which values it fills in ``migrasafe_backfill_0003`` so
 that the downgrade can clear exactly those, and only while they still hold
 the value the upgrade put there: descriptions, prices and page counts that
 existed before the upgrade, or were entered after it, survive a downgrade.
+
+Both directions run in batches of book ids (``migrasafe.backfill``), each
+batch one statement, touching only rows still to do: on a large catalogue no
+statement locks the whole table, and with ``COMMIT_EACH_BATCH`` (PostgreSQL,
+live tables) an interrupted upgrade continues where it stopped when re-run.
 """
 from typing import Sequence, Union
 
 from alembic import op
 import sqlalchemy as sa
+
+from migrasafe.backfill import backfill, backfill_insert
 
 # revision identifiers, used by Alembic.
 revision: str = "0003"
@@ -23,6 +30,8 @@ depends_on: Union[str, Sequence[str], None] = None
 DEFAULT_PRICE = 19.99
 DEFAULT_PAGE_COUNT = 300
 FILLED_COLUMNS = ("description", "price", "page_count")
+BATCH_SIZE = 10_000
+COMMIT_EACH_BATCH = False  # True: each batch commits (online backfill of a live table)
 
 books = sa.table(
     "books",
@@ -50,28 +59,39 @@ def _fill_values() -> dict[str, sa.ColumnElement[object]]:
 
 
 def upgrade() -> None:
-    op.create_table(
-        "migrasafe_backfill_0003",
-        sa.Column("book_id", sa.Integer(), primary_key=True),
-        *(sa.Column(name, sa.Boolean(), nullable=False) for name in FILLED_COLUMNS),
-    )
-    missing = [books.c[name].is_(None) for name in FILLED_COLUMNS]
-    op.execute(
-        sa.insert(filled).from_select(
-            ["book_id", *FILLED_COLUMNS],
-            sa.select(books.c.id, *missing).where(sa.or_(*missing)),
+    context = op.get_context()
+    if context.as_sql or not sa.inspect(op.get_bind()).has_table("migrasafe_backfill_0003"):
+        op.create_table(  # skipped when re-run after an interrupted online backfill
+            "migrasafe_backfill_0003",
+            sa.Column("book_id", sa.Integer(), primary_key=True),
+            *(sa.Column(name, sa.Boolean(), nullable=False) for name in FILLED_COLUMNS),
         )
+    missing = [books.c[name].is_(None) for name in FILLED_COLUMNS]
+    recorded = sa.exists().where(filled.c.book_id == books.c.id)
+    backfill_insert(
+        filled,
+        ["book_id", *FILLED_COLUMNS],
+        sa.select(books.c.id, *missing).where(sa.or_(*missing), ~recorded),
+        source=books,
+        batch_size=BATCH_SIZE,
+        commit_each_batch=COMMIT_EACH_BATCH,
     )
-    for name, value in _fill_values().items():
-        op.execute(sa.update(books).where(books.c[name].is_(None)).values({name: value}))
+    backfill(
+        books,
+        {name: sa.func.coalesce(books.c[name], value) for name, value in _fill_values().items()},
+        where=sa.or_(*missing),
+        batch_size=BATCH_SIZE,
+        commit_each_batch=COMMIT_EACH_BATCH,
+    )
 
 
 def downgrade() -> None:
     for name, value in _fill_values().items():
         filled_here = sa.select(filled.c.book_id).where(filled.c[name] == sa.true())
-        op.execute(
-            sa.update(books)
-            .where(books.c.id.in_(filled_here), books.c[name] == value)
-            .values({name: None})
+        backfill(
+            books,
+            {name: None},
+            where=sa.and_(books.c.id.in_(filled_here), books.c[name] == value),
+            batch_size=BATCH_SIZE,
         )
     op.drop_table("migrasafe_backfill_0003")

@@ -1,0 +1,192 @@
+"""Batched data migrations for use inside migration scripts.
+
+A data migration written as one ``UPDATE`` locks every row it touches until
+it commits and shows nothing while it works; written as an ORM loop it is
+orders of magnitude slower. :func:`backfill` (and :func:`backfill_insert`)
+walk the table by ranges of an integer key, one statement per batch::
+
+    from migrasafe.backfill import backfill
+
+    def upgrade() -> None:
+        books = sa.table("books", sa.column("id"), sa.column("price"))
+        backfill(books, {"price": 19.99}, where=books.c.price.is_(None))
+
+Resumable: each batch touches only rows that still match ``where``, so
+running it again after an interruption continues where it stopped.
+
+On PostgreSQL there are two ways to run it, chosen with ``commit_each_batch``:
+
+- ``False`` (default): every batch runs in the migration's transaction. The
+  migration stays all-or-nothing, but the rows updated stay locked until it
+  commits, and a long backfill keeps its snapshot (and autovacuum waits).
+- ``True``: each batch commits on its own (through Alembic's
+  ``autocommit_block``), so locks are held for one batch at a time and the
+  application keeps running: the way to backfill a large, live table. An
+  interruption leaves the batches done so far; the version is not bumped, so
+  the next ``upgrade`` runs the migration again and the predicate skips what
+  is done. Everything the migration did before the backfill is committed with
+  the first batch, so write those steps to be safe to re-run.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class BackfillResult:
+    """What a backfill did: rows changed, batches run, the slowest batch."""
+
+    table: str
+    rows: int
+    batches: int
+    seconds: float
+    longest_batch: float
+
+
+def backfill(
+    table: sa.TableClause,
+    values: Mapping[str, Any],
+    *,
+    where: sa.ColumnElement[bool],
+    key: str = "id",
+    batch_size: int = 10_000,
+    commit_each_batch: bool = False,
+    connection: Connection | None = None,
+    progress: bool | None = None,
+    log: Log | None = None,
+    log_every: int = 10,
+) -> BackfillResult:
+    """``UPDATE table SET values WHERE where``, one key range of ``batch_size`` at a time.
+
+    ``values`` maps column names to values or SQL expressions (which may use
+    the row's own columns). ``key`` is an integer column, normally the primary
+    key. ``connection`` defaults to the migration's (``op.get_bind()``).
+    """
+
+    def statement(low: int | None, high: int | None) -> sa.Executable:
+        update = sa.update(table).where(where).values(dict(values))
+        return update if low is None else update.where(_in_range(table.c[key], low, high))
+
+    return _run(table, key, statement, batch_size, commit_each_batch, connection, progress,
+                log, log_every)  # fmt: skip
+
+
+def backfill_insert(
+    target: sa.TableClause,
+    columns: list[str],
+    select: sa.Select[Any],
+    *,
+    source: sa.TableClause,
+    key: str = "id",
+    batch_size: int = 10_000,
+    commit_each_batch: bool = False,
+    connection: Connection | None = None,
+    progress: bool | None = None,
+    log: Log | None = None,
+    log_every: int = 10,
+) -> BackfillResult:
+    """``INSERT INTO target (columns) select``, one range of ``source.key`` at a time.
+
+    ``select`` reads from ``source``; to be resumable it must leave out the
+    rows already inserted (e.g. ``WHERE NOT EXISTS (...)``).
+    """
+
+    def statement(low: int | None, high: int | None) -> sa.Executable:
+        rows = select if low is None else select.where(_in_range(source.c[key], low, high))
+        return sa.insert(target).from_select(columns, rows)
+
+    return _run(source, key, statement, batch_size, commit_each_batch, connection, progress,
+                log, log_every)  # fmt: skip
+
+
+def _in_range(column: Any, low: int, high: int | None) -> sa.ColumnElement[bool]:
+    return sa.and_(column >= low, column < high)
+
+
+def _run(
+    table: sa.TableClause,
+    key: str,
+    statement: Callable[[int | None, int | None], sa.Executable],
+    batch_size: int,
+    commit_each_batch: bool,
+    connection: Connection | None,
+    progress: bool | None,
+    log: Log | None,
+    log_every: int,
+) -> BackfillResult:
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, not {batch_size}")
+    context: Any = None
+    if connection is None:
+        from alembic import op
+
+        context = op.get_context()
+        if context.as_sql:  # offline (--sql): no data to range over, one statement
+            op.execute(statement(None, None))
+            return BackfillResult(table.name, 0, 1, 0.0, 0.0)
+        connection = op.get_bind()
+    column = table.c[key]
+    low, high = connection.execute(sa.select(sa.func.min(column), sa.func.max(column))).one()
+    start = time.perf_counter()
+    rows = batches = 0
+    longest = 0.0
+    if low is None:
+        return BackfillResult(table.name, 0, 0, 0.0, 0.0)
+    total = (high - low) // batch_size + 1
+    say = log or _stderr
+    autocommit = (
+        context.autocommit_block() if commit_each_batch and context is not None else nullcontext()
+    )
+    with autocommit, _bar(table.name, total, progress) as advance:
+        for first in range(low, high + 1, batch_size):
+            began = time.perf_counter()
+            batch = statement(first, first + batch_size).execution_options(preserve_rowcount=True)
+            result = connection.execute(batch)
+            if commit_each_batch and context is None and connection.in_transaction():
+                connection.commit()
+            longest = max(longest, time.perf_counter() - began)
+            rows += max(getattr(result, "rowcount", 0) or 0, 0)
+            batches += 1
+            advance()
+            if not _interactive(progress) and log_every and batches % log_every == 0:
+                say(f"backfill {table.name}: batch {batches}/{total}, {rows} rows, "
+                    f"{time.perf_counter() - start:.1f} s")  # fmt: skip
+    seconds = time.perf_counter() - start
+    if not _interactive(progress) and log_every and batches >= log_every:
+        say(f"backfill {table.name}: done, {rows} rows in {batches} batches, {seconds:.1f} s "
+            f"(slowest batch {longest * 1000:.0f} ms)")  # fmt: skip
+    return BackfillResult(table.name, rows, batches, seconds, longest)
+
+
+def _stderr(line: str) -> None:
+    sys.stderr.write(line + "\n")
+
+
+def _interactive(progress: bool | None) -> bool:
+    return sys.stderr.isatty() if progress is None else progress
+
+
+@contextmanager
+def _bar(name: str, total: int, progress: bool | None) -> Iterator[Callable[[], None]]:
+    """A rich progress bar on a terminal; otherwise nothing (log lines instead)."""
+    if not _interactive(progress):
+        yield lambda: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    with Progress(TextColumn(f"backfill {name}"), BarColumn(), MofNCompleteColumn(),
+                  transient=True, console=Console(stderr=True)) as bar:  # fmt: skip
+        task = bar.add_task(name, total=total)
+        yield lambda: bar.advance(task)
