@@ -109,7 +109,7 @@ def _die_midway(line):
 
 def test_interrupted_0003_completes_when_run_again(library: Path, db_url: str) -> None:
     script = next((library.parent / "migrations" / "versions").glob("0003_*.py"))
-    text = script.read_text().replace("BATCH_SIZE = 10_000", "BATCH_SIZE = 4")
+    text = script.read_text().replace("BATCH_SIZE = 5_000", "BATCH_SIZE = 4")
     text = text.replace("COMMIT_EACH_BATCH = False", "COMMIT_EACH_BATCH = True")
     text = text.replace("        commit_each_batch=COMMIT_EACH_BATCH,\n    )\n\n\ndef downgrade",
                         "        commit_each_batch=COMMIT_EACH_BATCH,\n        log=_die_midway,\n"

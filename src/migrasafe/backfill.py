@@ -41,6 +41,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 Log = Callable[[str], None]
+Before = Callable[[sa.ColumnElement[bool]], sa.Executable]
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ def backfill(
     key: str = "id",
     batch_size: int = 10_000,
     commit_each_batch: bool = False,
+    before: Before | None = None,
     connection: Connection | None = None,
     progress: bool | None = None,
     log: Log | None = None,
@@ -71,14 +73,19 @@ def backfill(
 
     ``values`` maps column names to values or SQL expressions (which may use
     the row's own columns). ``key`` is an integer column, normally the primary
-    key. ``connection`` defaults to the migration's (``op.get_bind()``).
+    key. ``before``, given the batch's condition (its key range and ``where``),
+    returns a statement to run first in the same batch and transaction, e.g.
+    to record what is about to change; as the batch's rows no longer match
+    ``where`` afterwards, a re-run does not record them twice. ``connection``
+    defaults to the migration's (``op.get_bind()``).
     """
 
-    def statement(low: int | None, high: int | None) -> sa.Executable:
-        update = sa.update(table).where(where).values(dict(values))
-        return update if low is None else update.where(_in_range(table.c[key], low, high))
+    def statements(low: int | None, high: int | None) -> list[sa.Executable]:
+        condition = where if low is None else sa.and_(_in_range(table.c[key], low, high), where)
+        update = sa.update(table).where(condition).values(dict(values))
+        return [before(condition), update] if before is not None else [update]
 
-    return _run(table, key, statement, batch_size, commit_each_batch, connection, progress,
+    return _run(table, key, statements, batch_size, commit_each_batch, connection, progress,
                 log, log_every)  # fmt: skip
 
 
@@ -102,11 +109,11 @@ def backfill_insert(
     rows already inserted (e.g. ``WHERE NOT EXISTS (...)``).
     """
 
-    def statement(low: int | None, high: int | None) -> sa.Executable:
+    def statements(low: int | None, high: int | None) -> list[sa.Executable]:
         rows = select if low is None else select.where(_in_range(source.c[key], low, high))
-        return sa.insert(target).from_select(columns, rows)
+        return [sa.insert(target).from_select(columns, rows)]
 
-    return _run(source, key, statement, batch_size, commit_each_batch, connection, progress,
+    return _run(source, key, statements, batch_size, commit_each_batch, connection, progress,
                 log, log_every)  # fmt: skip
 
 
@@ -117,7 +124,7 @@ def _in_range(column: Any, low: int, high: int | None) -> sa.ColumnElement[bool]
 def _run(
     table: sa.TableClause,
     key: str,
-    statement: Callable[[int | None, int | None], sa.Executable],
+    statements: Callable[[int | None, int | None], list[sa.Executable]],
     batch_size: int,
     commit_each_batch: bool,
     connection: Connection | None,
@@ -132,8 +139,9 @@ def _run(
         from alembic import op
 
         context = op.get_context()
-        if context.as_sql:  # offline (--sql): no data to range over, one statement
-            op.execute(statement(None, None))
+        if context.as_sql:  # offline (--sql): no data to range over, whole-table statements
+            for each in statements(None, None):
+                op.execute(each)
             return BackfillResult(table.name, 0, 1, 0.0, 0.0)
         connection = op.get_bind()
     column = table.c[key]
@@ -151,12 +159,11 @@ def _run(
     with autocommit, _bar(table.name, total, progress) as advance:
         for first in range(low, high + 1, batch_size):
             began = time.perf_counter()
-            batch = statement(first, first + batch_size).execution_options(preserve_rowcount=True)
-            result = connection.execute(batch)
-            if commit_each_batch and context is None and connection.in_transaction():
-                connection.commit()
+            with _batch_transaction(connection, commit_each_batch, context is not None):
+                for each in statements(first, first + batch_size):
+                    result = connection.execute(each.execution_options(preserve_rowcount=True))
             longest = max(longest, time.perf_counter() - began)
-            rows += max(getattr(result, "rowcount", 0) or 0, 0)
+            rows += max(getattr(result, "rowcount", 0) or 0, 0)  # the last statement's rows
             batches += 1
             advance()
             if not _interactive(progress) and log_every and batches % log_every == 0:
@@ -167,6 +174,32 @@ def _run(
         say(f"backfill {table.name}: done, {rows} rows in {batches} batches, {seconds:.1f} s "
             f"(slowest batch {longest * 1000:.0f} ms)")  # fmt: skip
     return BackfillResult(table.name, rows, batches, seconds, longest)
+
+
+@contextmanager
+def _batch_transaction(connection: Connection, commit: bool, autocommit: bool) -> Iterator[None]:
+    """One transaction per batch when committing each batch, else the caller's transaction.
+
+    Inside Alembic's autocommit_block the connection autocommits each
+    statement; a batch of several statements is made atomic with BEGIN/COMMIT.
+    """
+    if not commit:
+        yield
+    elif autocommit:
+        connection.exec_driver_sql("BEGIN")
+        try:
+            yield
+        except BaseException:
+            connection.exec_driver_sql("ROLLBACK")
+            raise
+        connection.exec_driver_sql("COMMIT")
+    else:
+        try:
+            yield
+        except BaseException:
+            connection.rollback()
+            raise
+        connection.commit()
 
 
 def _stderr(line: str) -> None:

@@ -19,7 +19,7 @@ from typing import Sequence, Union
 from alembic import op
 import sqlalchemy as sa
 
-from migrasafe.backfill import backfill, backfill_insert
+from migrasafe.backfill import backfill
 
 # revision identifiers, used by Alembic.
 revision: str = "0003"
@@ -30,7 +30,7 @@ depends_on: Union[str, Sequence[str], None] = None
 DEFAULT_PRICE = 19.99
 DEFAULT_PAGE_COUNT = 300
 FILLED_COLUMNS = ("description", "price", "page_count")
-BATCH_SIZE = 10_000
+BATCH_SIZE = 5_000
 COMMIT_EACH_BATCH = False  # True: each batch commits (online backfill of a live table)
 
 books = sa.table(
@@ -67,19 +67,17 @@ def upgrade() -> None:
             *(sa.Column(name, sa.Boolean(), nullable=False) for name in FILLED_COLUMNS),
         )
     missing = [books.c[name].is_(None) for name in FILLED_COLUMNS]
-    recorded = sa.exists().where(filled.c.book_id == books.c.id)
-    backfill_insert(
-        filled,
-        ["book_id", *FILLED_COLUMNS],
-        sa.select(books.c.id, *missing).where(sa.or_(*missing), ~recorded),
-        source=books,
-        batch_size=BATCH_SIZE,
-        commit_each_batch=COMMIT_EACH_BATCH,
-    )
+
+    def record(batch: sa.ColumnElement[bool]) -> sa.Executable:
+        """Which of the batch's values are about to be filled, for the downgrade."""
+        rows = sa.select(books.c.id, *missing).where(batch)
+        return sa.insert(filled).from_select(["book_id", *FILLED_COLUMNS], rows)
+
     backfill(
         books,
         {name: sa.func.coalesce(books.c[name], value) for name, value in _fill_values().items()},
         where=sa.or_(*missing),
+        before=record,
         batch_size=BATCH_SIZE,
         commit_each_batch=COMMIT_EACH_BATCH,
     )
