@@ -87,3 +87,10 @@ def test_failing_migration_names_the_revision(library: Path, db_url: str) -> Non
     line = _one_error_line(result.stderr)
     assert "upgrade failed at revision 0002" in line and "no_such_table" in line
     assert query(db_url, "SELECT version_num FROM alembic_version") == [("0001",)]
+
+
+def test_the_package_exports_the_command_functions() -> None:
+    """`from migrasafe import history` is the function, not the module of the same name."""
+    from migrasafe import history, status, validate
+
+    assert callable(history) and callable(status) and callable(validate)
