@@ -180,9 +180,10 @@ def accept(project: Project, revisions: Iterable[str] = ()) -> AcceptResult:
                 f"(applied: {', '.join(sorted(done)) or 'none'})"
             )
     recorded = read_recorded(project)
+    chosen = set(wanted) or done
     scripts = [
         s for s in script.walk_revisions()
-        if s.revision in (set(wanted) or done)
+        if s.revision in chosen
         and (s.revision not in recorded or recorded[s.revision].checksum != checksum(s.path))
     ]  # fmt: skip
     if scripts:

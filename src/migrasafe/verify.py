@@ -195,13 +195,17 @@ class _Verifier:
                 connection.rollback()
             self._refresh(connection, None)
             raise _StepFailed(exc) from exc
-        touched = self.watch.tables(self.schema, table_names(connection, self.exclude))
-        self._refresh(connection, touched)
+        now = table_names(connection, self.exclude)
+        touched = self.watch.tables(self.schema, now)
+        self._refresh(connection, touched, now)
         return touched
 
-    def _refresh(self, connection: Connection, touched: set[str] | None) -> None:
-        """Re-read the schema and rows of the tables that may have changed."""
-        now = table_names(connection, self.exclude)
+    def _refresh(
+        self, connection: Connection, touched: set[str] | None, now: set[str] | None = None
+    ) -> None:
+        """Re-read the schema and rows of the tables that may have changed (``now``: all)."""
+        if now is None:
+            now = table_names(connection, self.exclude)
         gone = self.schema.tables.keys() - now
         if touched is None:
             reread = now
