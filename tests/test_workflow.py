@@ -20,8 +20,8 @@ def test_status_exits_1_before_upgrade_and_0_after(library: Path, db_url: str) -
     after = run_cli("-c", str(library), "--url", db_url, "status", "--json")
     assert after.exit_code == 0
     assert json.loads(after.stdout) | {"url": None} == {
-        "url": None, "current": ["0003"], "heads": ["0003"], "pending": [], "unknown": [],
-        "modified": [], "up_to_date": True,
+        "url": None, "version_table": "alembic_version", "current": ["0003"], "heads": ["0003"],
+        "pending": [], "unknown": [], "modified": [], "up_to_date": True,
     }  # fmt: skip
 
 

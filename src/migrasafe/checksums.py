@@ -17,16 +17,19 @@ import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
-from alembic.script import Script
+from alembic.runtime.migration import MigrationContext
+from alembic.script import Script, ScriptDirectory
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 
 from .config import CHECKSUM_TABLE, Project
-from .database import connect, describe_error, redact, support_for
+from .database import connect, describe_error, support_for
 from .errors import DatabaseError, RevisionError
 from .graph import applied
+from .runtime import EnvContext, probe
 
 TABLE = CHECKSUM_TABLE
 
@@ -38,9 +41,11 @@ def checksum(path: str | Path) -> str:
 
 
 def _table(schema: str | None) -> sa.Table:
+    """One table per schema; ``version_table`` keeps apart projects that share a database."""
     return sa.Table(
         TABLE,
         sa.MetaData(schema=schema),
+        sa.Column("version_table", sa.String(128), primary_key=True),
         sa.Column("revision", sa.String(64), primary_key=True),
         sa.Column("checksum", sa.String(64), nullable=False),
         sa.Column("script", sa.String(255), nullable=False),
@@ -89,40 +94,82 @@ class Modified:
 
 
 def record(
-    connection: Connection, project: Project, done: Iterable[Script], undone: Iterable[str]
+    connection: Connection,
+    version_table: str,
+    schema: str | None,
+    done: Iterable[Script],
+    undone: Iterable[str],
 ) -> None:
     """Record the scripts just applied (``done``) and forget the ones reverted."""
-    table = _table(project.version_table_schema)
+    table = _table(schema)
     table.create(connection, checkfirst=True)
     done = list(done)
     forget = [*undone, *(s.revision for s in done)]
     if forget:
-        connection.execute(table.delete().where(table.c.revision.in_(forget)))
+        connection.execute(table.delete().where(
+            table.c.version_table == version_table, table.c.revision.in_(forget)
+        ))  # fmt: skip
     now, who = dt.datetime.now(dt.UTC), _who()
     rows = [
-        {"revision": s.revision, "checksum": checksum(s.path), "script": Path(s.path).name,
-         "applied_at": now, "applied_by": who}
+        {"version_table": version_table, "revision": s.revision, "checksum": checksum(s.path),
+         "script": Path(s.path).name, "applied_at": now, "applied_by": who}
         for s in done
     ]  # fmt: skip
     if rows:
         connection.execute(table.insert(), rows)
 
 
-def read_recorded(project: Project) -> dict[str, Recorded]:
-    """What the database recorded, read-only; {} before migrasafe first applied anything."""
-    url = project.url
-    if not support_for(url).exists():
+class Recorder:
+    """Alembic's ``on_version_apply`` hook: each revision's checksum, in its own transaction.
+
+    Alembic calls it right after it updates the version table, on the same
+    connection and inside the same transaction as the revision, so a
+    revision is never applied without its checksum, nor the reverse.
+    """
+
+    def __init__(self) -> None:
+        self._ensured: set[int] = set()
+
+    def __call__(self, *, ctx: MigrationContext, step: Any, heads: set[str], run_args: Any) -> None:
+        if ctx.as_sql or getattr(step, "is_stamp", False) or ctx.connection is None:
+            return
+        script = step.revision_map.get_revision(step.up_revision_id)
+        if not isinstance(script, Script):
+            return
+        connection = ctx.connection
+        table = _table(ctx.version_table_schema)
+        if id(connection) not in self._ensured:
+            table.create(connection, checkfirst=True)
+            self._ensured.add(id(connection))
+        where = (table.c.version_table == ctx.version_table) & (table.c.revision == script.revision)
+        connection.execute(table.delete().where(where))
+        if step.is_upgrade:
+            connection.execute(table.insert().values(
+                version_table=ctx.version_table, revision=script.revision,
+                checksum=checksum(script.path), script=Path(script.path).name,
+                applied_at=dt.datetime.now(dt.UTC), applied_by=_who(),
+            ))  # fmt: skip
+
+
+def read_recorded(context: MigrationContext) -> dict[str, Recorded]:
+    """What the database recorded for this version table; {} before migrasafe applied anything.
+
+    Read on the connection ``env.py`` configured (see :func:`migrasafe.runtime.probe`).
+    """
+    connection = context.connection
+    assert connection is not None
+    schema = context.version_table_schema
+    if not sa.inspect(connection).has_table(TABLE, schema=schema):
         return {}
-    table = _table(project.version_table_schema)
-    with connect(url, readonly=True) as connection:
-        if not sa.inspect(connection).has_table(TABLE, schema=project.version_table_schema):
-            return {}
-        try:
-            rows = connection.execute(table.select()).all()
-        except sa_exc.DBAPIError as exc:
-            raise DatabaseError(
-                f"cannot read {TABLE} in {redact(url)}: {describe_error(exc, url)}"
-            ) from exc
+    table = _table(schema)
+    try:
+        rows = connection.execute(
+            table.select().where(table.c.version_table == context.version_table)
+        ).all()
+    except sa_exc.DBAPIError as exc:
+        raise DatabaseError(
+            f"cannot read {TABLE}: {describe_error(exc, connection.engine.url)}"
+        ) from exc
     return {
         row.revision: Recorded(
             row.revision, row.checksum, row.script, _aware(row.applied_at), row.applied_by
@@ -136,12 +183,13 @@ def _aware(moment: dt.datetime) -> dt.datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
-def modified(project: Project, current: tuple[str, ...]) -> list[Modified]:
+def modified(
+    graph: ScriptDirectory, current: tuple[str, ...], recorded: dict[str, Recorded]
+) -> list[Modified]:
     """Applied revisions whose script changed since migrasafe applied (or accepted) it."""
-    recorded = read_recorded(project)
-    done = applied(project.graph, current)
+    done = applied(graph, current)
     found = []
-    for script in project.graph.walk_revisions():
+    for script in graph.walk_revisions():
         if script.revision not in done:
             continue
         seen = recorded.get(script.revision)
@@ -152,6 +200,12 @@ def modified(project: Project, current: tuple[str, ...]) -> list[Modified]:
             found.append(Modified(script.revision, str(script.path), seen.checksum, now,
                                   seen.applied_at.isoformat(), seen.applied_by))  # fmt: skip
     return sorted(found, key=lambda m: m.revision)
+
+
+def read_state(project: Project) -> tuple[EnvContext, dict[str, Recorded]]:
+    """The database's current revisions and recorded checksums, read-only through env.py."""
+    context, recorded = probe(project, read_recorded)
+    return context, recorded or {}
 
 
 @dataclass(frozen=True)
@@ -169,17 +223,16 @@ def accept(project: Project, revisions: Iterable[str] = ()) -> AcceptResult:
     Only revisions whose recorded checksum differs (or is missing) are written.
     """
     script = project.graph
-    current = project.current_heads()
-    done = applied(script, current)
+    context, recorded = read_state(project)
+    done = applied(script, context.heads)
     wanted = list(revisions)
     for rev in wanted:
         if rev not in done:
             raise RevisionError(
-                f"revision {rev} is not applied to {redact(project.url)}: only applied "
+                f"revision {rev} is not applied to {context.display_url}: only applied "
                 "revisions have a checksum to accept "
                 f"(applied: {', '.join(sorted(done)) or 'none'})"
             )
-    recorded = read_recorded(project)
     chosen = set(wanted) or done
     scripts = [
         s for s in script.walk_revisions()
@@ -187,6 +240,7 @@ def accept(project: Project, revisions: Iterable[str] = ()) -> AcceptResult:
         and (s.revision not in recorded or recorded[s.revision].checksum != checksum(s.path))
     ]  # fmt: skip
     if scripts:
-        with connect(project.url) as connection, connection.begin():
-            record(connection, project, scripts, ())
-    return AcceptResult(redact(project.url), tuple(sorted(s.revision for s in scripts)))
+        url = support_for(context.url).engine_url.render_as_string(hide_password=False)
+        with connect(url) as connection, connection.begin():
+            record(connection, context.version_table, context.version_table_schema, scripts, ())
+    return AcceptResult(context.display_url, tuple(sorted(s.revision for s in scripts)))

@@ -10,26 +10,31 @@ from __future__ import annotations
 import json
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import click
 
-from .config import DEFAULT_CONFIG, URL_ENV_VAR, Project, load_project
-from .errors import MigrasafeError
+from .config import URL_ENV_VAR, Project, load_project
+from .errors import MigrasafeError, MigrationFailed
 
 EXIT_OK, EXIT_FOUND, EXIT_ERROR = 0, 1, 2
 
 
 @dataclass
 class Options:
-    config: str
+    config: tuple[str, ...]
     url: str | None
     debug: bool
+    x_args: tuple[str, ...] = ()
+    name: str = "alembic"
+    app: str | None = None
 
     def project(self) -> Project:
-        return load_project(self.config, self.url)
+        return load_project(self.config or None, self.url, x_args=self.x_args, name=self.name,
+                            app=self.app)  # fmt: skip
 
 
 def _fail(message: str, debug: bool) -> NoReturn:
@@ -71,19 +76,37 @@ def _emit(
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
-    "-c", "--config", default=DEFAULT_CONFIG, show_default=True, metavar="PATH",
-    help="The project's alembic.ini.",
+    "-c", "--config", multiple=True, metavar="PATH",
+    help="The project's alembic.ini and/or pyproject.toml, as for alembic "
+    "(default: $ALEMBIC_CONFIG, ./alembic.ini, ./pyproject.toml, Flask-Migrate's "
+    "migrations/alembic.ini).",
 )  # fmt: skip
 @click.option(
     "--url", envvar=URL_ENV_VAR, metavar="URL",
-    help=f"Database URL; overrides sqlalchemy.url (also ${URL_ENV_VAR}).",
+    help=f"The project's database; replaces sqlalchemy.url (also ${URL_ENV_VAR}).",
 )  # fmt: skip
+@click.option(
+    "-x", "x_args", multiple=True, metavar="KEY=VALUE",
+    help="For env.py's context.get_x_argument(), as alembic -x (repeatable).",
+)  # fmt: skip
+@click.option("-n", "--name", default="alembic", show_default=True, metavar="SECTION",
+              help="The ini file's section, as alembic -n.")  # fmt: skip
+@click.option("--app", metavar="MODULE:APP",
+              help="A Flask-Migrate project's application (default: $FLASK_APP).")  # fmt: skip
 @click.option("--debug", is_flag=True, help="Show tracebacks of errors.")
 @click.version_option(package_name="migrasafe")
 @click.pass_context
-def main(ctx: click.Context, config: str, url: str | None, debug: bool) -> None:
+def main(
+    ctx: click.Context,
+    config: tuple[str, ...],
+    url: str | None,
+    x_args: tuple[str, ...],
+    name: str,
+    app: str | None,
+    debug: bool,
+) -> None:
     """Alembic migrations that tell the truth about a database."""
-    ctx.obj = Options(config=config, url=url, debug=debug)
+    ctx.obj = Options(config=config, url=url, debug=debug, x_args=x_args, name=name, app=app)
 
 
 @main.command()
@@ -115,6 +138,24 @@ lock_timeout_option = click.option(
 )  # fmt: skip
 
 
+@contextmanager
+def _partial_results(as_json: bool) -> Iterator[None]:
+    """A failed run still reports what it did before failing (or the SQL rendered), then fails."""
+    try:
+        yield
+    except MigrationFailed as exc:
+        from . import render
+        from .migrate import MigrationResult
+
+        result = exc.result
+        if isinstance(result, MigrationResult):
+            if as_json:
+                sys.stdout.write(json.dumps(result.to_dict(), indent=2, default=str) + "\n")
+            else:
+                render.migration_result(result, partial=True)
+        raise
+
+
 def _say_waiting(message: str) -> None:
     click.echo(f"migrasafe: {message}", err=True)
 
@@ -134,8 +175,9 @@ def upgrade(options: Options, target: str, sql: bool, lock_timeout: float, as_js
     from . import render
     from .migrate import upgrade as run_upgrade
 
-    result = run_upgrade(options.project(), target, sql=sql, lock_timeout=lock_timeout,
-                         waiting=_say_waiting)  # fmt: skip
+    with _partial_results(as_json):
+        result = run_upgrade(options.project(), target, sql=sql, lock_timeout=lock_timeout,
+                             waiting=_say_waiting)  # fmt: skip
     _emit(as_json, result.to_dict(), lambda: render.migration_result(result))
 
 
@@ -150,8 +192,9 @@ def downgrade(options: Options, target: str, sql: bool, lock_timeout: float, as_
     from . import render
     from .migrate import downgrade as run_downgrade
 
-    result = run_downgrade(options.project(), target, sql=sql, lock_timeout=lock_timeout,
-                           waiting=_say_waiting)  # fmt: skip
+    with _partial_results(as_json):
+        result = run_downgrade(options.project(), target, sql=sql, lock_timeout=lock_timeout,
+                               waiting=_say_waiting)  # fmt: skip
     _emit(as_json, result.to_dict(), lambda: render.migration_result(result))
 
 
@@ -310,7 +353,9 @@ def demo(demo_url: str | None, keep: bool, as_json: bool) -> None:
     "--url",
     "scratch_url",
     metavar="URL",
-    help="Create the scratch database on this server (default: a temporary SQLite file).",
+    help="Create the scratch database on this server (default: the project's database "
+    "server, from the global --url, $MIGRASAFE_URL or env.py; the database itself is "
+    "never written to).",
 )
 @click.option(
     "--rows", default=20, show_default=True, help="Generated rows per table per revision."

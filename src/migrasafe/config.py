@@ -1,64 +1,81 @@
-"""Loading an Alembic project: its ini file, its script directory, its database URL."""
+"""Finding and loading an Alembic project the way ``alembic`` and ``flask db`` do.
+
+Discovery follows Alembic's command line: ``-c`` (an ini file and/or a
+``pyproject.toml``, each at most once), else ``$ALEMBIC_CONFIG``, else
+``./alembic.ini`` and ``./pyproject.toml``'s ``[tool.alembic]``. A project
+laid out by Flask-Migrate (``migrations/alembic.ini`` without a
+``script_location``, next to its ``env.py``) is loaded as ``flask db`` loads
+it: the application (``--app`` or ``$FLASK_APP``) is imported, and every run
+of ``env.py`` happens inside its application context.
+
+Nothing here decides which database, version table or metadata the project
+uses: that is ``env.py``'s word, read by :mod:`migrasafe.runtime`.
+"""
 
 from __future__ import annotations
 
 import configparser
+import os
 import sys
+import tomllib
 from argparse import Namespace
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from alembic.script.revision import RevisionError as AlembicRevisionError
 from alembic.util import CommandError
 
-from .database import read_current_heads
+from .database import parse_url
 from .errors import ConfigError, MigrasafeError, ProjectError, RevisionError
 from .scriptfiles import fast_script_directory
 
 DEFAULT_CONFIG = "alembic.ini"
+DEFAULT_TOML = "pyproject.toml"
+FLASK_CONFIG = Path("migrations") / "alembic.ini"
 CHECKSUM_TABLE = "migrasafe_checksums"
 URL_ENV_VAR = "MIGRASAFE_URL"
 
 
 @dataclass
 class Project:
-    """An Alembic project as migrasafe sees it: the config plus what it points to."""
+    """An Alembic project as migrasafe sees it: the config plus what it points to.
+
+    ``url`` is the URL asked for on the command line (``--url`` or
+    ``$MIGRASAFE_URL``), if any; it replaces ``sqlalchemy.url``, and a run
+    whose ``env.py`` connects elsewhere is refused. ``app`` is the Flask
+    application of a Flask-Migrate project.
+    """
 
     config: Config
     config_path: Path
+    url: str | None = None
+    app: Any = None
+    layout: str = "alembic.ini"
 
     @property
-    def url(self) -> str:
-        url = self.config.get_main_option("sqlalchemy.url")
-        if not url:
-            raise ConfigError(
-                f"no database URL: {self.config_path} has no sqlalchemy.url; "
-                f"pass --url or set {URL_ENV_VAR}"
-            )
-        return url
+    def configured_url(self) -> str | None:
+        """``--url``, else ``sqlalchemy.url``: what an ``env.py`` reading the config would use."""
+        if self.url:
+            return self.url
+        try:
+            return self.config.get_main_option("sqlalchemy.url") or None
+        except configparser.Error:
+            return None
 
-    @property
-    def version_table(self) -> str:
-        return self.config.get_main_option("version_table") or "alembic_version"
-
-    @property
-    def version_table_schema(self) -> str | None:
-        return self.config.get_main_option("version_table_schema")
-
-    @property
-    def bookkeeping_tables(self) -> tuple[str, str]:
-        """Tables that record migrations rather than hold the application's data."""
-        return (self.version_table, CHECKSUM_TABLE)
-
-    def current_heads(self) -> tuple[str, ...]:
-        """The revisions the database records, read without writing anything."""
-        return read_current_heads(self.url, self.version_table, self.version_table_schema)
+    @contextmanager
+    def activated(self) -> Iterator[None]:
+        """What ``env.py`` expects around it: a Flask-Migrate project's application context."""
+        if self.app is None:
+            yield
+            return
+        with self.app.app_context():
+            yield
 
     @cached_property
     def script_directory(self) -> ScriptDirectory:
@@ -93,7 +110,8 @@ class Project:
         """
         script = self.script_directory
         try:
-            script.revision_map.heads  # noqa: B018 - loads and links every revision file
+            with self.activated():
+                script.revision_map.heads  # noqa: B018 - loads and links every revision file
         except (CommandError, AlembicRevisionError) as exc:
             raise ProjectError(
                 f"cannot load the revision files in {script.dir}: {exc}. "
@@ -132,48 +150,163 @@ def alembic_errors() -> Iterator[None]:
         raise MigrasafeError(str(exc)) from exc
 
 
+def _config_files(names: Sequence[str | Path]) -> tuple[Path | None, Path | None, bool]:
+    """(ini, pyproject.toml, whether named explicitly), as Alembic's command line picks them."""
+    ini: Path | None = None
+    toml: Path | None = None
+    for name in names:
+        path = Path(name)
+        if path.name == DEFAULT_TOML:
+            if toml is not None:
+                raise ConfigError("pyproject.toml given more than once with -c")
+            toml = path
+        else:
+            if ini is not None:
+                raise ConfigError("only one ini file may be given with -c")
+            ini = path
+    if names:
+        return ini, toml, True
+    env = os.environ.get("ALEMBIC_CONFIG")
+    if env:
+        if Path(env).name == DEFAULT_TOML:
+            return Path(DEFAULT_CONFIG), Path(env), True
+        return Path(env), Path(DEFAULT_TOML), True
+    return Path(DEFAULT_CONFIG), Path(DEFAULT_TOML), False
+
+
+def _has_tool_alembic(toml: Path | None) -> bool:
+    if toml is None or not toml.is_file():
+        return False
+    try:
+        with toml.open("rb") as handle:
+            data = tomllib.load(handle)
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {toml}: {exc}") from exc
+    return isinstance(data.get("tool", {}).get("alembic"), dict)
+
+
 def load_project(
-    config_path: str | Path = DEFAULT_CONFIG,
+    config_path: str | Path | Sequence[str | Path] | None = None,
     url: str | None = None,
     *,
+    x_args: Sequence[str] = (),
+    name: str = "alembic",
+    app: str | None = None,
     stdout: TextIO | None = None,
 ) -> Project:
-    """Read an Alembic ini file; ``url`` (e.g. from --url) overrides sqlalchemy.url.
+    """Find and read an Alembic project's configuration, as ``alembic`` does.
 
-    Alembic's own console output goes to ``stdout`` (stderr by default) so that
-    migrasafe's stdout holds only what the command reports.
+    ``config_path``: what ``-c`` names (an ini file and/or a pyproject.toml;
+    default: discovered). ``url`` (``--url``) replaces ``sqlalchemy.url``;
+    ``x_args`` reach ``context.get_x_argument()``; ``name`` is the ini
+    section (``-n``); ``app`` is a Flask application (``--app``, default
+    ``$FLASK_APP``) for a Flask-Migrate project. Alembic's own console output
+    goes to ``stdout`` (stderr by default) so that migrasafe's stdout holds
+    only what the command reports.
     """
-    path = Path(config_path)
-    if not path.is_file():
-        raise ConfigError(
-            f"config file {path} not found; pass -c PATH to an alembic.ini "
-            "or create a project with `migrasafe init DIR`"
-        )
+    if config_path is None:
+        names: Sequence[str | Path] = ()
+    elif isinstance(config_path, str | Path):
+        names = (config_path,)
+    else:
+        names = tuple(config_path)
+    ini, toml, explicit = _config_files(names)
+    with_toml = _has_tool_alembic(toml)
+    if toml is not None and toml in [Path(n) for n in names] and not with_toml:
+        raise ConfigError(f"{toml} has no [tool.alembic] section")
+    if ini is not None and not ini.is_file() and (explicit and ini != Path(DEFAULT_CONFIG)):
+        raise ConfigError(f"config file {ini} not found")
+    ini_found = ini if ini is not None and ini.is_file() else None
+    if ini_found is None and not with_toml:
+        if not explicit and FLASK_CONFIG.is_file():
+            ini_found = FLASK_CONFIG
+        else:
+            raise ConfigError(
+                f"no Alembic configuration found: no {ini or DEFAULT_CONFIG} and no "
+                f"[tool.alembic] in {toml or DEFAULT_TOML} here (nor Flask-Migrate's "
+                f"{FLASK_CONFIG}); pass -c PATH, set $ALEMBIC_CONFIG, "
+                "or create a project with `migrasafe init DIR`"
+            )
     config = Config(
-        str(path),
+        file_=str(ini_found) if ini_found else None,
+        toml_file=str(toml) if with_toml and toml else None,
+        ini_section=name,
         stdout=stdout if stdout is not None else sys.stderr,
         # quiet: Alembic's "Generating ... done" lines go straight to sys.stdout.
-        cmd_opts=Namespace(quiet=True, x=None),
+        cmd_opts=Namespace(quiet=True, x=list(x_args)),
     )
-    try:
-        # Read every option now: a bad one (e.g. an unescaped "%") is reported
-        # here, naming the file, not as a traceback from somewhere inside Alembic.
-        section = config.config_ini_section
-        for option in config.file_config.options(section):
-            config.file_config.get(section, option)
-        script_location = config.get_main_option("script_location")
-    except configparser.Error as exc:
-        message = " ".join(str(exc).split())
-        raise ConfigError(f"cannot read {path}: {message}") from exc
+    script_location = _read_options(config, ini_found, name)
+    layout = "pyproject.toml" if with_toml else "alembic.ini"
+    flask_app = None
+    if not script_location and ini_found is not None and (ini_found.parent / "env.py").is_file():
+        # Flask-Migrate's layout: the ini sits in the script directory and
+        # `flask db` names that directory itself.
+        config.set_main_option("script_location", str(ini_found.parent.resolve()))
+        script_location = str(ini_found.parent)
+        if app or os.environ.get("FLASK_APP") or _mentions_flask(ini_found.parent / "env.py"):
+            flask_app = _load_flask_app(app, ini_found)
+            layout = "flask-migrate"
     if not script_location:
+        where = toml if with_toml else ini_found
         raise ConfigError(
-            f"{path} has no script_location in its [alembic] section; "
+            f"{where} has no script_location (section [{name}] or [tool.alembic]); "
             "it should name the directory that holds env.py"
         )
     if url:
+        parse_url(url)  # a malformed URL is reported as such, before env.py runs
         config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    project = Project(config=config, config_path=path)
+    path = ini_found if ini_found is not None else toml
+    assert path is not None
+    project = Project(config=config, config_path=path, url=url, app=flask_app, layout=layout)
     location = Path(project.script_directory.dir)
     if not (location / "env.py").is_file():
         raise ConfigError(f"script_location {location} (from {path}) has no env.py")
     return project
+
+
+def _read_options(config: Config, ini: Path | None, section: str) -> str | None:
+    """Read every option now, so a bad one is reported naming the file, not deep in Alembic."""
+    try:
+        if ini is not None:
+            if not config.file_config.has_section(section):
+                raise ConfigError(
+                    f"{ini} has no [{section}] section"
+                    + ("" if section == "alembic" else " (chosen with -n/--name)")
+                )
+            for option in config.file_config.options(section):
+                config.file_config.get(section, option)
+        return config.get_alembic_option("script_location")
+    except configparser.Error as exc:
+        message = " ".join(str(exc).split())
+        raise ConfigError(f"cannot read {ini}: {message}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"cannot read {ini}: it is not UTF-8 text ({exc.reason})") from exc
+
+
+def _mentions_flask(env_py: Path) -> bool:
+    try:
+        return "flask" in env_py.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+
+
+def _load_flask_app(app: str | None, ini: Path) -> Any:
+    """The Flask application, found as ``flask`` finds it (``--app``, ``$FLASK_APP``, app.py)."""
+    try:
+        from flask.cli import NoAppException, ScriptInfo
+    except ImportError as exc:
+        raise ConfigError(
+            f"{ini} belongs to a Flask-Migrate project, but Flask is not installed here"
+        ) from exc
+    try:
+        return ScriptInfo(app_import_path=app).load_app()
+    except NoAppException as exc:
+        raise ConfigError(
+            f"{ini} belongs to a Flask-Migrate project and its env.py needs the application: "
+            f"{' '.join(str(exc).split())} Pass --app MODULE:APP or set $FLASK_APP, "
+            "as for `flask db`"
+        ) from exc
+    except Exception as exc:
+        raise ConfigError(
+            f"cannot load the Flask application for {ini}: {type(exc).__name__}: {exc}"
+        ) from exc

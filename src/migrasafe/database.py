@@ -82,13 +82,43 @@ class DialectSupport:
 
     def __init__(self, url: URL) -> None:
         self.url = url
+        self.engine_url = self.sync_url(url)
+
+    # Async drivers and the sync driver migrasafe uses beside them (for its lock).
+    sync_drivers: ClassVar[dict[str, str]] = {}
 
     def exists(self) -> bool:
         """Whether the database exists, answered without creating it."""
         return True
 
+    @classmethod
+    def make_readonly_args(
+        cls, driver: str, cargs: list[Any], cparams: dict[str, Any]
+    ) -> str | None:
+        """Change a driver's connect arguments so its session cannot write.
+
+        Returns the path of a database that does not exist (SQLite), which
+        must not be created by connecting; None otherwise.
+        """
+        return None
+
+    @classmethod
+    def tune_scratch_session(cls, dbapi_connection: Any) -> None:
+        """Settings for a scratch database that is thrown away afterwards."""
+
+    @classmethod
+    def sync_url(cls, url: URL) -> URL:
+        """The URL with a synchronous driver, for migrasafe's own connections."""
+        driver = cls.sync_drivers.get(url.get_driver_name())
+        return url if driver is None else url.set(drivername=f"{url.get_backend_name()}+{driver}")
+
+    def identity(self) -> tuple[object, ...]:
+        """What names one database: the same on two URLs means the same database."""
+        return (self.url.get_backend_name(), self.url.host or "localhost", self.url.port,
+                self.url.database)  # fmt: skip
+
     def engine(self) -> Engine:
-        return sa.create_engine(self.url, poolclass=NullPool)
+        return sa.create_engine(self.engine_url, poolclass=NullPool)
 
     def readonly_engine(self) -> Engine:
         """An engine whose connections cannot change the database."""
@@ -103,8 +133,9 @@ class DialectSupport:
         )
         yield ""  # pragma: no cover
 
+    @classmethod
     @contextmanager
-    def transactional_ddl(self) -> Iterator[None]:
+    def transactional_ddl(cls) -> Iterator[None]:
         """While inside, DDL on this dialect rolls back with its transaction."""
         yield
 
@@ -150,6 +181,33 @@ class DialectSupport:
 
 class SQLiteSupport(DialectSupport):
     name = "sqlite"
+    sync_drivers: ClassVar[dict[str, str]] = {"aiosqlite": "pysqlite"}
+
+    @classmethod
+    def make_readonly_args(
+        cls, driver: str, cargs: list[Any], cparams: dict[str, Any]
+    ) -> str | None:
+        if not cargs or not isinstance(cargs[0], str):
+            return None
+        database = cargs[0]
+        if database in ("", ":memory:") or cparams.get("uri") or database.startswith("file:"):
+            return None
+        if not Path(database).is_file():
+            return database
+        cargs[0] = f"file:{quote(Path(database).resolve().as_posix())}?mode=ro"
+        cparams["uri"] = True
+        return None
+
+    @classmethod
+    def tune_scratch_session(cls, dbapi_connection: Any) -> None:
+        # A scratch file is deleted afterwards: waiting for the disk on each commit buys nothing.
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA synchronous = OFF")
+        cursor.close()
+
+    def identity(self) -> tuple[object, ...]:
+        path = self.path
+        return ("sqlite", str(path.resolve()) if path is not None else self.url.database)
 
     @property
     def path(self) -> Path | None:
@@ -175,8 +233,9 @@ class SQLiteSupport(DialectSupport):
             "sqlite://", creator=_sqlite_readonly_creator(uri), poolclass=NullPool
         )
 
+    @classmethod
     @contextmanager
-    def transactional_ddl(self) -> Iterator[None]:
+    def transactional_ddl(cls) -> Iterator[None]:
         """Make Python's sqlite3 driver put DDL inside the transaction.
 
         SQLite's DDL is transactional, but the driver only opens a transaction
@@ -188,15 +247,15 @@ class SQLiteSupport(DialectSupport):
         """
 
         def on_connect(dbapi_connection: Any, _record: object) -> None:
-            if isinstance(dbapi_connection, sqlite3.Connection):
+            if _is_sqlite(dbapi_connection):
                 dbapi_connection.isolation_level = None
 
         def on_begin(connection: Connection) -> None:
-            raw = connection.connection.dbapi_connection
+            raw: Any = connection.connection.dbapi_connection
             if (
-                isinstance(raw, sqlite3.Connection)
+                _is_sqlite(raw)
                 and raw.isolation_level is None
-                and not raw.in_transaction
+                and not _sqlite_in_transaction(raw)
                 # autocommit asked for (Alembic's autocommit_block): no transaction
                 and connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT"
             ):
@@ -246,6 +305,19 @@ class SQLiteSupport(DialectSupport):
         return try_acquire, holder, release
 
 
+def _is_sqlite(dbapi_connection: Any) -> bool:
+    """sqlite3's connection, or SQLAlchemy's adapter of aiosqlite's (an async env.py)."""
+    return isinstance(dbapi_connection, sqlite3.Connection) or (
+        type(dbapi_connection).__name__ == "AsyncAdapt_aiosqlite_connection"
+    )
+
+
+def _sqlite_in_transaction(dbapi_connection: Any) -> bool:
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        return dbapi_connection.in_transaction
+    return bool(getattr(dbapi_connection._connection, "in_transaction", False))
+
+
 def _sqlite_readonly_creator(uri: str) -> Callable[[], sqlite3.Connection]:
     def connect() -> sqlite3.Connection:
         return sqlite3.connect(uri, uri=True)
@@ -255,11 +327,25 @@ def _sqlite_readonly_creator(uri: str) -> Callable[[], sqlite3.Connection]:
 
 class PostgreSQLSupport(DialectSupport):
     name = "postgresql"
+    sync_drivers: ClassVar[dict[str, str]] = {"asyncpg": "psycopg", "psycopg_async": "psycopg"}
+
+    @classmethod
+    def make_readonly_args(
+        cls, driver: str, cargs: list[Any], cparams: dict[str, Any]
+    ) -> str | None:
+        if driver == "asyncpg":
+            settings = dict(cparams.get("server_settings") or {})
+            settings["default_transaction_read_only"] = "on"
+            cparams["server_settings"] = settings
+        else:  # libpq drivers: psycopg, psycopg2, pg8000 ignores it
+            option = "-c default_transaction_read_only=on"
+            cparams["options"] = f"{cparams.get('options', '')} {option}".strip()
+        return None
 
     @contextmanager
     def scratch(self) -> Iterator[str]:
         name = f"migrasafe_scratch_{uuid.uuid4().hex[:12]}"
-        admin = sa.create_engine(self.url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+        admin = sa.create_engine(self.engine_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
         try:
             with admin.connect() as conn:
                 conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
@@ -269,7 +355,7 @@ class PostgreSQLSupport(DialectSupport):
                 f"{describe_error(exc, self.url)}"
             ) from exc
         try:
-            yield self.url.set(database=name).render_as_string(hide_password=False)
+            yield self.engine_url.set(database=name).render_as_string(hide_password=False)
         finally:
             with admin.connect() as conn:
                 conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -284,7 +370,7 @@ class PostgreSQLSupport(DialectSupport):
         ends, including when the process holding it is killed.
         """
         key = _LOCK_KEY
-        engine = sa.create_engine(self.url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+        engine = sa.create_engine(self.engine_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
         try:
             connection = engine.connect()
         except sa_exc.DBAPIError as exc:
@@ -341,9 +427,19 @@ _SUPPORT: dict[str, type[DialectSupport]] = {
 }
 
 
+def support_class(backend: str) -> type[DialectSupport]:
+    """The class holding what differs on this dialect (by backend name, e.g. "sqlite")."""
+    return _SUPPORT.get(backend, DialectSupport)
+
+
 def support_for(url: str | URL) -> DialectSupport:
     parsed = parse_url(url) if isinstance(url, str) else url
-    return _SUPPORT.get(parsed.get_backend_name(), DialectSupport)(parsed)
+    return support_class(parsed.get_backend_name())(parsed)
+
+
+def same_database(a: str | URL, b: str | URL) -> bool:
+    """Whether two URLs name the same database (driver and credentials aside)."""
+    return support_for(a).identity() == support_for(b).identity()
 
 
 @contextmanager

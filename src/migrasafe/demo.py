@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from .config import Project, load_project
+from .config import CHECKSUM_TABLE, Project, load_project
 from .database import connect, redact, support_for
 from .errors import DatabaseError, MigrasafeError
 from .history import history
@@ -40,6 +40,9 @@ CURATED: dict[str, Any] = {
     "price": 9.99,
 }
 ORIGINAL_COLUMNS = ("title", "author", "isbn", "published_year", "genre")
+
+# The template's env.py keeps Alembic's default version table.
+BOOKKEEPING = ("alembic_version", CHECKSUM_TABLE)
 
 
 @dataclass
@@ -269,7 +272,7 @@ class _Workflow:
 
     def downgrade_base(self, step: DemoStep) -> None:
         self.migrate(step, downgrade, "base")
-        left = [t for t in self.tables() if t not in self.proj.bookkeeping_tables]
+        left = [t for t in self.tables() if t not in BOOKKEEPING]
         self.expect(not left, f"tables left behind at base: {left}")
         step.details.append("no application table left")
 
@@ -303,8 +306,6 @@ class _Workflow:
             conn.execute(sa.text("DELETE FROM books"))
         self.migrate(step, downgrade, "base")
         with connect(self.url) as conn, conn.begin():
-            for table in self.proj.bookkeeping_tables:
+            for table in BOOKKEEPING:
                 conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
-        step.details.append(
-            f"dropped {' and '.join(self.proj.bookkeeping_tables)}; the database is empty again"
-        )
+        step.details.append(f"dropped {' and '.join(BOOKKEEPING)}; the database is empty again")

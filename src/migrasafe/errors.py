@@ -21,6 +21,10 @@ class ConfigError(MigrasafeError):
     """The Alembic configuration cannot be used."""
 
 
+class EnvError(ConfigError):
+    """The project's env.py failed before any revision ran: a setup problem, not a migration's."""
+
+
 class ProjectError(MigrasafeError):
     """The migration scripts (or the directory to write them to) cannot be used."""
 
@@ -34,11 +38,16 @@ class DatabaseError(MigrasafeError):
 
 
 class MigrationFailed(MigrasafeError):
-    """A migration raised while it ran; ``revision`` names the one that failed."""
+    """A migration raised while it ran; ``revision`` names the one that failed.
 
-    def __init__(self, message: str, revision: str | None = None) -> None:
+    ``result`` (a :class:`migrasafe.migrate.MigrationResult`) says what ran
+    before the failure and stayed, or the SQL rendered before it.
+    """
+
+    def __init__(self, message: str, revision: str | None = None, result: object = None) -> None:
         super().__init__(message)
         self.revision = revision
+        self.result = result
 
 
 class LockTimeout(DatabaseError):

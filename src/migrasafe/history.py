@@ -10,6 +10,7 @@ from alembic.util import to_tuple
 from .config import Project
 from .errors import MigrasafeError
 from .graph import apply_order
+from .runtime import probe
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ def history(project: Project, *, read_database: bool = True) -> History:
     warning = None
     if read_database:
         try:
-            current = project.current_heads()
+            current = probe(project)[0].heads
         except MigrasafeError as exc:
             warning = f"current revision unknown: {exc}"
     entries = tuple(_entry(s, current or ()) for s in apply_order(script))

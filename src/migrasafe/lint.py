@@ -31,7 +31,7 @@ from alembic.operations import ops
 
 from .config import Project
 from .database import parse_url
-from .errors import ConfigError, MigrasafeError
+from .errors import ConfigError
 from .findings import Finding, Registry
 from .graph import apply_order
 from .operations import Recorded, RevisionOperations, record_upgrade
@@ -508,13 +508,12 @@ class LintReport:
 def resolve_dialect(project: Project, dialect: str | None) -> str:
     """The dialect to lint for: the one asked for, else the configured URL's."""
     if dialect is None:
-        try:
-            url = project.url
-        except MigrasafeError as exc:
+        url = project.configured_url
+        if url is None:
             raise ConfigError(
                 f"lint needs a dialect: pass --dialect ({', '.join(DIALECTS)}), "
                 "or configure a database URL"
-            ) from exc
+            )
         dialect = parse_url(url).get_backend_name()
     dialect = _DIALECT_ALIASES.get(dialect, dialect)
     if dialect not in DIALECTS:

@@ -15,19 +15,19 @@ Around Alembic's run, migrasafe adds what it lacks for deploys:
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from alembic import command
-from alembic.runtime.environment import EnvironmentContext
+from alembic.runtime.migration import MigrationContext
 from alembic.script import Script
 
-from . import checksums
-from .config import Project, alembic_errors
-from .database import Waiting, connect, describe_error, redact, support_for
+from .checksums import Recorder
+from .config import Project
+from .database import Waiting, describe_error, redact, support_class, support_for
 from .errors import MigrasafeError, MigrationFailed
-from .graph import applied, apply_order
+from .graph import applied
+from .runtime import Run, _expect_url, probe, run_env
 
 Direction = Literal["upgrade", "downgrade"]
 
@@ -40,6 +40,12 @@ class Step:
 
 @dataclass(frozen=True)
 class MigrationResult:
+    """What a run did: the revisions applied (or reverted), read from Alembic's own hooks.
+
+    ``failed`` names the revision that failed (with ``error``), when one did;
+    ``steps`` then lists the revisions that ran before it and stayed.
+    """
+
     direction: Direction
     target: str
     url: str
@@ -47,6 +53,8 @@ class MigrationResult:
     after: tuple[str, ...]
     steps: tuple[Step, ...] = field(default_factory=tuple)
     sql: str | None = None
+    failed: str | None = None
+    error: str | None = None
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -57,6 +65,8 @@ class MigrationResult:
             "after": list(self.after),
             "steps": [{"revision": s.revision, "message": s.message} for s in self.steps],
             "sql": self.sql,
+            "failed": self.failed,
+            "error": self.error,
         }
 
 
@@ -76,8 +86,8 @@ def upgrade(
     ``waiting`` is told, once, when another run holds the migration lock.
     """
     if sql:
-        return _offline(project, "upgrade", target, command.upgrade)
-    return _run(project, "upgrade", target, lock_timeout, waiting)
+        return _offline(project, "upgrade", target)
+    return _Migration(project, "upgrade", target, lock_timeout, waiting).run()
 
 
 def downgrade(
@@ -90,122 +100,156 @@ def downgrade(
 ) -> MigrationResult:
     """Revert revisions down to ``target`` (an id, ``base``, or relative like ``-1``)."""
     if sql:
-        return _offline(project, "downgrade", target, command.downgrade)
-    return _run(project, "downgrade", target, lock_timeout, waiting)
+        return _offline(project, "downgrade", target)
+    return _Migration(project, "downgrade", target, lock_timeout, waiting).run()
 
 
-def _run(
-    project: Project,
-    direction: Direction,
-    target: str,
-    lock_timeout: float,
-    waiting: Waiting | None,
-) -> MigrationResult:
-    script = project.script
-    url = redact(project.url)
-    support = support_for(project.url)
-    with support.migration_lock(lock_timeout, waiting), support.transactional_ddl():
-        before = project.current_heads()  # read under the lock: another run may have moved it
-        plan = _plan(project, direction, target, before)
-        try:
-            with alembic_errors():
-                _migrate(project, direction, target)
-        except MigrasafeError:
-            raise
-        except Exception as exc:
-            after = project.current_heads()
-            changed = _changed(project, before, after)
-            failed = next((s for s in plan if s.revision not in changed), None)
-            where = (
-                f"revision {failed.revision} ({failed.doc})" if failed else f"{direction} {target}"
-            )
-            raise MigrationFailed(
-                f"{direction} failed at {where}: {describe_error(exc, project.url)}; "
-                f"the database is now at {', '.join(after) or 'base'}",
-                revision=failed.revision if failed else None,
-            ) from exc
-        after = project.current_heads()
-        changed = _changed(project, before, after)
-    order = apply_order(script)
-    if direction == "downgrade":
-        order.reverse()
-    steps = tuple(Step(s.revision, s.doc or "") for s in order if s.revision in changed)
-    return MigrationResult(direction, target, url, before, after, steps)
+def _steps_to(project: Project, direction: Direction, target: str) -> Any:
+    """Alembic's own work function for upgrade/downgrade, on the scripts already loaded.
 
-
-def _migrate(project: Project, direction: Direction, target: str) -> None:
-    """What ``alembic.command.upgrade``/``downgrade`` do, on the scripts already loaded.
-
-    Alembic's commands load the script directory again, importing every
+    Alembic's commands would load the script directory again, importing every
     revision file a second time; on a long history that doubles the cost.
     """
     script = project.script
 
-    def steps(rev: Any, _context: Any) -> Any:
+    def steps(heads: tuple[str, ...], _context: MigrationContext) -> Any:
+        current: Any = heads  # Alembic's own commands pass the heads tuple here too
         if direction == "upgrade":
-            return script._upgrade_revs(target, rev)
-        return script._downgrade_revs(target, rev)
+            return script._upgrade_revs(target, current)
+        return script._downgrade_revs(target, current)
 
-    with EnvironmentContext(project.config, script, fn=steps, as_sql=False,
-                            starting_rev=None, destination_rev=target):  # fmt: skip
-        script.run_env()
+    return steps
 
 
-def _changed(project: Project, before: tuple[str, ...], after: tuple[str, ...]) -> set[str]:
-    """The revisions applied or reverted between two readings; their checksums are updated."""
-    script = project.script
-    was, now = applied(script, before), applied(script, after)
-    if was != now:
-        with connect(project.url) as connection, connection.begin():
-            checksums.record(connection, project,
-                             [script.get_revision(r) for r in sorted(now - was)],
-                             sorted(was - now))  # fmt: skip
-    return was ^ now
+def _doc(project: Project, revision: str) -> str:
+    found = project.script.get_revision(revision)
+    return (found.doc or "") if isinstance(found, Script) else ""
 
 
-def _plan(
-    project: Project, direction: Direction, target: str, current: tuple[str, ...]
-) -> list[Script]:
-    """The scripts Alembic will run, in order (resolves ``head``, ``-1``, ...)."""
-    script = project.script
-    with alembic_errors():
-        if direction == "upgrade":
-            revs = script.iterate_revisions(target, current, implicit_base=True)
-            return [s for s in reversed(list(revs)) if isinstance(s, Script)]
-        revs = script.iterate_revisions(current, target, select_for_downgrade=True)
-        return [s for s in revs if isinstance(s, Script)]
+class _Migration:
+    """One online run of ``env.py`` with migrasafe's hooks in the context it configures.
+
+    When ``env.py`` calls ``context.configure(connection=...)``, migrasafe
+    takes the migration lock on that connection's database (so the heads
+    Alembic reads next are read under the lock) and adds its checksum
+    recorder to ``on_version_apply``; every revision that completes is
+    reported from that hook.
+    """
+
+    def __init__(self, project: Project, direction: Direction, target: str,
+                 lock_timeout: float, waiting: Waiting | None) -> None:  # fmt: skip
+        self.project, self.direction, self.target = project, direction, target
+        self.lock_timeout, self.waiting = lock_timeout, waiting
+        self.locks = ExitStack()
+        self.url = ""
+        self.raw_url: Any = None
+        self.done: list[Step] = []
+        self.heads: tuple[str, ...] | None = None
+        self.recorder = Recorder()
+        self.expect = _expect_url(project)
+
+    def configure(self, kw: dict[str, Any]) -> dict[str, Any]:
+        connection = kw.get("connection")
+        if connection is None:
+            return kw
+        if self.expect is not None:
+            kw = self.expect(kw)
+        self.raw_url = connection.engine.url
+        self.url = redact(self.raw_url)
+        self.locks.enter_context(
+            support_for(self.raw_url).migration_lock(self.lock_timeout, self.waiting)
+        )
+        callbacks = kw.get("on_version_apply") or ()
+        callbacks = [callbacks] if callable(callbacks) else list(callbacks)
+        kw["on_version_apply"] = [*callbacks, self.recorder, self.applied]
+        return kw
+
+    def applied(self, *, ctx: Any, step: Any, heads: set[str], run_args: Any) -> None:
+        self.heads = tuple(sorted(heads))
+        if not getattr(step, "is_stamp", False):
+            rev = step.up_revision_id
+            self.done.append(Step(rev, _doc(self.project, rev)))
+
+    def run(self) -> MigrationResult:
+        run = Run()
+        project = self.project
+        try:
+            with self.locks, support_class("sqlite").transactional_ddl():
+                run_env(project, _steps_to(project, self.direction, self.target), run=run,
+                        on_configure=self.configure)  # fmt: skip
+        except MigrasafeError:
+            raise
+        except Exception as exc:
+            raise self._failure(run, exc) from exc
+        before = run.heads
+        after = self.heads if self.heads is not None else before
+        return MigrationResult(self.direction, self.target, self.url, before, after,
+                               tuple(self.done))  # fmt: skip
+
+    def _failure(self, run: Run, exc: BaseException) -> MigrationFailed:
+        """What ran before the failure and stayed, read back from the database."""
+        error = describe_error(exc, self.raw_url or "")
+        failed = run.running.info.up_revision_id if run.running is not None else None
+        try:
+            after: tuple[str, ...] | None = probe(self.project)[0].heads
+        except MigrasafeError:
+            after = None
+        kept = self.done
+        if after is not None:
+            script = self.project.script
+            changed = applied(script, run.heads) ^ applied(script, after)
+            kept = [s for s in self.done if s.revision in changed]
+        where = (f"revision {failed} ({_doc(self.project, failed)})" if failed
+                 else f"{self.direction} {self.target}")  # fmt: skip
+        now = ", ".join(after) or "base" if after is not None else "unknown (cannot read it)"
+        ran = f" after {len(kept)} revision(s) ran" if kept else ""
+        result = MigrationResult(self.direction, self.target, self.url, run.heads,
+                                 after if after is not None else (), tuple(kept),
+                                 failed=failed, error=error)  # fmt: skip
+        return MigrationFailed(
+            f"{self.direction} failed at {where}{ran}: {error}; the database is now at {now}",
+            revision=failed,
+            result=result,
+        )
 
 
-def _offline(
-    project: Project, direction: Direction, target: str, run: Callable[..., None]
-) -> MigrationResult:
-    """``--sql``: capture the SQL Alembic would run; the database is not touched.
+def _offline(project: Project, direction: Direction, target: str) -> MigrationResult:
+    """``--sql``: the SQL Alembic would run, rendered by ``env.py``'s offline mode.
 
     Alembic needs a starting point for an offline downgrade (``0003:0002``);
-    given only a target, the start is read from the database.
+    given only a target, the start is read from the database. A revision that
+    fails to render is named, after the SQL rendered before it.
     """
     before: tuple[str, ...] = ()
     if direction == "downgrade" and ":" not in target:
-        before = project.current_heads()
+        before = probe(project)[0].heads
         if len(before) != 1:
             raise MigrasafeError(
                 f"downgrade --sql needs a start: the database is at "
                 f"{', '.join(before) or 'base'}; pass FROM:TO, e.g. 0003:0002"
             )
         target = f"{before[0]}:{target}"
+    starting: str | None = None
+    destination = target
+    if ":" in target:
+        starting, destination = target.split(":", 1)
     buffer = io.StringIO()
     project.config.output_buffer = buffer
+    run = Run()
+    url = redact(project.configured_url or "")
     try:
-        with alembic_errors():
-            run(project.config, target, sql=True)
+        run_env(project, _steps_to(project, direction, destination), run=run, as_sql=True,
+                starting_rev=starting, destination_rev=destination)  # fmt: skip
     except MigrasafeError:
         raise
     except Exception as exc:
-        raise MigrasafeError(
-            f"cannot render the SQL for {direction} {target}: {type(exc).__name__}: {exc}"
-        ) from exc
+        failed = run.running.info.up_revision_id if run.running is not None else None
+        where = f"revision {failed}" if failed else f"{direction} {target}"
+        error = f"{type(exc).__name__}: {exc}"
+        result = MigrationResult(direction, target, url, before, before, sql=buffer.getvalue(),
+                                 failed=failed, error=error)  # fmt: skip
+        raise MigrationFailed(f"cannot render the SQL of {where}: {error}", revision=failed,
+                              result=result) from exc  # fmt: skip
     finally:
         project.config.output_buffer = None
-    return MigrationResult(
-        direction, target, redact(project.url), before, before, sql=buffer.getvalue()
-    )
+    return MigrationResult(direction, target, url, before, before, sql=buffer.getvalue())

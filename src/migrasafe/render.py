@@ -38,12 +38,19 @@ def init_result(result: InitResult) -> None:
     out.print(f"Next: cd {escape(str(result.directory))} && migrasafe upgrade")
 
 
-def migration_result(result: MigrationResult) -> None:
+def migration_result(result: MigrationResult, *, partial: bool = False) -> None:
+    """What a run did; ``partial``: what it did before it failed (the error follows)."""
     out = _console()
     if result.sql is not None:
         sys.stdout.write(result.sql)
         return
     verb = "Applied" if result.direction == "upgrade" else "Reverted"
+    if partial:
+        for step in result.steps:
+            out.print(f"{verb} [bold]{step.revision}[/]  {escape(step.message)}")
+        if result.failed:
+            out.print(f"[red]Failed[/]  [bold]{result.failed}[/]")
+        return
     if not result.steps:
         out.print(f"Nothing to do: {escape(result.url)} is already at "
                   f"{', '.join(result.after) or 'base'}.")  # fmt: skip
@@ -56,6 +63,8 @@ def migration_result(result: MigrationResult) -> None:
 def status(result: Status) -> None:
     out = _console()
     out.print(f"Database:  {escape(result.url)}")
+    if result.version_table != "alembic_version":
+        out.print(f"Version table: {escape(result.version_table)}")
     out.print(f"Current:   {', '.join(result.current) or '(none: base)'}")
     out.print(f"Heads:     {', '.join(result.heads) or '(none)'}")
     out.print(f"Pending:   {', '.join(result.pending) or '(none)'}")

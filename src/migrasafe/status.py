@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .checksums import Modified, modified
+from .checksums import Modified, modified, read_state
 from .config import Project
-from .database import redact
 from .graph import applied, apply_order, is_defined
 
 
@@ -21,6 +20,7 @@ class Status:
     """
 
     url: str
+    version_table: str
     current: tuple[str, ...]
     heads: tuple[str, ...]
     pending: tuple[str, ...]
@@ -39,6 +39,7 @@ class Status:
     def to_dict(self) -> dict[str, object]:
         return {
             "url": self.url,
+            "version_table": self.version_table,
             "current": list(self.current),
             "heads": list(self.heads),
             "pending": list(self.pending),
@@ -51,13 +52,18 @@ class Status:
 def status(project: Project) -> Status:
     """Compare the revisions recorded in the database with the script directory."""
     script = project.graph
-    current = project.current_heads()
+    context, recorded = read_state(project)
+    current = context.heads
     done = applied(script, current)
+    table = context.version_table
     return Status(
-        url=redact(project.url),
+        url=context.display_url,
+        version_table=f"{context.version_table_schema}.{table}"
+        if context.version_table_schema
+        else table,
         current=current,
         heads=tuple(script.get_heads()),
         pending=tuple(s.revision for s in apply_order(script) if s.revision not in done),
         unknown=tuple(rev for rev in current if not is_defined(script, rev)),
-        modified=tuple(modified(project, current)),
+        modified=tuple(modified(script, current, recorded)),
     )

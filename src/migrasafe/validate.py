@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from .checksums import Modified, modified
+from .checksums import Modified, modified, read_state
 from .config import Project
 from .findings import Finding, Registry
 from .scriptfiles import ScriptFile, read_script_files
@@ -241,7 +241,8 @@ def validate(
     edited: list[Modified] = []
     wanted = database and any(c.rule == "modified-after-apply" for c in checks)
     if wanted and all(f.error is None for f in files):  # else they cannot be loaded to compare
-        edited = modified(project, project.current_heads())
+        context, recorded = read_state(project)
+        edited = modified(project.graph, context.heads, recorded)
     scripts = ScriptSet(files, edited)
     findings = [
         Finding(

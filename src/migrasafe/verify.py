@@ -15,7 +15,6 @@ the others are known not to have changed. When nothing can be watched (an
 
 from __future__ import annotations
 
-import copy
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,17 +23,18 @@ from typing import Any
 
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
-from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationContext, MigrationStep
 from alembic.script import Script, ScriptDirectory
 from sqlalchemy import event
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.pool import NullPool
 
-from .config import Project
-from .database import describe_error, redact, support_for
+from .config import CHECKSUM_TABLE, Project
+from .database import describe_error, redact, support_class, support_for
+from .errors import MigrasafeError
 from .findings import Finding
 from .graph import apply_order
+from .runtime import discover_url, redirected_connections, run_env
 from .seed import Seeder
 from .snapshot import Rows, Schema, read_rows, read_schema, table_names
 
@@ -79,15 +79,54 @@ def verify(
     seed: int = 0,
     progress: Progress | None = None,
 ) -> VerifyReport:
-    """Round-trip every revision on a scratch database created next to ``url``.
+    """Round-trip every revision on a scratch database created next to the project's.
 
-    ``url`` only says where to create the scratch database (default: a
-    temporary SQLite file); the database it names is never written to.
+    The scratch database is created on the server ``url`` names, else the
+    project's (``--url``/``$MIGRASAFE_URL``, else the URL ``env.py`` would
+    connect to, learned without connecting); a SQLite project gets a
+    temporary file. The database a URL names is never written to: while
+    ``verify`` runs, every connection is redirected to the scratch database,
+    whatever ``env.py`` connects to.
     """
     script = project.script
-    support = support_for(url or "sqlite://")
-    with support.scratch() as scratch_url:
-        return _Verifier(project, script, scratch_url, rows, seed, progress).run()
+    server = sa.make_url(url or project.url or discover_url(project))
+    with support_for(server).scratch() as scratch_url:
+        scratch = sa.make_url(scratch_url)
+        with _pointed_at(project, server, scratch), redirected_connections(scratch), \
+                support_class("sqlite").transactional_ddl():  # fmt: skip
+            return _Verifier(project, script, scratch_url, rows, seed, progress).run()
+
+
+@contextmanager
+def _pointed_at(project: Project, server: URL, scratch: URL) -> Iterator[None]:
+    """``sqlalchemy.url`` names the scratch database, with the driver ``env.py`` expects.
+
+    An ``env.py`` that reads the config then connects there directly; one that
+    does not is redirected anyway (:func:`redirected_connections`).
+    """
+    config = project.config
+    configured = project.configured_url
+    driver = scratch.drivername
+    if configured:
+        mine = sa.make_url(configured)
+        if mine.get_backend_name() == scratch.get_backend_name():
+            driver = mine.drivername
+    elif server.get_backend_name() == scratch.get_backend_name():
+        driver = server.drivername
+    saved = dict(config.attributes)
+    old = config.get_main_option("sqlalchemy.url")
+    url = scratch.set(drivername=driver).render_as_string(hide_password=False)
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    config.attributes["configure_logger"] = False  # migrasafe's template: no logging setup per step
+    try:
+        yield
+    finally:
+        config.attributes.clear()
+        config.attributes.update(saved)
+        if old is None:
+            config.remove_main_option("sqlalchemy.url")
+        else:
+            config.set_main_option("sqlalchemy.url", old.replace("%", "%%"))
 
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][\w$]*")
@@ -161,24 +200,31 @@ class _Verifier:
         self.findings: list[Finding] = []
         self.steps = 0
         self.refused: dict[str, int] = {}
-        self.exclude = set(project.bookkeeping_tables)
+        self.exclude = {CHECKSUM_TABLE, "alembic_version"}
         self.watch = _SqlWatch()
         self.schema = Schema()
         self.data: dict[str, Rows] = {}
 
     # -- running one migration step --------------------------------------------
-    @contextmanager
-    def _config(self, connection: Connection) -> Iterator[Any]:
-        config = copy.copy(self.project.config)
-        config.attributes = {**self.project.config.attributes, "connection": connection,
-                             "configure_logger": False}  # fmt: skip
-        config.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
-        yield config
+    def _run_env(self, connection: Connection, fn: Callable[..., list[Any]]) -> MigrationContext:
+        """Run ``env.py`` as it is, on its own connection (redirected to the scratch database).
 
-    def _run_env(self, connection: Connection, fn: Callable[..., list[Any]]) -> None:
-        with self._config(connection) as config, EnvironmentContext(config, self.script, fn=fn):
-            self.script.run_env()
+        migrasafe's own connection holds no transaction meanwhile, so that
+        SQLite lets ``env.py``'s write.
+        """
         if connection.in_transaction():
+            connection.commit()
+        run = run_env(self.project, fn)
+        assert run.context is not None
+        return run.context
+
+    def _learn_env(self, connection: Connection) -> None:
+        """One run of ``env.py`` before any revision: its version table; setup errors stop here."""
+        context = self._run_env(connection, lambda _rev, _ctx: [])
+        self.exclude = {CHECKSUM_TABLE, context.version_table}
+        schema = context.version_table_schema
+        if schema and connection.dialect.name == "postgresql":
+            connection.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
             connection.commit()
 
     def _step(self, connection: Connection, revision: Script, up: bool) -> set[str] | None:
@@ -189,6 +235,8 @@ class _Verifier:
         self.watch.start()
         try:
             self._run_env(connection, lambda _rev, _ctx: [step])
+        except MigrasafeError:
+            raise  # env.py's setup, not the migration: an error, not a finding
         except Exception as exc:  # the migration's own failure is a finding
             self.watch.active = False
             if connection.in_transaction():
@@ -247,6 +295,7 @@ class _Verifier:
         engine = sa.create_engine(self.url, poolclass=NullPool)
         try:
             with engine.connect() as connection, self.watch.watching():
+                self._learn_env(connection)
                 self._refresh(connection, None)
                 dirty: set[str] | None = None
                 for index, revision in enumerate(order, 1):

@@ -1,0 +1,342 @@
+"""The one place that runs a project's ``env.py``, exactly as Alembic's commands do.
+
+migrasafe never guesses what ``env.py`` decides (its URL, connection, version
+table and schema, ``target_metadata``, ``transaction_per_migration``): it
+runs ``env.py`` inside an :class:`~alembic.runtime.environment.EnvironmentContext`
+and reads the answers from the :class:`MigrationContext` that ``env.py``
+configured, the way ``alembic current`` or ``alembic upgrade`` would. What
+migrasafe adds (the migration lock, checksums, watching SQL) hooks into that
+context, so it works whatever ``env.py`` does: builds its own engine, takes one
+from ``config.attributes``, runs async with ``run_sync``, or needs a Flask
+application context.
+
+Three guards wrap a run, each over every connection SQLAlchemy opens meanwhile:
+
+- :func:`readonly_connections` for the read-only commands: SQLite files are
+  opened read-only (a missing file is not created), server sessions are
+  ``READ ONLY``;
+- :func:`redirected_connections` for ``verify``: every connection goes to the
+  scratch database, whatever URL ``env.py`` connects to;
+- :func:`intercepted_connections`: no connection is made at all; the first
+  attempt reports the URL ``env.py`` would have used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from alembic.runtime.environment import EnvironmentContext
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy.engine import URL, Engine
+
+from .config import Project, alembic_errors
+from .database import describe_error, redact, same_database, support_class
+from .errors import ConfigError, EnvError, MigrasafeError
+
+T = TypeVar("T")
+StepsFn = Callable[[tuple[str, ...], MigrationContext], Iterable[Any]]
+ConfigureHook = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class EnvContext:
+    """What ``env.py`` configured: read from its MigrationContext, not from the config."""
+
+    url: URL
+    version_table: str
+    version_table_schema: str | None
+    transaction_per_migration: bool
+    target_metadata: Any
+    heads: tuple[str, ...]
+    exists: bool = True
+
+    @property
+    def dialect(self) -> str:
+        return self.url.get_backend_name()
+
+    @property
+    def display_url(self) -> str:
+        return redact(self.url)
+
+    @classmethod
+    def of(cls, context: MigrationContext, heads: tuple[str, ...]) -> EnvContext:
+        connection = context.connection
+        url = connection.engine.url if connection is not None else sa.make_url("sqlite://")
+        return cls(
+            url=url,
+            version_table=context.version_table,
+            version_table_schema=context.version_table_schema,
+            transaction_per_migration=bool(context.opts.get("transaction_per_migration")),
+            target_metadata=context.opts.get("target_metadata"),
+            heads=heads,
+        )
+
+
+class _Environment(EnvironmentContext):
+    """Alembic's EnvironmentContext, with a hook on what ``env.py`` passes to configure()."""
+
+    def __init__(self, *args: Any, on_configure: ConfigureHook | None = None, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self._on_configure = on_configure
+        self.configured = 0
+
+    def configure(self, **kw: Any) -> None:  # type: ignore[override]
+        self.configured += 1
+        if self.configured > 1:
+            raise ConfigError(
+                "env.py configures more than one database in one run (as Alembic's multidb "
+                "template does); migrasafe works on one database at a time: list a single "
+                "database in the `databases` option, or give each its own ini section (-n)"
+            )
+        if self._on_configure is not None:
+            kw = self._on_configure(kw)
+        super().configure(**kw)
+
+
+# `alembic.context` proxies to the EnvironmentContext in use, found by its class.
+EnvironmentContext._setups[_Environment] = EnvironmentContext._setups[EnvironmentContext]
+
+
+@dataclass
+class Run:
+    """What one run of ``env.py`` got to: the contexts, the step under way."""
+
+    called: bool = False
+    context: MigrationContext | None = None
+    heads: tuple[str, ...] = ()
+    running: Any = None
+    finished: list[Any] = field(default_factory=list)
+
+
+def run_env(
+    project: Project,
+    fn: StepsFn,
+    *,
+    run: Run | None = None,
+    as_sql: bool = False,
+    on_configure: ConfigureHook | None = None,
+    **opts: Any,
+) -> Run:
+    """Run ``env.py`` with ``fn`` as the work function, as Alembic's commands do.
+
+    ``fn(heads, context)`` gets the heads read by the context ``env.py``
+    configured and returns the migration steps to run (none, to only read).
+    An error before ``fn`` was reached is ``env.py``'s, a setup problem, and
+    becomes an :class:`EnvError`; later errors are raised as they are, with
+    ``run.running`` naming the step under way.
+    """
+    run = run if run is not None else Run()
+    script = project.script_directory if not opts.pop("load_scripts", True) else project.script
+
+    def steps(heads: tuple[str, ...], context: MigrationContext) -> Iterator[Any]:
+        run.called, run.context, run.heads = True, context, tuple(heads)
+        for step in fn(tuple(heads), context):
+            run.running = step
+            yield step
+            run.finished.append(step)
+            run.running = None
+
+    env = _Environment(project.config, script, fn=steps, as_sql=as_sql,
+                       on_configure=on_configure, **opts)  # fmt: skip
+    try:
+        with project.activated(), alembic_errors(), env:
+            script.run_env()
+    except MigrasafeError:
+        raise
+    except (Exception, SystemExit) as exc:
+        if not run.called:
+            raise EnvError(_setup_failure(project, exc)) from exc
+        raise
+    if not run.called:
+        raise EnvError(
+            f"{_env_py(project)} ran without calling context.run_migrations(), so migrasafe "
+            "cannot see its database; run it the way Alembic's templates do"
+        )
+    return run
+
+
+def _env_py(project: Project) -> str:
+    return str(Path(project.script_directory.dir) / "env.py")
+
+
+def _setup_failure(project: Project, exc: BaseException) -> str:
+    """env.py failed before any revision: say so, and why, in one line."""
+    url = project.configured_url or ""
+    shown = redact(url) if url else "its database"
+    if isinstance(exc, SystemExit):
+        what = f"it called sys.exit({exc.code!r})"
+    elif isinstance(exc, sa.exc.NoSuchModuleError | ModuleNotFoundError | ImportError):
+        what = (
+            f"no driver or module for {shown}: {describe_error(exc, url)}. "
+            "For PostgreSQL: pip install 'migrasafe[postgres]'"
+        )
+    elif isinstance(exc, sa.exc.ArgumentError):
+        what = f"malformed database URL {shown}: {describe_error(exc, url)}"
+    elif isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated is False:
+        what = f"cannot connect to {shown}: {describe_error(exc, url)}"
+    else:
+        what = describe_error(exc, url)
+    hint = ""
+    text = str(exc)
+    if "greenlet" in text or "MissingGreenlet" in type(exc).__name__ or "is not async" in text:
+        hint = "; an async env.py needs an async driver in its URL (sqlite+aiosqlite, asyncpg)"
+    elif "application context" in text or "current_app" in text:
+        hint = "; it needs the Flask application: pass --app or set $FLASK_APP, as for `flask db`"
+    return f"env.py ({_env_py(project)}) failed before any revision ran: {what}{hint}"
+
+
+def probe(
+    project: Project, read: Callable[[MigrationContext], T] | None = None
+) -> tuple[EnvContext, T | None]:
+    """Run ``env.py`` as ``alembic current`` does, read-only: what it configures, and ``read``.
+
+    ``read(context)`` runs on ``env.py``'s own connection, inside its
+    transaction (inside ``run_sync`` for an async ``env.py``). A SQLite
+    database that does not exist yet is not created: it is reported as
+    ``exists=False`` at base.
+    """
+    found: list[Any] = []
+
+    def look(heads: tuple[str, ...], context: MigrationContext) -> list[Any]:
+        found.append(read(context) if read is not None else None)
+        return []
+
+    try:
+        with readonly_connections():
+            run = run_env(project, look, dont_mutate=True, load_scripts=False,
+                          on_configure=_expect_url(project))  # fmt: skip
+    except (_NoDatabase, EnvError) as exc:
+        missing = exc if isinstance(exc, _NoDatabase) else exc.__cause__
+        if not isinstance(missing, _NoDatabase):
+            raise
+        url = sa.make_url(missing.url)
+        return EnvContext(url, "alembic_version", None, False, None, (), exists=False), None
+    assert run.context is not None
+    return EnvContext.of(run.context, run.heads), found[0] if found else None
+
+
+def _expect_url(project: Project) -> ConfigureHook | None:
+    """When --url was given, refuse an env.py that connects elsewhere (it ignores the config)."""
+    if not project.url:
+        return None
+    wanted = sa.make_url(project.url)
+
+    def check(kw: dict[str, Any]) -> dict[str, Any]:
+        connection = kw.get("connection")
+        if connection is not None and not same_database(connection.engine.url, wanted):
+            raise ConfigError(
+                f"env.py connected to {redact(connection.engine.url)}, not to the URL given "
+                f"({redact(wanted)}): it does not read sqlalchemy.url. Set the database the way "
+                "that env.py reads it (e.g. its environment variable) instead of --url"
+            )
+        return kw
+
+    return check
+
+
+# -- guards over every connection opened during a run -----------------------------
+
+
+class _NoDatabase(Exception):
+    """A read-only run found no SQLite file: the database does not exist yet."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.url = url
+
+
+@contextmanager
+def _listening(*listeners: tuple[Any, str, Callable[..., Any]]) -> Iterator[None]:
+    for target, name, fn in listeners:
+        sa.event.listen(target, name, fn)
+    try:
+        yield
+    finally:
+        for target, name, fn in listeners:
+            sa.event.remove(target, name, fn)
+
+
+@contextmanager
+def readonly_connections() -> Iterator[None]:
+    """While inside, connections cannot change a database (nor create a SQLite file)."""
+
+    def on_do_connect(dialect: Any, _rec: Any, cargs: list[Any], cparams: dict[str, Any]) -> None:
+        missing = support_class(dialect.name).make_readonly_args(dialect.driver, cargs, cparams)
+        if missing is not None:
+            raise _NoDatabase(f"{dialect.name}:///{missing}")
+
+    with _listening((Engine, "do_connect", on_do_connect)):
+        yield
+
+
+@contextmanager
+def redirected_connections(scratch: URL) -> Iterator[None]:
+    """While inside, every connection goes to ``scratch``, whatever URL its engine was given.
+
+    The database name (SQLite: the file) is replaced at the last moment,
+    in the arguments handed to the driver, so an ``env.py`` that hard-codes
+    its URL, reads ``$DATABASE_URL`` or takes the Flask app's engine still
+    migrates the scratch database, with its own driver and options.
+    """
+    backend = scratch.get_backend_name()
+    support = support_class(backend)
+
+    def on_do_connect(dialect: Any, _rec: Any, cargs: list[Any], cparams: dict[str, Any]) -> None:
+        if dialect.name != backend:
+            raise ConfigError(
+                f"env.py connects to a {dialect.name} database, but the scratch database is "
+                f"{backend}: pass a {dialect.name} server with --url"
+            )
+        target = scratch.set(drivername=f"{dialect.name}+{dialect.driver}")
+        new_args, new_params = dialect.create_connect_args(target)
+        cargs[:] = list(new_args)
+        cparams.update(new_params)
+
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        support.tune_scratch_session(dbapi_connection)
+
+    with _listening((Engine, "do_connect", on_do_connect), (sa.pool.Pool, "connect", on_connect)):
+        yield
+
+
+class _Intercepted(Exception):
+    def __init__(self, url: URL) -> None:
+        super().__init__(redact(url))
+        self.url = url
+
+
+@contextmanager
+def intercepted_connections() -> Iterator[None]:
+    """While inside, no connection is opened: the first attempt raises with its engine's URL."""
+    original = Engine.raw_connection
+
+    def refuse(self: Engine) -> Any:
+        raise _Intercepted(self.url)
+
+    Engine.raw_connection = refuse  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        Engine.raw_connection = original  # type: ignore[method-assign]
+
+
+def discover_url(project: Project) -> URL:
+    """The URL ``env.py`` connects to, learned without connecting to it."""
+    try:
+        with intercepted_connections():
+            run_env(project, lambda _heads, _ctx: [], dont_mutate=True, load_scripts=False)
+    except EnvError as exc:
+        cause = exc.__cause__
+        while cause is not None and not isinstance(cause, _Intercepted):
+            cause = cause.__cause__ or cause.__context__
+        if isinstance(cause, _Intercepted):
+            return cause.url
+        raise
+    except _Intercepted as exc:
+        return exc.url
+    raise EnvError(f"{_env_py(project)} ran without connecting to a database")
