@@ -56,4 +56,4 @@ def setup(plugin: Any) -> None:
         comparators.populate_with(plugin.autogenerate_comparators)
 
     populate_with_migrasafe._migrasafe = True  # type: ignore[attr-defined]
-    Plugin.populate_autogenerate_priority_dispatch = classmethod(populate_with_migrasafe)
+    Plugin.populate_autogenerate_priority_dispatch = classmethod(populate_with_migrasafe)  # type: ignore[method-assign,assignment]

@@ -14,6 +14,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -194,3 +195,9 @@ def tables(url: str) -> set[str]:
             return set(sa.inspect(conn).get_table_names())
     finally:
         engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _restore_sys_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """env.py's prepend_sys_path and Flask's app discovery add to sys.path: undo it per test."""
+    monkeypatch.setattr(sys, "path", sys.path[:])

@@ -15,6 +15,7 @@ uses: that is ``env.py``'s word, read by :mod:`migrasafe.runtime`.
 from __future__ import annotations
 
 import configparser
+import importlib
 import os
 import sys
 import tomllib
@@ -150,28 +151,32 @@ def alembic_errors() -> Iterator[None]:
         raise MigrasafeError(str(exc)) from exc
 
 
-def _config_files(names: Sequence[str | Path]) -> tuple[Path | None, Path | None, bool]:
-    """(ini, pyproject.toml, whether named explicitly), as Alembic's command line picks them."""
-    ini: Path | None = None
-    toml: Path | None = None
-    for name in names:
-        path = Path(name)
-        if path.name == DEFAULT_TOML:
-            if toml is not None:
-                raise ConfigError("pyproject.toml given more than once with -c")
-            toml = path
-        else:
-            if ini is not None:
-                raise ConfigError("only one ini file may be given with -c")
-            ini = path
-    if names:
-        return ini, toml, True
+def _config_files(names: Sequence[str | Path]) -> tuple[Path, Path, bool]:
+    """(ini, pyproject.toml, whether -c named any), by the rules of Alembic's command line.
+
+    ``$ALEMBIC_CONFIG`` names the default ini file, or the default toml file
+    when it ends in pyproject.toml; ``-c`` (at most one of each) overrides.
+    """
+    ini, toml = Path(DEFAULT_CONFIG), Path(DEFAULT_TOML)
     env = os.environ.get("ALEMBIC_CONFIG")
     if env:
         if Path(env).name == DEFAULT_TOML:
-            return Path(DEFAULT_CONFIG), Path(env), True
-        return Path(env), Path(DEFAULT_TOML), True
-    return Path(DEFAULT_CONFIG), Path(DEFAULT_TOML), False
+            toml = Path(env)
+        else:
+            ini = Path(env)
+    named_ini: Path | None = None
+    named_toml: Path | None = None
+    for name in names:
+        path = Path(name)
+        if path.name == DEFAULT_TOML:
+            if named_toml is not None:
+                raise ConfigError("pyproject.toml given more than once with -c")
+            named_toml = path
+        else:
+            if named_ini is not None:
+                raise ConfigError("only one ini file may be given with -c")
+            named_ini = path
+    return named_ini or ini, named_toml or toml, bool(names) or bool(env)
 
 
 def _has_tool_alembic(toml: Path | None) -> bool:
@@ -212,24 +217,24 @@ def load_project(
         names = tuple(config_path)
     ini, toml, explicit = _config_files(names)
     with_toml = _has_tool_alembic(toml)
-    if toml is not None and toml in [Path(n) for n in names] and not with_toml:
+    if toml in [Path(n) for n in names] and not with_toml:
         raise ConfigError(f"{toml} has no [tool.alembic] section")
-    if ini is not None and not ini.is_file() and (explicit and ini != Path(DEFAULT_CONFIG)):
+    if explicit and ini != Path(DEFAULT_CONFIG) and not ini.is_file() and not with_toml:
         raise ConfigError(f"config file {ini} not found")
-    ini_found = ini if ini is not None and ini.is_file() else None
+    ini_found = ini if ini.is_file() else None
     if ini_found is None and not with_toml:
         if not explicit and FLASK_CONFIG.is_file():
             ini_found = FLASK_CONFIG
         else:
             raise ConfigError(
-                f"no Alembic configuration found: no {ini or DEFAULT_CONFIG} and no "
-                f"[tool.alembic] in {toml or DEFAULT_TOML} here (nor Flask-Migrate's "
+                f"no Alembic configuration found: no {ini} and no "
+                f"[tool.alembic] in {toml} here (nor Flask-Migrate's "
                 f"{FLASK_CONFIG}); pass -c PATH, set $ALEMBIC_CONFIG, "
                 "or create a project with `migrasafe init DIR`"
             )
     config = Config(
         file_=str(ini_found) if ini_found else None,
-        toml_file=str(toml) if with_toml and toml else None,
+        toml_file=str(toml) if with_toml else None,
         ini_section=name,
         stdout=stdout if stdout is not None else sys.stderr,
         # quiet: Alembic's "Generating ... done" lines go straight to sys.stdout.
@@ -255,6 +260,9 @@ def load_project(
     if url:
         parse_url(url)  # a malformed URL is reported as such, before env.py runs
         config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    # env.py imports the project's modules through prepend_sys_path, often ".": a
+    # long-lived process that changed directory must not see a stale listing.
+    importlib.invalidate_caches()
     path = ini_found if ini_found is not None else toml
     assert path is not None
     project = Project(config=config, config_path=path, url=url, app=flask_app, layout=layout)

@@ -98,7 +98,8 @@ class DialectSupport:
         """Change a driver's connect arguments so its session cannot write.
 
         Returns the path of a database that does not exist (SQLite), which
-        must not be created by connecting; None otherwise.
+        must not be created by connecting: the connection goes to an empty
+        in-memory database instead. None otherwise.
         """
         return None
 
@@ -193,6 +194,7 @@ class SQLiteSupport(DialectSupport):
         if database in ("", ":memory:") or cparams.get("uri") or database.startswith("file:"):
             return None
         if not Path(database).is_file():
+            cargs[0] = ":memory:"
             return database
         cargs[0] = f"file:{quote(Path(database).resolve().as_posix())}?mode=ro"
         cparams["uri"] = True
@@ -345,7 +347,10 @@ class PostgreSQLSupport(DialectSupport):
     @contextmanager
     def scratch(self) -> Iterator[str]:
         name = f"migrasafe_scratch_{uuid.uuid4().hex[:12]}"
-        admin = sa.create_engine(self.engine_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+        # Through the maintenance database, as createdb does: not one session is
+        # opened on the database the URL names.
+        admin = sa.create_engine(self.engine_url.set(database="postgres"),
+                                 isolation_level="AUTOCOMMIT", poolclass=NullPool)  # fmt: skip
         try:
             with admin.connect() as conn:
                 conn.exec_driver_sql(f'CREATE DATABASE "{name}"')

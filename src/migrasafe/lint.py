@@ -31,10 +31,11 @@ from alembic.operations import ops
 
 from .config import Project
 from .database import parse_url
-from .errors import ConfigError
+from .errors import ConfigError, MigrasafeError
 from .findings import Finding, Registry
 from .graph import apply_order
 from .operations import Recorded, RevisionOperations, record_upgrade
+from .runtime import discover_url
 
 DIALECTS = ("postgresql", "sqlite", "mysql")
 _DIALECT_ALIASES = {"mariadb": "mysql", "postgres": "postgresql"}
@@ -506,14 +507,21 @@ class LintReport:
 
 
 def resolve_dialect(project: Project, dialect: str | None) -> str:
-    """The dialect to lint for: the one asked for, else the configured URL's."""
+    """The dialect to lint for: the one asked for, else that of the URL env.py connects to.
+
+    That URL is learned by running ``env.py`` with every connection refused
+    (:func:`migrasafe.runtime.discover_url`): lint never touches a database.
+    """
     if dialect is None:
         url = project.configured_url
         if url is None:
-            raise ConfigError(
-                f"lint needs a dialect: pass --dialect ({', '.join(DIALECTS)}), "
-                "or configure a database URL"
-            )
+            try:
+                url = discover_url(project).render_as_string(hide_password=False)
+            except MigrasafeError as exc:
+                raise ConfigError(
+                    f"lint needs a dialect: pass --dialect ({', '.join(DIALECTS)}); "
+                    f"the project's URL is unknown ({exc})"
+                ) from exc
         dialect = parse_url(url).get_backend_name()
     dialect = _DIALECT_ALIASES.get(dialect, dialect)
     if dialect not in DIALECTS:

@@ -23,6 +23,7 @@ Three guards wrap a run, each over every connection SQLAlchemy opens meanwhile:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -144,7 +145,7 @@ def run_env(
     env = _Environment(project.config, script, fn=steps, as_sql=as_sql,
                        on_configure=on_configure, **opts)  # fmt: skip
     try:
-        with project.activated(), alembic_errors(), env:
+        with project.activated(), alembic_errors(), _guarded(None), env:
             script.run_env()
     except MigrasafeError:
         raise
@@ -164,20 +165,31 @@ def _env_py(project: Project) -> str:
     return str(Path(project.script_directory.dir) / "env.py")
 
 
+_DRIVERS = {"psycopg", "psycopg2", "asyncpg", "aiosqlite", "pymysql", "MySQLdb", "asyncmy",
+            "aiomysql", "pg8000", "greenlet"}  # fmt: skip
+
+
 def _setup_failure(project: Project, exc: BaseException) -> str:
     """env.py failed before any revision: say so, and why, in one line."""
     url = project.configured_url or ""
     shown = redact(url) if url else "its database"
     if isinstance(exc, SystemExit):
         what = f"it called sys.exit({exc.code!r})"
-    elif isinstance(exc, sa.exc.NoSuchModuleError | ModuleNotFoundError | ImportError):
+    elif isinstance(exc, sa.exc.NoSuchModuleError) or (
+        isinstance(exc, ImportError) and (exc.name or "").split(".")[0] in _DRIVERS
+    ):
         what = (
-            f"no driver or module for {shown}: {describe_error(exc, url)}. "
+            f"no driver for {shown}: {describe_error(exc, url)}. "
             "For PostgreSQL: pip install 'migrasafe[postgres]'"
+        )
+    elif isinstance(exc, ImportError):
+        what = (
+            f"cannot import {exc.name or 'a module'} ({exc}); run migrasafe where alembic "
+            "runs (prepend_sys_path is relative to the current directory)"
         )
     elif isinstance(exc, sa.exc.ArgumentError):
         what = f"malformed database URL {shown}: {describe_error(exc, url)}"
-    elif isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated is False:
+    elif isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError):
         what = f"cannot connect to {shown}: {describe_error(exc, url)}"
     else:
         what = describe_error(exc, url)
@@ -203,21 +215,17 @@ def probe(
     found: list[Any] = []
 
     def look(heads: tuple[str, ...], context: MigrationContext) -> list[Any]:
-        found.append(read(context) if read is not None else None)
+        found.append(read(context) if read is not None and not missing else None)
         return []
 
-    try:
-        with readonly_connections():
-            run = run_env(project, look, dont_mutate=True, load_scripts=False,
-                          on_configure=_expect_url(project))  # fmt: skip
-    except (_NoDatabase, EnvError) as exc:
-        missing = exc if isinstance(exc, _NoDatabase) else exc.__cause__
-        if not isinstance(missing, _NoDatabase):
-            raise
-        url = sa.make_url(missing.url)
-        return EnvContext(url, "alembic_version", None, False, None, (), exists=False), None
+    with readonly_connections() as missing:
+        run = run_env(project, look, dont_mutate=True, load_scripts=False,
+                      on_configure=_expect_url(project))  # fmt: skip
     assert run.context is not None
-    return EnvContext.of(run.context, run.heads), found[0] if found else None
+    context = EnvContext.of(run.context, run.heads)
+    if missing:
+        context = dataclasses.replace(context, exists=False)
+    return context, found[0] if found else None
 
 
 def _expect_url(project: Project) -> ConfigureHook | None:
@@ -242,16 +250,36 @@ def _expect_url(project: Project) -> ConfigureHook | None:
 # -- guards over every connection opened during a run -----------------------------
 
 
-class _NoDatabase(Exception):
-    """A read-only run found no SQLite file: the database does not exist yet."""
-
-    def __init__(self, url: str) -> None:
-        super().__init__(url)
-        self.url = url
-
-
 @contextmanager
-def _listening(*listeners: tuple[Any, str, Callable[..., Any]]) -> Iterator[None]:
+def _guarded(on_do_connect: Callable[..., None] | None,
+             on_connect: Callable[[Any], None] | None = None) -> Iterator[None]:  # fmt: skip
+    """Every DBAPI connection used while inside is one made under ``on_do_connect``.
+
+    A pool may hold connections made before (say, by a Flask app's engine):
+    handing one out while inside would bypass the guard, so it is refused and
+    the pool connects anew. Connections made inside are closed on the way
+    out, so none of them is reused by code that runs later (nor left for the
+    garbage collector by an ``env.py`` that never disposes of its engine).
+    """
+    made: list[Any] = []
+
+    def on_pool_connect(dbapi_connection: Any, record: Any) -> None:
+        made.append(record)
+        if on_connect is not None:
+            on_connect(dbapi_connection)
+
+    def on_checkout(_dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if not any(record is mine for mine in made):
+            raise sa.exc.DisconnectionError("made before migrasafe's guard: connect anew")
+
+    listeners: list[tuple[Any, str, Callable[..., Any]]] = [
+        (sa.pool.Pool, "connect", on_pool_connect)
+    ]
+    if on_do_connect is not None:
+        listeners += [
+            (Engine, "do_connect", on_do_connect),
+            (sa.pool.Pool, "checkout", on_checkout),
+        ]
     for target, name, fn in listeners:
         sa.event.listen(target, name, fn)
     try:
@@ -259,19 +287,27 @@ def _listening(*listeners: tuple[Any, str, Callable[..., Any]]) -> Iterator[None
     finally:
         for target, name, fn in listeners:
             sa.event.remove(target, name, fn)
+        for record in made:  # those still in use (migrasafe's own lock) are left alone
+            if record.dbapi_connection is not None and not record.in_use:
+                record.invalidate()
 
 
 @contextmanager
-def readonly_connections() -> Iterator[None]:
-    """While inside, connections cannot change a database (nor create a SQLite file)."""
+def readonly_connections() -> Iterator[list[str]]:
+    """While inside, connections cannot change a database (nor create a SQLite file).
+
+    Yields the list of databases found missing (SQLite files: the connection
+    went to an empty in-memory database instead of creating them).
+    """
+    missing: list[str] = []
 
     def on_do_connect(dialect: Any, _rec: Any, cargs: list[Any], cparams: dict[str, Any]) -> None:
-        missing = support_class(dialect.name).make_readonly_args(dialect.driver, cargs, cparams)
-        if missing is not None:
-            raise _NoDatabase(f"{dialect.name}:///{missing}")
+        absent = support_class(dialect.name).make_readonly_args(dialect.driver, cargs, cparams)
+        if absent is not None:
+            missing.append(absent)
 
-    with _listening((Engine, "do_connect", on_do_connect)):
-        yield
+    with _guarded(on_do_connect):
+        yield missing
 
 
 @contextmanager
@@ -297,10 +333,7 @@ def redirected_connections(scratch: URL) -> Iterator[None]:
         cargs[:] = list(new_args)
         cparams.update(new_params)
 
-    def on_connect(dbapi_connection: Any, _record: Any) -> None:
-        support.tune_scratch_session(dbapi_connection)
-
-    with _listening((Engine, "do_connect", on_do_connect), (sa.pool.Pool, "connect", on_connect)):
+    with _guarded(on_do_connect, support.tune_scratch_session):
         yield
 
 

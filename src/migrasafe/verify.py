@@ -206,7 +206,9 @@ class _Verifier:
         self.data: dict[str, Rows] = {}
 
     # -- running one migration step --------------------------------------------
-    def _run_env(self, connection: Connection, fn: Callable[..., list[Any]]) -> MigrationContext:
+    def _run_env(
+        self, connection: Connection, fn: Callable[..., list[Any]], **opts: Any
+    ) -> MigrationContext:
         """Run ``env.py`` as it is, on its own connection (redirected to the scratch database).
 
         migrasafe's own connection holds no transaction meanwhile, so that
@@ -214,13 +216,13 @@ class _Verifier:
         """
         if connection.in_transaction():
             connection.commit()
-        run = run_env(self.project, fn)
+        run = run_env(self.project, fn, **opts)
         assert run.context is not None
         return run.context
 
     def _learn_env(self, connection: Connection) -> None:
         """One run of ``env.py`` before any revision: its version table; setup errors stop here."""
-        context = self._run_env(connection, lambda _rev, _ctx: [])
+        context = self._run_env(connection, lambda _rev, _ctx: [], dont_mutate=True)
         self.exclude = {CHECKSUM_TABLE, context.version_table}
         schema = context.version_table_schema
         if schema and connection.dialect.name == "postgresql":
