@@ -28,6 +28,9 @@ from migrasafe import init
 from migrasafe.cli import main
 
 PROJECTS = Path(__file__).parent / "projects"
+# Projects written the way users write them (see tests/test_user_projects.py).
+ENVS = Path(__file__).parent / "envs"
+SHARED = ENVS / "_shared"
 
 
 @pytest.fixture(autouse=True)
@@ -82,6 +85,40 @@ def make_project(directory: Path, template: str = "library", scenario: str | Non
                     replaced.unlink(missing_ok=True)
             shutil.copy(path, versions / path.name)
     return directory / "alembic.ini"
+
+
+def _async(url: str) -> str:
+    parsed = sa.make_url(url)
+    driver = "aiosqlite" if parsed.get_backend_name() == "sqlite" else "asyncpg"
+    return parsed.set(drivername=f"{parsed.get_backend_name()}+{driver}").render_as_string(
+        hide_password=False
+    )
+
+
+def make_user_project(style: str, directory: Path, url: str) -> Path:
+    """Copy ``tests/envs/<style>`` with the shared revisions and models; returns its directory."""
+    shutil.copytree(ENVS / style, directory)
+    if style != "multidb":
+        shutil.copytree(SHARED / "versions", directory / "migrations" / "versions")
+    if style not in ("flask", "multidb"):
+        shutil.copy(SHARED / "models.py", directory / "models.py")
+    if style == "async":
+        url = _async(url)
+    for path in directory.rglob("*"):
+        if path.suffix in (".ini", ".toml", ".py") and path.is_file():
+            text = path.read_text()
+            if "@@URL" in text:
+                path.write_text(text.replace("@@URL@@", url))
+    return directory
+
+
+def table_names(url: str, schema: str | None = None) -> set[str]:
+    engine = sa.create_engine(url, poolclass=sa.NullPool)
+    try:
+        with engine.connect() as conn:
+            return set(sa.inspect(conn).get_table_names(schema=schema))
+    finally:
+        engine.dispose()
 
 
 # -- PostgreSQL ----------------------------------------------------------------

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import make_project
+from conftest import make_project, make_user_project
 
 
 def _pytest(project: Path, *ini_lines: str) -> subprocess.CompletedProcess[str]:
@@ -46,3 +46,26 @@ def test_tests_are_selected_by_name(library: Path) -> None:
 def test_plugin_does_nothing_unless_configured(library: Path) -> None:
     result = _pytest(library.parent)
     assert "migrasafe::" not in result.stdout
+
+
+def test_an_env_py_that_expects_an_engine_is_really_checked(tmp_path: Path) -> None:
+    """pytest-alembic's convention (an Engine in config.attributes) is verified, not skipped."""
+    project = make_user_project("engine_attribute", tmp_path / "e", f"sqlite:///{tmp_path}/e.db")
+    result = _pytest(project, "migrasafe_config = alembic.ini")
+    assert result.returncode == 0, result.stdout
+    for name in ("single_head", "upgrade", "roundtrip", "model_match"):
+        assert f"::migrasafe::{name} PASSED" in result.stdout
+    assert not (tmp_path / "e.db").exists()
+
+
+def test_models_not_compared_is_a_skip_not_a_pass(tmp_path: Path) -> None:
+    project = make_user_project("generic", tmp_path / "g", f"sqlite:///{tmp_path}/g.db")
+    env_py = project / "migrations" / "env.py"
+    text = env_py.read_text()
+    assert "from models import metadata as target_metadata" in text
+    env_py.write_text(text.replace("from models import metadata as target_metadata",
+                                   "target_metadata = None"))  # fmt: skip
+    result = _pytest(project, "migrasafe_config = alembic.ini")
+    assert result.returncode == 0, result.stdout
+    assert "::migrasafe::roundtrip PASSED" in result.stdout
+    assert "::migrasafe::model_match SKIPPED" in result.stdout

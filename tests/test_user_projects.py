@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -24,10 +23,8 @@ import pytest
 import sqlalchemy as sa
 from click.testing import Result
 
-from conftest import query, run_cli
+from conftest import make_user_project, query, run_cli, table_names
 
-ENVS = Path(__file__).parent / "envs"
-SHARED = ENVS / "_shared"
 REVISIONS = ("1a2b3c4d5e6f", "2b3c4d5e6f7a", "3c4d5e6f7a8b")
 HEAD = REVISIONS[-1]
 STYLES = (
@@ -43,40 +40,6 @@ STYLES = (
 )
 # Where the project's URL lives: in its files, or in $DATABASE_URL.
 FROM_ENVIRONMENT = {"database_url", "flask"}
-
-
-def _async(url: str) -> str:
-    parsed = sa.make_url(url)
-    driver = "aiosqlite" if parsed.get_backend_name() == "sqlite" else "asyncpg"
-    return parsed.set(drivername=f"{parsed.get_backend_name()}+{driver}").render_as_string(
-        hide_password=False
-    )
-
-
-def make_user_project(style: str, directory: Path, url: str) -> Path:
-    """Copy ``tests/envs/<style>`` with the shared revisions and models; returns its directory."""
-    shutil.copytree(ENVS / style, directory)
-    if style != "multidb":
-        shutil.copytree(SHARED / "versions", directory / "migrations" / "versions")
-    if style not in ("flask", "multidb"):
-        shutil.copy(SHARED / "models.py", directory / "models.py")
-    if style == "async":
-        url = _async(url)
-    for path in directory.rglob("*"):
-        if path.suffix in (".ini", ".toml", ".py") and path.is_file():
-            text = path.read_text()
-            if "@@URL" in text:
-                path.write_text(text.replace("@@URL@@", url))
-    return directory
-
-
-def table_names(url: str, schema: str | None = None) -> set[str]:
-    engine = sa.create_engine(url, poolclass=sa.NullPool)
-    try:
-        with engine.connect() as conn:
-            return set(sa.inspect(conn).get_table_names(schema=schema))
-    finally:
-        engine.dispose()
 
 
 @pytest.fixture

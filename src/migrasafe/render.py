@@ -193,5 +193,13 @@ def verify(report: VerifyReport) -> None:
     if report.refused_rows:
         refused = ", ".join(f"{t}: {n}" for t, n in sorted(report.refused_rows.items()))
         out.print(f"[yellow]Rows the database refused (constraints not understood):[/] {refused}")
-    out.print("[green]Every revision reverses cleanly.[/]" if report.ok
-              else "[red]Some revisions do not reverse cleanly.[/]")  # fmt: skip
+    if report.models_not_compared:
+        out.print(f"[yellow]Models not compared with the migrated schema:[/] "
+                  f"{escape(report.models_not_compared)}.")  # fmt: skip
+    if not report.ok:
+        out.print("[red]Some revisions do not reverse cleanly.[/]")
+    elif report.complete:
+        out.print("[green]Every revision reverses cleanly.[/]")
+    else:
+        out.print(f"[yellow]No finding, but {report.revisions - report.checked} revision(s) "
+                  "could not be checked.[/]")  # fmt: skip

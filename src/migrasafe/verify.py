@@ -52,10 +52,16 @@ class VerifyReport:
     rows: int
     seed: int
     refused_rows: dict[str, int] = field(default_factory=dict)
+    models_not_compared: str | None = None  # why the models were not compared, if they were not
 
     @property
     def ok(self) -> bool:
         return not any(f.severity == "error" for f in self.findings)
+
+    @property
+    def complete(self) -> bool:
+        """Every revision was round-tripped (none was skipped behind a failing one)."""
+        return self.checked == self.revisions
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -68,6 +74,8 @@ class VerifyReport:
             "rows": self.rows,
             "seed": self.seed,
             "refused_rows": self.refused_rows,
+            "complete": self.complete,
+            "models_not_compared": self.models_not_compared,
         }
 
 
@@ -200,6 +208,7 @@ class _Verifier:
         self.findings: list[Finding] = []
         self.steps = 0
         self.refused: dict[str, int] = {}
+        self.models_note: str | None = None
         self.exclude = {CHECKSUM_TABLE, "alembic_version"}
         self.watch = _SqlWatch()
         self.schema = Schema()
@@ -312,7 +321,9 @@ class _Verifier:
                     if not ok:
                         broken.add(revision.revision)
                     checked += 1
-                if not broken:
+                if broken:
+                    self.models_note = "some revisions could not be applied"
+                else:
                     self._model_drift(connection, order)
         finally:
             engine.dispose()
@@ -327,7 +338,7 @@ class _Verifier:
         return VerifyReport(
             findings=tuple(self.findings), revisions=len(order), checked=checked,
             steps=self.steps, database=redact(self.url), rows=self.rows, seed=self.seed,
-            refused_rows=self.refused,
+            refused_rows=self.refused, models_not_compared=self.models_note,
         )  # fmt: skip
 
     def _try_step(
@@ -412,12 +423,15 @@ class _Verifier:
     def _model_drift(self, connection: Connection, order: list[Script]) -> None:
         """At head: do the models (``target_metadata``) match what the migrations built?"""
         if not order:
+            self.models_note = "the project has no revision"
             return
         diffs: list[Any] = []
 
         def compare(_rev: object, context: MigrationContext) -> list[Any]:
             metadata = context.opts.get("target_metadata")
-            if metadata is not None:
+            if metadata is None:
+                self.models_note = "env.py passes no target_metadata to context.configure()"
+            else:
                 diffs.extend(compare_metadata(context, metadata))
             return []
 
