@@ -63,6 +63,7 @@ def test_next_revision_id_keeps_the_width() -> None:
     assert next_revision_id(["0001", "0002", "0003"]) == "0004"
     assert next_revision_id(["009", "010"]) == "011"
     assert next_revision_id(["0009", "ae1027a6acf"]) == "0010"
+    assert next_revision_id(["ae1027a6acf1", "1975ea83b712"]) is None  # Alembic's own ids
 
 
 def test_autogenerate_writes_the_model_change(library: Path, tmp_path: Path) -> None:

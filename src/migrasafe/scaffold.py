@@ -100,14 +100,16 @@ class RevisionResult:
         }
 
 
-def next_revision_id(existing: list[str]) -> str:
-    """The next sequential id: ``0004`` after ``0003``, keeping the widest width.
+def next_revision_id(existing: list[str]) -> str | None:
+    """The next sequential id (``0004`` after ``0003``, keeping the widest width).
 
-    Projects whose ids are not all numbers (Alembic's random hex ids) keep
-    getting numbered ids starting at 0001 above nothing numeric; the revision
-    graph, not the id, decides the order.
+    Only for a project that numbers its revisions (or has none yet): one
+    whose ids are Alembic's random hex gets a random id too (None lets
+    Alembic choose), as ``alembic revision`` would give it.
     """
     numbers = [rev for rev in existing if rev.isdigit()]
+    if existing and not numbers:
+        return None
     width = max((len(rev) for rev in numbers), default=4)
     candidate = max((int(rev) for rev in numbers), default=0) + 1
     while f"{candidate:0{width}d}" in existing:
@@ -116,10 +118,10 @@ def next_revision_id(existing: list[str]) -> str:
 
 
 def revision(project: Project, message: str, *, autogenerate: bool = False) -> RevisionResult:
-    """Write a new revision file with the next sequential id on top of the head."""
+    """Write a new revision file on top of the head: the next number, or Alembic's random id."""
     script = project.script
     rev_id = next_revision_id([s.revision for s in script.walk_revisions()])
-    with alembic_errors():
+    with alembic_errors(), project.activated():
         created = command.revision(
             project.config, message=message, autogenerate=autogenerate, rev_id=rev_id
         )
