@@ -21,7 +21,7 @@ def test_status_exits_1_before_upgrade_and_0_after(library: Path, db_url: str) -
     assert after.exit_code == 0
     assert json.loads(after.stdout) | {"url": None} == {
         "url": None, "version_table": "alembic_version", "current": ["0003"], "heads": ["0003"],
-        "pending": [], "unknown": [], "modified": [], "up_to_date": True,
+        "pending": [], "unknown": [], "modified": [], "unverified": [], "up_to_date": True,
     }  # fmt: skip
 
 
@@ -116,3 +116,23 @@ def test_url_from_environment_variable(library: Path, db_url: str) -> None:
     result = run_cli("-c", str(library), "upgrade", env={"MIGRASAFE_URL": db_url})
     assert result.exit_code == 0
     assert query(db_url, "SELECT version_num FROM alembic_version") == [("0003",)]
+
+
+def test_revisions_applied_without_a_checksum_are_unverified_until_accepted(
+    library: Path, db_url: str
+) -> None:
+    """Plain Alembic, or a deleted record: status says so instead of "Up to date"."""
+    assert run_cli("-c", str(library), "--url", db_url, "upgrade").exit_code == 0
+    query(db_url, "DELETE FROM migrasafe_checksums WHERE revision = '0002'")
+    result = run_cli("-c", str(library), "--url", db_url, "status", "--json")
+    assert result.exit_code == 1
+    data = json.loads(result.stdout)
+    assert data["unverified"] == ["0002"] and data["up_to_date"] is True
+    text = run_cli("-c", str(library), "--url", db_url, "status")
+    assert "Unverified: 0002" in text.stdout and "Up to date." not in text.stdout
+    query(db_url, "DROP TABLE migrasafe_checksums")
+    data = json.loads(run_cli("-c", str(library), "--url", db_url, "status", "--json").stdout)
+    assert data["unverified"] == ["0001", "0002", "0003"]
+    accepted = run_cli("-c", str(library), "--url", db_url, "accept", "--json")
+    assert json.loads(accepted.stdout)["accepted"] == ["0001", "0002", "0003"]
+    assert run_cli("-c", str(library), "--url", db_url, "status").exit_code == 0

@@ -129,6 +129,7 @@ class Recorder:
 
     def __init__(self) -> None:
         self._ensured: set[int] = set()
+        self._who = _who()  # once per run: getpass and gethostname are not free
 
     def __call__(self, *, ctx: MigrationContext, step: Any, heads: set[str], run_args: Any) -> None:
         if ctx.as_sql or getattr(step, "is_stamp", False) or ctx.connection is None:
@@ -147,7 +148,7 @@ class Recorder:
             connection.execute(table.insert().values(
                 version_table=ctx.version_table, revision=script.revision,
                 checksum=checksum(script.path), script=Path(script.path).name,
-                applied_at=dt.datetime.now(dt.UTC), applied_by=_who(),
+                applied_at=dt.datetime.now(dt.UTC), applied_by=self._who,
             ))  # fmt: skip
 
 

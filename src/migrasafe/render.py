@@ -79,8 +79,17 @@ def status(result: Status) -> None:
             f"on {m.applied_at} by {escape(m.applied_by)}; review the change, then "
             f"`migrasafe accept {m.revision}` (or restore the file)"
         )
+    if result.unverified:
+        shown = ", ".join(result.unverified[:5])
+        more = f" and {len(result.unverified) - 5} more" if len(result.unverified) > 5 else ""
+        out.print(
+            f"[yellow]Unverified:[/] {shown}{more}: applied without a recorded checksum (by plain "
+            "Alembic, or the record was lost), so an edit cannot be seen; review, then "
+            "`migrasafe accept`"
+        )
     if result.up_to_date:
-        out.print("[green]Up to date.[/]" if not result.modified else "Up to date, but see above.")
+        clean = not result.modified and not result.unverified
+        out.print("[green]Up to date.[/]" if clean else "Up to date, but see above.")
     else:
         out.print(f"[yellow]Not up to date:[/] {len(result.pending)} pending revision(s).")
 

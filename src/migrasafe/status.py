@@ -16,7 +16,10 @@ class Status:
     ``pending`` is in the order ``upgrade`` would apply it; ``unknown`` lists
     revisions recorded in the database that no script defines (a script was
     deleted, or the database was migrated from another branch of the code);
-    ``modified`` lists applied revisions whose script was edited afterwards.
+    ``modified`` lists applied revisions whose script was edited afterwards;
+    ``unverified`` those applied without a recorded checksum (by plain
+    Alembic, or the record was deleted): nothing says their scripts are the
+    ones that ran, until ``accept`` records them.
     """
 
     url: str
@@ -26,6 +29,7 @@ class Status:
     pending: tuple[str, ...]
     unknown: tuple[str, ...]
     modified: tuple[Modified, ...] = field(default_factory=tuple)
+    unverified: tuple[str, ...] = ()
 
     @property
     def up_to_date(self) -> bool:
@@ -33,8 +37,8 @@ class Status:
 
     @property
     def ok(self) -> bool:
-        """Nothing to apply, nothing unknown, nothing edited after it was applied."""
-        return self.up_to_date and not self.modified
+        """Nothing to apply or unknown; every applied script recorded and unchanged."""
+        return self.up_to_date and not self.modified and not self.unverified
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -45,6 +49,7 @@ class Status:
             "pending": list(self.pending),
             "unknown": list(self.unknown),
             "modified": [m.to_dict() for m in self.modified],
+            "unverified": list(self.unverified),
             "up_to_date": self.up_to_date,
         }
 
@@ -66,4 +71,9 @@ def status(project: Project) -> Status:
         pending=tuple(s.revision for s in apply_order(script) if s.revision not in done),
         unknown=tuple(rev for rev in current if not is_defined(script, rev)),
         modified=tuple(modified(script, current, recorded)),
+        unverified=tuple(
+            s.revision
+            for s in apply_order(script)
+            if s.revision in done and s.revision not in recorded
+        ),
     )
