@@ -18,6 +18,7 @@ from typing import Any, NoReturn
 import click
 
 from .config import URL_ENV_VAR, Project, load_project
+from .database import scrub
 from .errors import MigrasafeError, MigrationFailed
 
 EXIT_OK, EXIT_FOUND, EXIT_ERROR = 0, 1, 2
@@ -37,11 +38,12 @@ class Options:
                             app=self.app)  # fmt: skip
 
 
-def _fail(message: str, debug: bool) -> NoReturn:
+def _fail(message: str, debug: bool, url: str | None = None, code: int = EXIT_ERROR) -> NoReturn:
+    """One line on stderr (the traceback too with --debug), every password masked."""
     if debug:
-        traceback.print_exc()
-    click.echo(f"migrasafe: error: {' '.join(message.split())}", err=True)
-    sys.exit(EXIT_ERROR)
+        click.echo(scrub(traceback.format_exc(), url), err=True, nl=False)
+    click.echo(f"migrasafe: error: {scrub(' '.join(message.split()), url)}", err=True)
+    sys.exit(code)
 
 
 class _Group(click.Group):
@@ -52,7 +54,8 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except MigrasafeError as exc:
             options = ctx.find_object(Options)
-            _fail(exc.message, options.debug if options else "--debug" in sys.argv)
+            debug = options.debug if options else "--debug" in sys.argv
+            _fail(exc.message, debug, options.url if options else None, exc.exit_code)
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")

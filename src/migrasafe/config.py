@@ -118,7 +118,7 @@ class Project:
                 f"cannot load the revision files in {script.dir}: {exc}. "
                 "Run `migrasafe validate` to see every problem."
             ) from exc
-        except Exception as exc:  # a revision file's own code failed
+        except (Exception, SystemExit) as exc:  # a revision file's own code failed, or exited
             where = _failing_file(exc, script.dir) or script.dir
             raise ProjectError(
                 f"cannot import the revision file {where}: "

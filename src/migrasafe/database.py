@@ -6,6 +6,7 @@ Every dialect-specific behaviour migrasafe needs lives in one
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import logging
 import os
@@ -17,6 +18,7 @@ import uuid
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import quote
@@ -27,43 +29,62 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.pool import NullPool
 
-from .errors import DatabaseError, LockTimeout
+from .errors import DatabaseError, LockLost, LockTimeout
 
 Waiting = Callable[[str], None]
 _POLL_SECONDS = 0.2
 
-_PASSWORD_IN_URL = re.compile(r"(?P<head>[a-zA-Z][\w+.-]*://[^:/@\s]*:)[^@\s]*(?P<tail>@)")
+# user:password@ in anything that looks like a URL; the password may hold ":" or "/".
+_PASSWORD_IN_URL = re.compile(r"(?P<head>[a-zA-Z][\w+.-]*://[^:/@\s]*:)[^\s]*(?P<tail>@)")
+# password=... as a URL query parameter or a libpq keyword (a DSN echoed by a driver).
+_SECRET_PARAMETER = re.compile(
+    r"(?P<key>\b(?:password|passwd|pwd|sslpassword)\s*=\s*)(?P<value>'[^']*'|[^&\s'\"]+)",
+    re.IGNORECASE,
+)
+
+
+def _secrets(url: str | URL) -> list[str]:
+    """The URL's password and secret query values, however the URL is spelled."""
+    try:
+        parsed = make_url(url) if isinstance(url, str) else url
+    except (sa_exc.ArgumentError, ValueError):
+        return [m.group("value") for m in _SECRET_PARAMETER.finditer(str(url))]
+    found = [str(parsed.password)] if parsed.password else []
+    for key, value in parsed.query.items():
+        if key.lower() in ("password", "passwd", "pwd", "sslpassword"):
+            found += [value] if isinstance(value, str) else list(value)
+    return [secret for secret in found if secret]
+
+
+def scrub(text: str, url: str | URL | None = None) -> str:
+    """Remove every password from a message: the URL's, userinfo, ``password=`` parameters."""
+    for secret in _secrets(url) if url is not None else []:
+        text = text.replace(secret, "***")
+    text = _PASSWORD_IN_URL.sub(r"\g<head>***\g<tail>", text)
+    return _SECRET_PARAMETER.sub(r"\g<key>***", text)
 
 
 def redact(url: str | URL) -> str:
-    """The URL with its password masked, even when the URL does not parse."""
+    """The URL with its password masked (userinfo and query), even when it does not parse."""
     if isinstance(url, URL):
-        return url.render_as_string(hide_password=True)
+        return scrub(url.render_as_string(hide_password=True), url)
     try:
-        return make_url(url).render_as_string(hide_password=True)
-    except sa_exc.ArgumentError:
-        return _PASSWORD_IN_URL.sub(r"\g<head>***\g<tail>", url)
-
-
-def scrub(text: str, url: str | URL) -> str:
-    """Remove the URL's password from a message (drivers sometimes echo the DSN)."""
-    try:
-        password = make_url(url).password if isinstance(url, str) else url.password
-    except sa_exc.ArgumentError:
-        password = None
-    if password:
-        text = text.replace(str(password), "***")
-    return _PASSWORD_IN_URL.sub(r"\g<head>***\g<tail>", text)
+        return scrub(make_url(url).render_as_string(hide_password=True), url)
+    except (sa_exc.ArgumentError, ValueError):
+        return scrub(url, url)
 
 
 def parse_url(url: str) -> URL:
     try:
-        return make_url(url)
-    except sa_exc.ArgumentError as exc:
+        parsed = make_url(url)
+        parsed.port  # noqa: B018 - "a:b@c" in an unescaped password fails here, not later
+    except (sa_exc.ArgumentError, ValueError) as exc:
         raise DatabaseError(
             f"malformed database URL {redact(url)!r}: expected "
-            "dialect[+driver]://user:password@host/dbname or sqlite:///path"
+            "dialect[+driver]://user:password@host/dbname or sqlite:///path "
+            "(escape @, : and / in a password as %40, %3A and %2F)"
         ) from exc
+    return parsed
 
 
 def describe_error(exc: BaseException, url: str | URL) -> str:
@@ -141,43 +162,68 @@ class DialectSupport:
         yield
 
     @contextmanager
-    def migration_lock(self, timeout: float, waiting: Waiting | None = None) -> Iterator[None]:
+    def migration_lock(
+        self, timeout: float, waiting: Waiting | None = None
+    ) -> Iterator[Callable[[], None]]:
         """Held while migrating, so that concurrent runs take turns.
 
         Polls without blocking so that a waiting run can say so, and gives up
         after ``timeout`` seconds. The lock belongs to the process (a file
-        lock, a database session), so a holder that dies releases it.
+        lock, a database session), so a holder that dies releases it. Yields a
+        check that raises :class:`LockLost` if the lock is no longer held
+        (its database session ended): call it before committing each revision.
+        A failure to release (the session is already gone) never replaces the
+        error that is on its way out.
         """
         lock = self._lock()
         if lock is None:
-            yield
+            yield lambda: None
             return
-        try_acquire, holder, release = lock
         deadline = time.monotonic() + timeout
         said = False
-        while not try_acquire():
+        while not lock.try_acquire():
             if not said and waiting is not None:
-                waiting(f"waiting for the migration lock on {redact(self.url)}, held by {holder()}")
+                waiting(
+                    f"waiting for the migration lock on {redact(self.url)}, held by {lock.holder()}"
+                )
                 said = True
             if time.monotonic() > deadline:
-                who = holder()
-                release(False)
+                who = lock.holder()
+                lock.release(False)
                 raise LockTimeout(
                     f"gave up after {timeout:g} s waiting for the migration lock on "
                     f"{redact(self.url)}, held by {who}; if that run is stuck, stop it, "
                     "or wait longer with --lock-timeout"
                 )
             time.sleep(_POLL_SECONDS)
-        try:
-            yield
-        finally:
-            release(True)
 
-    def _lock(
-        self,
-    ) -> tuple[Callable[[], bool], Callable[[], str], Callable[[bool], None]] | None:
-        """(try_acquire, describe the holder, release(acquired)); None: no lock here."""
+        def check() -> None:
+            if not lock.alive():
+                raise LockLost(
+                    f"lost the migration lock on {redact(self.url)} (its database session "
+                    "ended): stopped before committing, so no other run can migrate alongside"
+                )
+
+        try:
+            yield check
+        finally:
+            try:
+                lock.release(True)
+            except Exception:
+                # The session is gone, and the server released the lock with it.
+                logging.getLogger(__name__).debug("releasing the lock failed", exc_info=True)
+
+    def _lock(self) -> _Lock | None:
+        """The lock for this database; None: no lock here."""
         return None
+
+
+@dataclass
+class _Lock:
+    try_acquire: Callable[[], bool]
+    holder: Callable[[], str]
+    release: Callable[[bool], None]
+    alive: Callable[[], bool]
 
 
 class SQLiteSupport(DialectSupport):
@@ -271,19 +317,28 @@ class SQLiteSupport(DialectSupport):
             sa.event.remove(sa.pool.Pool, "connect", on_connect)
             sa.event.remove(Engine, "begin", on_begin)
 
-    def _lock(
-        self,
-    ) -> tuple[Callable[[], bool], Callable[[], str], Callable[[bool], None]] | None:
+    def _lock(self) -> _Lock | None:
         """An exclusive file lock (flock) next to the database file.
 
         A lock inside the database (BEGIN EXCLUSIVE) would also block the
         migration's own connection; the kernel drops a flock when its process
-        dies, however it dies.
+        dies, however it dies. The lock file is named after the database
+        file's real path (one lock however the path is spelled), opened
+        without following a symlink, with the database file's permissions.
         """
         if self.path is None:
             return None
-        path = self.path.with_name(self.path.name + ".migrasafe-lock")
-        handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        real = Path(os.path.realpath(self.path))
+        path = real.with_name(real.name + ".migrasafe-lock")
+        try:
+            mode = real.stat().st_mode & 0o666
+        except OSError:
+            mode = 0o644
+        try:
+            handle = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+        except OSError as exc:
+            reason = "it is a symbolic link" if exc.errno == errno.ELOOP else exc.strerror
+            raise DatabaseError(f"cannot open the migration lock file {path}: {reason}") from exc
 
         def try_acquire() -> bool:
             try:
@@ -299,12 +354,14 @@ class SQLiteSupport(DialectSupport):
             return f"process {pid}" if pid else "another process"
 
         def release(acquired: bool) -> None:
-            if acquired:
-                os.ftruncate(handle, 0)
-                fcntl.flock(handle, fcntl.LOCK_UN)
-            os.close(handle)
+            try:
+                if acquired:
+                    os.ftruncate(handle, 0)
+                    fcntl.flock(handle, fcntl.LOCK_UN)
+            finally:
+                os.close(handle)
 
-        return try_acquire, holder, release
+        return _Lock(try_acquire, holder, release, lambda: True)
 
 
 def _is_sqlite(dbapi_connection: Any) -> bool:
@@ -366,9 +423,7 @@ class PostgreSQLSupport(DialectSupport):
                 conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             admin.dispose()
 
-    def _lock(
-        self,
-    ) -> tuple[Callable[[], bool], Callable[[], str], Callable[[bool], None]] | None:
+    def _lock(self) -> _Lock | None:
         """A session-level advisory lock, as Flyway takes one.
 
         It lives on its own connection: the server drops it when that session
@@ -411,7 +466,13 @@ class PostgreSQLSupport(DialectSupport):
                 connection.close()
                 engine.dispose()
 
-        return try_acquire, holder, release
+        def alive() -> bool:
+            try:
+                return bool(connection.scalar(sa.text("SELECT pg_backend_pid() > 0")))
+            except sa_exc.DBAPIError:
+                return False
+
+        return _Lock(try_acquire, holder, release, alive)
 
     def readonly_engine(self) -> Engine:
         engine = self.engine()

@@ -12,6 +12,8 @@ from __future__ import annotations
 class MigrasafeError(Exception):
     """An error with a message meant for the user."""
 
+    exit_code = 2
+
     @property
     def message(self) -> str:
         return str(self)
@@ -52,3 +54,7 @@ class MigrationFailed(MigrasafeError):
 
 class LockTimeout(DatabaseError):
     """Another run held the migration lock for longer than we were willing to wait."""
+
+
+class LockLost(DatabaseError):
+    """The migration lock's session ended while migrating: stop before another run starts too."""

@@ -15,6 +15,7 @@ Around Alembic's run, migrasafe adds what it lacks for deploys:
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -25,7 +26,7 @@ from alembic.script import Script
 from .checksums import Recorder
 from .config import Project
 from .database import Waiting, describe_error, redact, support_class, support_for
-from .errors import MigrasafeError, MigrationFailed
+from .errors import LockLost, MigrasafeError, MigrationFailed, RevisionError
 from .graph import applied
 from .runtime import Run, _expect_url, probe, run_env
 
@@ -104,19 +105,53 @@ def downgrade(
     return _Migration(project, "downgrade", target, lock_timeout, waiting).run()
 
 
+def check_target(project: Project, target: str) -> None:
+    """Refuse a target Alembic would misread, before anything runs.
+
+    Alembic reads ``abc@base`` with no branch ``abc`` as "everything down to
+    base", and fails with bare AssertionErrors on ``""`` or ``@``: each is one
+    clear error here instead, and the database does not move.
+    """
+    if not target.strip():
+        raise RevisionError(
+            "empty target: name a revision id, head, heads, base, or a relative step like +1 or -1"
+        )
+    branch, at, rest = target.rpartition("@")
+    if at:
+        if not branch or not rest:
+            raise RevisionError(f"target {target!r}: expected BRANCH@REVISION, e.g. mybranch@head")
+        try:
+            project.script.revision_map.get_revisions(branch)
+        except Exception as exc:
+            raise RevisionError(
+                f"target {target!r} names {branch!r}, which is no branch label or revision; "
+                "`migrasafe history` lists them"
+            ) from exc
+
+
 def _steps_to(project: Project, direction: Direction, target: str) -> Any:
     """Alembic's own work function for upgrade/downgrade, on the scripts already loaded.
 
     Alembic's commands would load the script directory again, importing every
-    revision file a second time; on a long history that doubles the cost.
+    revision file a second time; on a long history that doubles the cost. A
+    target that cannot be resolved from the current heads (``+5`` past the
+    head) is an error before any revision runs.
     """
     script = project.script
+    check_target(project, target)
 
     def steps(heads: tuple[str, ...], _context: MigrationContext) -> Any:
         current: Any = heads  # Alembic's own commands pass the heads tuple here too
-        if direction == "upgrade":
-            return script._upgrade_revs(target, current)
-        return script._downgrade_revs(target, current)
+        try:
+            if direction == "upgrade":
+                return list(script._upgrade_revs(target, current))
+            return list(script._downgrade_revs(target, current))
+        except Exception as exc:  # Alembic's CommandError, or a bare AssertionError
+            why = str(exc) or "Alembic cannot resolve it"
+            raise RevisionError(
+                f"cannot {direction} to {target!r} from {', '.join(heads) or 'base'}: {why}; "
+                "`migrasafe history` lists the revisions"
+            ) from exc
 
     return steps
 
@@ -146,6 +181,7 @@ class _Migration:
         self.done: list[Step] = []
         self.heads: tuple[str, ...] | None = None
         self.recorder = Recorder()
+        self.check_lock: Callable[[], None] = lambda: None
         self.expect = _expect_url(project)
 
     def configure(self, kw: dict[str, Any]) -> dict[str, Any]:
@@ -156,7 +192,7 @@ class _Migration:
             kw = self.expect(kw)
         self.raw_url = connection.engine.url
         self.url = redact(self.raw_url)
-        self.locks.enter_context(
+        self.check_lock = self.locks.enter_context(
             support_for(self.raw_url).migration_lock(self.lock_timeout, self.waiting)
         )
         callbacks = kw.get("on_version_apply") or ()
@@ -165,6 +201,8 @@ class _Migration:
         return kw
 
     def applied(self, *, ctx: Any, step: Any, heads: set[str], run_args: Any) -> None:
+        """After each revision, before its commit: still ours to migrate? Then count it."""
+        self.check_lock()
         self.heads = tuple(sorted(heads))
         if not getattr(step, "is_stamp", False):
             rev = step.up_revision_id
@@ -177,9 +215,11 @@ class _Migration:
             with self.locks, support_class("sqlite").transactional_ddl():
                 run_env(project, _steps_to(project, self.direction, self.target), run=run,
                         on_configure=self.configure)  # fmt: skip
+        except LockLost as exc:
+            raise self._failure(run, exc) from exc
         except MigrasafeError:
             raise
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # SystemExit: a revision called sys.exit()
             raise self._failure(run, exc) from exc
         before = run.heads
         after = self.heads if self.heads is not None else before

@@ -248,7 +248,7 @@ class _Verifier:
             self._run_env(connection, lambda _rev, _ctx: [step])
         except MigrasafeError:
             raise  # env.py's setup, not the migration: an error, not a finding
-        except Exception as exc:  # the migration's own failure is a finding
+        except (Exception, SystemExit) as exc:  # the migration's own failure is a finding
             self.watch.active = False
             if connection.in_transaction():
                 connection.rollback()
