@@ -7,11 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from conftest import make_project, run_cli
+from conftest import make_project, query, run_cli, tables
 
 SCENARIOS = {
     "validate_syntax_error": ("syntax-error", None, "0002_broken.py"),
     "validate_missing_revision": ("missing-revision", None, "0002_no_revision.py"),
+    "validate_invalid_revision_id": (
+        "invalid-revision-id",
+        "0002' || (SELECT sqlite_version()) || '",
+        "0002_quoted.py",
+    ),
     "validate_missing_down_revision": ("missing-down-revision", "0002", "0002_no_down_revision.py"),
     "validate_missing_upgrade": ("missing-upgrade", "0002", "0002_no_upgrade.py"),
     "validate_missing_downgrade": ("missing-downgrade", "0002", "0002_no_downgrade.py"),
@@ -96,3 +101,13 @@ def test_commands_that_load_scripts_point_to_validate(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "0002_broken.py" in result.stderr and "migrasafe validate" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_revision_id_that_would_reach_sql_is_never_migrated(tmp_path: Path, db_url: str) -> None:
+    ini = make_project(tmp_path / "p", "generic", "validate_invalid_revision_id")
+    assert run_cli("-c", str(ini), "--url", db_url, "upgrade", "0001").exit_code == 0
+    result = run_cli("-c", str(ini), "--url", db_url, "upgrade")
+    assert result.exit_code == 2
+    assert "not a plain identifier" in result.stderr and "nothing was migrated" in result.stderr
+    assert query(db_url, "SELECT version_num FROM alembic_version") == [("0001",)]
+    assert "t_0002" not in tables(db_url)

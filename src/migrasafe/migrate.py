@@ -27,7 +27,7 @@ from .checksums import Recorder
 from .config import Project
 from .database import Waiting, describe_error, redact, support_class, support_for
 from .errors import LockLost, MigrasafeError, MigrationFailed, RevisionError
-from .graph import applied
+from .graph import applied, bad_revision_id
 from .runtime import Run, _expect_url, probe, run_env
 
 Direction = Literal["upgrade", "downgrade"]
@@ -144,14 +144,20 @@ def _steps_to(project: Project, direction: Direction, target: str) -> Any:
         current: Any = heads  # Alembic's own commands pass the heads tuple here too
         try:
             if direction == "upgrade":
-                return list(script._upgrade_revs(target, current))
-            return list(script._downgrade_revs(target, current))
+                planned = list(script._upgrade_revs(target, current))
+            else:
+                planned = list(script._downgrade_revs(target, current))
         except Exception as exc:  # Alembic's CommandError, or a bare AssertionError
             why = str(exc) or "Alembic cannot resolve it"
             raise RevisionError(
                 f"cannot {direction} to {target!r} from {', '.join(heads) or 'base'}: {why}; "
                 "`migrasafe history` lists the revisions"
             ) from exc
+        for step in planned:  # before any SQL is sent: ids reach the version table's SQL
+            bad = bad_revision_id(step.info.up_revision_id)
+            if bad is not None:
+                raise RevisionError(f"{bad} ({step.revision.path}); nothing was migrated")
+        return planned
 
     return steps
 

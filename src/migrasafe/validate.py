@@ -15,6 +15,7 @@ from functools import cached_property
 from .checksums import Modified, modified, read_state
 from .config import Project
 from .findings import Finding, Registry
+from .graph import bad_revision_id
 from .scriptfiles import ScriptFile, read_script_files
 
 Problem = tuple[ScriptFile, str]
@@ -67,6 +68,15 @@ def _missing_revision(scripts: ScriptSet) -> Iterator[Problem]:
     for f in scripts.files:
         if f.error is None and f.revision is None:
             yield f, 'declares no `revision = "..."`: Alembic cannot load it'
+
+
+@CHECKS.register("invalid-revision-id", "error", "a revision id that is not letters, digits and _")
+def _invalid_revision_id(scripts: ScriptSet) -> Iterator[Problem]:
+    for f in scripts.files:
+        if f.error is None and f.revision is not None:
+            why = bad_revision_id(f.revision)
+            if why is not None:
+                yield f, f"{why}; migrasafe refuses to migrate it"
 
 
 @CHECKS.register("missing-down-revision", "error", "a file without a `down_revision`")
