@@ -155,10 +155,18 @@ class _OwnPostgres:
                   "-o", options, "-w", "-t", "60", "start")  # fmt: skip
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
 
+    def halt(self) -> None:
+        """Stop the server at once, as a crash would, keeping its files."""
+        self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.directory / "data"), "-m",
+                  "immediate", "stop")  # fmt: skip
+
     def stop(self) -> None:
+        """Stop it (if it still runs) and remove its files."""
         try:
             self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.directory / "data"), "-m",
                       "immediate", "stop")  # fmt: skip
+        except subprocess.CalledProcessError:
+            pass  # already stopped (halt)
         finally:
             shutil.rmtree(self.directory, ignore_errors=True)
 

@@ -8,6 +8,7 @@ Exit codes: 0 ok, 1 the check found something, 2 error.
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -19,7 +20,7 @@ import click
 
 from .config import URL_ENV_VAR, Project, load_project
 from .database import scrub
-from .errors import MigrasafeError, MigrationFailed
+from .errors import Interrupted, MigrasafeError, MigrationFailed, Terminated
 
 EXIT_OK, EXIT_FOUND, EXIT_ERROR = 0, 1, 2
 
@@ -47,15 +48,32 @@ def _fail(message: str, debug: bool, url: str | None = None, code: int = EXIT_ER
 
 
 class _Group(click.Group):
-    """Turns a MigrasafeError into one line on stderr and exit 2."""
+    """Turns a MigrasafeError into one line on stderr and exit 2 (130/143 when interrupted)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
+            previous = signal.signal(signal.SIGTERM, _terminate)
+        except ValueError:  # not the main thread: leave signals to whoever runs us
+            previous = None
+        try:
             return super().invoke(ctx)
+        except KeyboardInterrupt as exc:  # outside a migration: nothing was under way
+            terminated = isinstance(exc, Terminated)
+            name = "SIGTERM" if terminated else "SIGINT"
+            _fail(f"interrupted by {name}; nothing was left half-done", False, None,
+                  143 if terminated else 130)  # fmt: skip
         except MigrasafeError as exc:
             options = ctx.find_object(Options)
             debug = options.debug if options else "--debug" in sys.argv
             _fail(exc.message, debug, options.url if options else None, exc.exit_code)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate(signum: int, _frame: object) -> None:
+    """SIGTERM unwinds like Ctrl-C, so that locks are released and scratch databases dropped."""
+    raise Terminated()
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
@@ -146,7 +164,7 @@ def _partial_results(as_json: bool) -> Iterator[None]:
     """A failed run still reports what it did before failing (or the SQL rendered), then fails."""
     try:
         yield
-    except MigrationFailed as exc:
+    except (MigrationFailed, Interrupted) as exc:
         from . import render
         from .migrate import MigrationResult
 

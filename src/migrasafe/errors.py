@@ -58,3 +58,16 @@ class LockTimeout(DatabaseError):
 
 class LockLost(DatabaseError):
     """The migration lock's session ended while migrating: stop before another run starts too."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, turned into an exception so that cleanup (locks, scratch databases) runs."""
+
+
+class Interrupted(MigrasafeError):
+    """The run was stopped by SIGINT (exit 130) or SIGTERM (exit 143); says where it stopped."""
+
+    def __init__(self, message: str, terminated: bool = False) -> None:
+        super().__init__(message)
+        self.exit_code = 143 if terminated else 130
+        self.result: object = None

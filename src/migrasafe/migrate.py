@@ -26,7 +26,14 @@ from alembic.script import Script
 from .checksums import Recorder
 from .config import Project
 from .database import Waiting, describe_error, redact, support_class, support_for
-from .errors import LockLost, MigrasafeError, MigrationFailed, RevisionError
+from .errors import (
+    Interrupted,
+    LockLost,
+    MigrasafeError,
+    MigrationFailed,
+    RevisionError,
+    Terminated,
+)
 from .graph import applied, bad_revision_id
 from .runtime import Run, _expect_url, probe, run_env
 
@@ -221,6 +228,8 @@ class _Migration:
             with self.locks, support_class("sqlite").transactional_ddl():
                 run_env(project, _steps_to(project, self.direction, self.target), run=run,
                         on_configure=self.configure)  # fmt: skip
+        except KeyboardInterrupt as exc:
+            raise self._interrupted(run, exc) from exc
         except LockLost as exc:
             raise self._failure(run, exc) from exc
         except MigrasafeError:
@@ -232,31 +241,49 @@ class _Migration:
         return MigrationResult(self.direction, self.target, self.url, before, after,
                                tuple(self.done))  # fmt: skip
 
+    def _interrupted(self, run: Run, exc: KeyboardInterrupt) -> Interrupted:
+        """Ctrl-C or SIGTERM: which revision was under way, and where the database is now."""
+        result, now = self._outcome(run, str(exc) or type(exc).__name__)
+        signal_name = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
+        where = f" during revision {result.failed}" if result.failed else ""
+        interrupted = Interrupted(
+            f"{self.direction} interrupted by {signal_name}{where}; {len(result.steps)} "
+            f"revision(s) completed before it; the database is now at {now}",
+            terminated=isinstance(exc, Terminated),
+        )
+        interrupted.result = result
+        return interrupted
+
     def _failure(self, run: Run, exc: BaseException) -> MigrationFailed:
-        """What ran before the failure and stayed, read back from the database."""
-        error = describe_error(exc, self.raw_url or "")
+        """The revision that failed, what ran before it and stayed, where the database is."""
+        result, now = self._outcome(run, describe_error(exc, self.raw_url or ""))
+        failed = result.failed
+        where = (f"revision {failed} ({_doc(self.project, failed)})" if failed
+                 else f"{self.direction} {self.target}")  # fmt: skip
+        ran = f" after {len(result.steps)} revision(s) ran" if result.steps else ""
+        return MigrationFailed(
+            f"{self.direction} failed at {where}{ran}: {result.error}; "
+            f"the database is now at {now}",
+            revision=failed, result=result,
+        )  # fmt: skip
+
+    def _outcome(self, run: Run, error: str) -> tuple[MigrationResult, str]:
+        """The partial result of a run that stopped, read back from the database."""
         failed = run.running.info.up_revision_id if run.running is not None else None
         try:
             after: tuple[str, ...] | None = probe(self.project)[0].heads
-        except MigrasafeError:
+        except Exception:
             after = None
         kept = self.done
         if after is not None:
             script = self.project.script
             changed = applied(script, run.heads) ^ applied(script, after)
             kept = [s for s in self.done if s.revision in changed]
-        where = (f"revision {failed} ({_doc(self.project, failed)})" if failed
-                 else f"{self.direction} {self.target}")  # fmt: skip
-        now = ", ".join(after) or "base" if after is not None else "unknown (cannot read it)"
-        ran = f" after {len(kept)} revision(s) ran" if kept else ""
+        now = (", ".join(after) or "base") if after is not None else "unknown (cannot read it)"
         result = MigrationResult(self.direction, self.target, self.url, run.heads,
                                  after if after is not None else (), tuple(kept),
                                  failed=failed, error=error)  # fmt: skip
-        return MigrationFailed(
-            f"{self.direction} failed at {where}{ran}: {error}; the database is now at {now}",
-            revision=failed,
-            result=result,
-        )
+        return result, now
 
 
 def _offline(project: Project, direction: Direction, target: str) -> MigrationResult:

@@ -1,0 +1,201 @@
+"""An operator's bad day: kills, signals, a server that stops, a lock session that ends.
+
+After each fault the version table, the schema and the checksums must agree,
+and a re-run must finish the job. Bounded: a handful of kills per database.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from conftest import _OwnPostgres, make_project, query, tables
+
+REVISIONS = 12
+KILLS = 8
+
+
+def _slow_history(directory: Path, count: int = REVISIONS, pause: float = 0.03) -> Path:
+    """A generic project with ``count`` revisions, each creating a table, then pausing."""
+    ini = make_project(directory, "generic")
+    versions = directory / "migrations" / "versions"
+    for n in range(1, count + 1):
+        parent = f"'{n - 1:04d}'" if n > 1 else "None"
+        (versions / f"{n:04d}_t{n}.py").write_text(
+            f'"""create t{n}"""\n'
+            "import time\n\nimport sqlalchemy as sa\nfrom alembic import op\n\n"
+            f"revision = '{n:04d}'\ndown_revision = {parent}\n"
+            "branch_labels = None\ndepends_on = None\n\n\n"
+            "def upgrade() -> None:\n"
+            f"    op.create_table('t{n}', sa.Column('id', sa.Integer(), primary_key=True))\n"
+            f'    op.execute("INSERT INTO t{n} (id) VALUES (1)")\n'
+            f"    time.sleep({pause})\n\n\n"
+            "def downgrade() -> None:\n"
+            f"    op.drop_table('t{n}')\n"
+        )
+    return ini
+
+
+def _migrasafe(ini: Path, url: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", "migrasafe", "-c", str(ini), "--url", url, *args]
+
+
+def _agree(url: str) -> int:
+    """Version table, tables and checksums describe the same revisions; returns how many."""
+    present = tables(url)
+    version = query(url, "SELECT version_num FROM alembic_version") if (
+        "alembic_version" in present
+    ) else []  # fmt: skip
+    applied = int(str(version[0][0])) if version else 0
+    assert len(version) <= 1
+    made = {t for t in present if t.startswith("t") and t[1:].isdigit()}
+    assert made == {f"t{n}" for n in range(1, applied + 1)}, (applied, sorted(made))
+    checked: set[str] = set()
+    if "migrasafe_checksums" in present:
+        checked = {str(r[0]) for r in query(url, "SELECT revision FROM migrasafe_checksums")}
+    assert checked == {f"{n:04d}" for n in range(1, applied + 1)}, (applied, sorted(checked))
+    return applied
+
+
+def _wait_for_progress(url: str, process: subprocess.Popen[str], at_least: int) -> None:
+    """Until the run has committed ``at_least`` revisions (so it is past start-up)."""
+    deadline = time.monotonic() + 60
+    while True:
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "the upgrade made no progress"
+        try:
+            rows = query(url, "SELECT version_num FROM alembic_version")
+        except sa.exc.DBAPIError:
+            rows = []
+        if rows and int(str(rows[0][0])) >= at_least:
+            return
+        time.sleep(0.01)
+
+
+def test_sigkill_at_random_points_never_leaves_a_revision_without_its_checksum(
+    tmp_path: Path, db_url: str
+) -> None:
+    ini = _slow_history(tmp_path / "p")
+    chance = random.Random(2026)
+    seen = []
+    for _ in range(KILLS):
+        process = subprocess.Popen(_migrasafe(ini, db_url, "upgrade"), text=True,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+        time.sleep(chance.uniform(0.3, 1.2))  # start-up is ~0.5 s, then 30 ms a revision
+        process.kill()
+        process.communicate()
+        seen.append(_agree(db_url))
+        if seen[-1] == REVISIONS:
+            query(db_url, "DROP TABLE t12")
+            query(db_url, "DELETE FROM migrasafe_checksums WHERE revision = '0012'")
+            query(db_url, "UPDATE alembic_version SET version_num = '0011'")
+    done = subprocess.run(_migrasafe(ini, db_url, "upgrade"), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert _agree(db_url) == REVISIONS
+    status = subprocess.run(_migrasafe(ini, db_url, "status"), capture_output=True, text=True)
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert len(set(seen)) > 1, f"every kill landed at the same point: {seen}"
+
+
+@pytest.mark.parametrize(("sig", "code", "name"), [(signal.SIGINT, 130, "SIGINT"),
+                                                   (signal.SIGTERM, 143, "SIGTERM")])  # fmt: skip
+def test_a_signal_stops_the_upgrade_cleanly_and_says_where_it_stopped(
+    tmp_path: Path, db_url: str, sig: int, code: int, name: str
+) -> None:
+    ini = _slow_history(tmp_path / "p", pause=0.2)
+    process = subprocess.Popen(_migrasafe(ini, db_url, "upgrade"), text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    _wait_for_progress(db_url, process, 2)
+    process.send_signal(sig)
+    _out, err = process.communicate(timeout=60)
+    assert process.returncode == code, err
+    ours = [line for line in err.splitlines() if line.startswith("migrasafe:")]
+    assert len(ours) == 1 and f"interrupted by {name}" in ours[0], err
+    assert "Traceback" not in err
+    applied = _agree(db_url)
+    assert 2 <= applied < REVISIONS
+    assert f"the database is now at {applied:04d}" in ours[0]
+    # the lock went with the process: the next run finishes at once
+    again = subprocess.run(_migrasafe(ini, db_url, "upgrade", "--lock-timeout", "5"),
+                           capture_output=True, text=True)  # fmt: skip
+    assert again.returncode == 0 and "waiting" not in again.stderr, again.stderr
+    assert _agree(db_url) == REVISIONS
+
+
+def test_sigterm_during_verify_removes_its_scratch_database(tmp_path: Path, pg_url: str) -> None:
+    ini = _slow_history(tmp_path / "p", pause=0.2)
+    process = subprocess.Popen(_migrasafe(ini, pg_url, "verify"), text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    admin = sa.make_url(pg_url).set(database="postgres").render_as_string(hide_password=False)
+
+    def scratch() -> list[tuple[object, ...]]:
+        return query(
+            admin, "SELECT datname FROM pg_database WHERE datname LIKE 'migrasafe_scratch%'"
+        )
+
+    deadline = time.monotonic() + 60
+    while not scratch():
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.02)
+    time.sleep(0.5)
+    process.send_signal(signal.SIGTERM)
+    _out, err = process.communicate(timeout=60)
+    assert process.returncode == 143, err
+    assert "Traceback" not in err and "interrupted by SIGTERM" in err
+    assert scratch() == []
+    assert tables(pg_url) == set()  # and the project's database was never touched
+
+
+def test_the_server_stopping_midway_is_one_line_and_no_traceback(tmp_path: Path) -> None:
+    server = _OwnPostgres()
+    try:
+        url = server.start()
+    except (OSError, subprocess.SubprocessError) as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"cannot start PostgreSQL: {exc}")
+        pytest.skip(f"cannot start PostgreSQL: {exc}")
+    try:
+        ini = _slow_history(tmp_path / "p", pause=0.2)
+        process = subprocess.Popen(_migrasafe(ini, url, "upgrade"), text=True,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+        _wait_for_progress(url, process, 2)
+        server.halt()
+        _out, err = process.communicate(timeout=60)
+        assert process.returncode == 2, err
+        ours = [line for line in err.splitlines() if line.startswith("migrasafe:")]
+        assert len(ours) == 1 and "upgrade failed at revision" in ours[0], err
+        assert "Traceback" not in err
+    finally:
+        server.stop()
+
+
+def test_losing_the_lock_session_stops_the_run_and_the_waiting_one_takes_over(
+    tmp_path: Path, pg_url: str
+) -> None:
+    ini = _slow_history(tmp_path / "p", pause=0.3)
+    first = subprocess.Popen(_migrasafe(ini, pg_url, "upgrade"), text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    _wait_for_progress(pg_url, first, 1)
+    second = subprocess.Popen(_migrasafe(ini, pg_url, "upgrade"), text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    time.sleep(1.0)  # the second is waiting for the lock
+    assert second.poll() is None
+    killed = query(
+        pg_url,
+        "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted",
+    )
+    assert killed == [(True,)]
+    _out, err = first.communicate(timeout=60)
+    assert first.returncode == 2, err
+    assert "lost the migration lock" in err and "Traceback" not in err
+    _out, err2 = second.communicate(timeout=120)
+    assert second.returncode == 0, err2
+    assert _agree(pg_url) == REVISIONS
