@@ -225,6 +225,8 @@ def accept(project: Project, revisions: Iterable[str] = ()) -> AcceptResult:
     """
     script = project.graph
     context, recorded = read_state(project)
+    if not context.exists:
+        raise DatabaseError(f"{context.display_url} does not exist: nothing is applied to accept")
     done = applied(script, context.heads)
     wanted = list(revisions)
     for rev in wanted:

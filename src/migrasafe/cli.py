@@ -50,6 +50,21 @@ def _fail(message: str, debug: bool, url: str | None = None, code: int = EXIT_ER
 class _Group(click.Group):
     """Turns a MigrasafeError into one line on stderr and exit 2 (130/143 when interrupted)."""
 
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        """Click's usage errors are one line too, exit 2, with where to find help."""
+        kwargs["standalone_mode"] = False
+        try:
+            result = super().main(*args, **kwargs)
+        except click.exceptions.Exit as exc:  # --help, --version
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            context = getattr(exc, "ctx", None)
+            where = f" (see `{context.command_path} --help`)" if context is not None else ""
+            _fail(f"{exc.format_message()}{where}", False, None, EXIT_ERROR)
+        except click.Abort:
+            _fail("interrupted by SIGINT; nothing was left half-done", False, None, 130)
+        sys.exit(result if isinstance(result, int) else EXIT_OK)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             previous = signal.signal(signal.SIGTERM, _terminate)

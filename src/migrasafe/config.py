@@ -93,10 +93,10 @@ class Project:
         import. A project that cannot be read that way gets :attr:`script`,
         which reports its problem.
         """
-        fast = fast_script_directory(self.script_directory)
-        if fast is None:
-            return self.script
         try:
+            fast = fast_script_directory(self.script_directory)
+            if fast is None:
+                return self.script
             fast.revision_map.heads  # noqa: B018 - links the graph; a broken one is reported below
         except Exception:
             return self.script

@@ -131,8 +131,10 @@ class DialectSupport:
     @classmethod
     def sync_url(cls, url: URL) -> URL:
         """The URL with a synchronous driver, for migrasafe's own connections."""
-        driver = cls.sync_drivers.get(url.get_driver_name())
-        return url if driver is None else url.set(drivername=f"{url.get_backend_name()}+{driver}")
+        # From the name as written: asking the URL would load the dialect, which may be missing.
+        backend, _, written = url.drivername.partition("+")
+        driver = cls.sync_drivers.get(written)
+        return url if driver is None else url.set(drivername=f"{backend}+{driver}")
 
     def identity(self) -> tuple[object, ...]:
         """What names one database: the same on two URLs means the same database."""
@@ -406,8 +408,14 @@ class PostgreSQLSupport(DialectSupport):
         name = f"migrasafe_scratch_{uuid.uuid4().hex[:12]}"
         # Through the maintenance database, as createdb does: not one session is
         # opened on the database the URL names.
-        admin = sa.create_engine(self.engine_url.set(database="postgres"),
-                                 isolation_level="AUTOCOMMIT", poolclass=NullPool)  # fmt: skip
+        try:
+            admin = sa.create_engine(self.engine_url.set(database="postgres"),
+                                     isolation_level="AUTOCOMMIT", poolclass=NullPool)  # fmt: skip
+        except (sa_exc.NoSuchModuleError, ImportError) as exc:
+            raise DatabaseError(
+                f"no driver for {redact(self.url)}: {describe_error(exc, self.url)}. "
+                "For PostgreSQL: pip install 'migrasafe[postgres]'"
+            ) from exc
         try:
             with admin.connect() as conn:
                 conn.exec_driver_sql(f'CREATE DATABASE "{name}"')

@@ -45,9 +45,18 @@ class InitResult:
 
 def init(directory: str | Path, template: Template = "generic") -> InitResult:
     """Write a new Alembic project into ``directory`` (which must be empty or absent)."""
+    try:
+        return _init(Path(directory), template)
+    except OSError as exc:
+        raise ProjectError(
+            f"cannot write a project into {directory}: {exc.strerror or exc}"
+            + (f" ({exc.filename})" if exc.filename else "")
+        ) from exc
+
+
+def _init(target: Path, template: Template) -> InitResult:
     if template not in TEMPLATES:
         raise ProjectError(f"unknown template {template!r}; choose one of {', '.join(TEMPLATES)}")
-    target = Path(directory)
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise ProjectError(
             f"{target} is not an empty directory; init writes a new project and "

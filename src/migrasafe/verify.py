@@ -30,7 +30,7 @@ from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.pool import NullPool
 
 from .config import CHECKSUM_TABLE, Project
-from .database import describe_error, redact, support_class, support_for
+from .database import describe_error, parse_url, redact, support_class, support_for
 from .errors import MigrasafeError
 from .findings import Finding
 from .graph import apply_order
@@ -97,7 +97,8 @@ def verify(
     whatever ``env.py`` connects to.
     """
     script = project.script
-    server = sa.make_url(url or project.url or discover_url(project))
+    given = url or project.url
+    server = parse_url(given) if given else discover_url(project)
     with support_for(server).scratch() as scratch_url:
         scratch = sa.make_url(scratch_url)
         with _pointed_at(project, server, scratch), redirected_connections(scratch), \
