@@ -97,9 +97,9 @@ class Project:
             fast = fast_script_directory(self.script_directory)
             if fast is None:
                 return self.script
-            fast.revision_map.heads  # noqa: B018 - links the graph; a broken one is reported below
+            _check_graph(fast)
         except Exception:
-            return self.script
+            return self.script  # which names the problem
         return fast
 
     @cached_property
@@ -112,7 +112,9 @@ class Project:
         script = self.script_directory
         try:
             with self.activated():
-                script.revision_map.heads  # noqa: B018 - loads and links every revision file
+                _check_graph(script)
+        except ProjectError:
+            raise
         except (CommandError, AlembicRevisionError) as exc:
             raise ProjectError(
                 f"cannot load the revision files in {script.dir}: {exc}. "
@@ -125,6 +127,26 @@ class Project:
                 f"{type(exc).__name__}: {exc}. Run `migrasafe validate` for details."
             ) from exc
         return script
+
+
+def _check_graph(script: ScriptDirectory) -> None:
+    """Load and link every revision; ids that are not strings are named with their file.
+
+    Alembic accepts ``revision = ()`` or a set as ``down_revision`` when it
+    loads a file, and fails later, anywhere, on the graph: refuse here.
+    """
+    for revision in script.revision_map._revision_map.values():
+        if revision is None:
+            continue
+        ids = [revision.revision, *(revision._all_down_revisions or ())]
+        bad = [i for i in ids if not isinstance(i, str)]
+        if bad or not isinstance(revision.down_revision, str | tuple | list | type(None)):
+            shown = bad[0] if bad else revision.down_revision
+            raise ProjectError(
+                f"{getattr(revision, 'path', revision.revision)}: revision ids must be strings, "
+                f"found {shown!r}. Run `migrasafe validate` to see every problem."
+            )
+    list(script.walk_revisions())  # links every revision: cycles and loops surface here
 
 
 def _failing_file(exc: BaseException, directory: str) -> str | None:

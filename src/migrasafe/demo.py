@@ -84,11 +84,11 @@ def demo(url: str | None = None, *, keep: bool = False) -> DemoReport:
     A database given by URL must be empty: the demo creates and drops the
     catalogue's tables there and leaves it empty again.
     """
-    workdir = Path(tempfile.mkdtemp(prefix="migrasafe-demo-"))
     own_database = url is None
+    if url is not None:
+        _require_empty(url)  # before anything is created: a refusal leaves nothing behind
+    workdir = Path(tempfile.mkdtemp(prefix="migrasafe-demo-"))
     url = url or f"sqlite:///{workdir / 'library.db'}"
-    if not own_database:
-        _require_empty(url)
     report = DemoReport(directory=str(workdir / "library"), url=redact(url))
     try:
         _Workflow(report, workdir / "library", url, own_database).run()

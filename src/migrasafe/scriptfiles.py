@@ -227,7 +227,12 @@ class RevisionCache:
             return None
 
     def put(self, key: str, found: ScriptFile) -> None:
-        self.entries[key] = {name: getattr(found, name) for name in self._FIELDS}
+        entry = {name: getattr(found, name) for name in self._FIELDS}
+        try:
+            json.dumps(entry)
+        except (TypeError, ValueError):
+            return  # a declaration JSON cannot hold (bytes, a set): read it again next time
+        self.entries[key] = entry
         self.used.add(key)
         self.changed = True
 
