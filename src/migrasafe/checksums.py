@@ -99,17 +99,21 @@ def record(
     schema: str | None,
     done: Iterable[Script],
     undone: Iterable[str],
+    *,
+    create: bool = True,
+    who: str | None = None,
 ) -> None:
     """Record the scripts just applied (``done``) and forget the ones reverted."""
     table = _table(schema)
-    table.create(connection, checkfirst=True)
+    if create:
+        table.create(connection, checkfirst=True)
     done = list(done)
     forget = [*undone, *(s.revision for s in done)]
     if forget:
         connection.execute(table.delete().where(
             table.c.version_table == version_table, table.c.revision.in_(forget)
         ))  # fmt: skip
-    now, who = dt.datetime.now(dt.UTC), _who()
+    now, who = dt.datetime.now(dt.UTC), who or _who()
     rows = [
         {"version_table": version_table, "revision": s.revision, "checksum": checksum(s.path),
          "script": Path(s.path).name, "applied_at": now, "applied_by": who}
@@ -138,18 +142,11 @@ class Recorder:
         if not isinstance(script, Script):
             return
         connection = ctx.connection
-        table = _table(ctx.version_table_schema)
-        if id(connection) not in self._ensured:
-            table.create(connection, checkfirst=True)
-            self._ensured.add(id(connection))
-        where = (table.c.version_table == ctx.version_table) & (table.c.revision == script.revision)
-        connection.execute(table.delete().where(where))
-        if step.is_upgrade:
-            connection.execute(table.insert().values(
-                version_table=ctx.version_table, revision=script.revision,
-                checksum=checksum(script.path), script=Path(script.path).name,
-                applied_at=dt.datetime.now(dt.UTC), applied_by=self._who,
-            ))  # fmt: skip
+        first = id(connection) not in self._ensured
+        self._ensured.add(id(connection))
+        done, undone = ([script], []) if step.is_upgrade else ([], [script.revision])
+        record(connection, ctx.version_table, ctx.version_table_schema, done, undone,
+               create=first, who=self._who)  # fmt: skip
 
 
 def read_recorded(context: MigrationContext) -> dict[str, Recorded]:

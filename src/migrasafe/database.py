@@ -24,7 +24,6 @@ from typing import Any, ClassVar
 from urllib.parse import quote
 
 import sqlalchemy as sa
-from alembic.runtime.migration import MigrationContext
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.pool import NullPool
@@ -535,37 +534,3 @@ def connect(url: str, *, readonly: bool = False) -> Iterator[Connection]:
     finally:
         connection.close()
         engine.dispose()
-
-
-@contextmanager
-def _quiet(logger_name: str) -> Iterator[None]:
-    """Silence a logger's INFO lines (Alembic's "Context impl ..." on every read)."""
-    logger = logging.getLogger(logger_name)
-    level = logger.level
-    logger.setLevel(max(level, logging.WARNING))
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-
-
-def read_current_heads(
-    url: str, version_table: str = "alembic_version", version_table_schema: str | None = None
-) -> tuple[str, ...]:
-    """The revisions recorded in the database, read without writing anything.
-
-    A database that does not exist yet (a missing SQLite file) has none.
-    """
-    if not support_for(url).exists():
-        return ()
-    with connect(url, readonly=True) as connection, _quiet("alembic.runtime.migration"):
-        context = MigrationContext.configure(
-            connection,
-            opts={"version_table": version_table, "version_table_schema": version_table_schema},
-        )
-        try:
-            return tuple(context.get_current_heads())
-        except sa_exc.DBAPIError as exc:
-            raise DatabaseError(
-                f"cannot read {version_table} in {redact(url)}: {describe_error(exc, url)}"
-            ) from exc

@@ -35,7 +35,7 @@ from .errors import (
     Terminated,
 )
 from .graph import applied, bad_revision_id
-from .runtime import Run, _expect_url, probe, run_env
+from .runtime import Run, expect_url, probe, run_env
 
 Direction = Literal["upgrade", "downgrade"]
 
@@ -195,7 +195,7 @@ class _Migration:
         self.heads: tuple[str, ...] | None = None
         self.recorder = Recorder()
         self.check_lock: Callable[[], None] = lambda: None
-        self.expect = _expect_url(project)
+        self.expect = expect_url(project)
 
     def configure(self, kw: dict[str, Any]) -> dict[str, Any]:
         connection = kw.get("connection")

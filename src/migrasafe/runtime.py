@@ -120,6 +120,7 @@ def run_env(
     *,
     run: Run | None = None,
     as_sql: bool = False,
+    load_scripts: bool = True,
     on_configure: ConfigureHook | None = None,
     **opts: Any,
 ) -> Run:
@@ -132,7 +133,8 @@ def run_env(
     ``run.running`` naming the step under way.
     """
     run = run if run is not None else Run()
-    script = project.script_directory if not opts.pop("load_scripts", True) else project.script
+    # Reading the database needs no revision file: only a migration loads them.
+    script = project.script if load_scripts else project.script_directory
 
     def steps(heads: tuple[str, ...], context: MigrationContext) -> Iterator[Any]:
         run.called, run.context, run.heads = True, context, tuple(heads)
@@ -220,7 +222,7 @@ def probe(
 
     with readonly_connections() as missing:
         run = run_env(project, look, dont_mutate=True, load_scripts=False,
-                      on_configure=_expect_url(project))  # fmt: skip
+                      on_configure=expect_url(project))  # fmt: skip
     assert run.context is not None
     context = EnvContext.of(run.context, run.heads)
     if missing:
@@ -228,7 +230,7 @@ def probe(
     return context, found[0] if found else None
 
 
-def _expect_url(project: Project) -> ConfigureHook | None:
+def expect_url(project: Project) -> ConfigureHook | None:
     """When --url was given, refuse an env.py that connects elsewhere (it ignores the config)."""
     if not project.url:
         return None
