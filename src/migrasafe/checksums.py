@@ -10,6 +10,7 @@ own next to the version table, and ``status`` compares them with the files.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import getpass
 import hashlib
 import os
@@ -40,8 +41,12 @@ def checksum(path: str | Path) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+@functools.cache
 def _table(schema: str | None) -> sa.Table:
-    """One table per schema; ``version_table`` keeps apart projects that share a database."""
+    """One table per schema; ``version_table`` keeps apart projects that share a database.
+
+    Built once per schema, so that SQLAlchemy compiles each statement on it once.
+    """
     return sa.Table(
         TABLE,
         sa.MetaData(schema=schema),
