@@ -21,6 +21,7 @@ import click
 from .config import URL_ENV_VAR, Project, load_project
 from .database import scrub
 from .errors import Interrupted, MigrasafeError, MigrationFailed, Terminated
+from .settings import DeploySettings
 
 EXIT_OK, EXIT_FOUND, EXIT_ERROR = 0, 1, 2
 
@@ -170,8 +171,25 @@ RELATIVE_TARGETS = {"ignore_unknown_options": True}
 
 lock_timeout_option = click.option(
     "--lock-timeout", type=click.FloatRange(min=0), default=600.0, show_default=True,
-    metavar="SECONDS", help="How long to wait while another run holds the migration lock.",
+    metavar="SECONDS", help="How long to wait while another migrasafe run holds the migration "
+    "lock (migrasafe's own lock; see --db-lock-timeout for the database's table locks).",
 )  # fmt: skip
+
+
+def deploy_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--db-lock-timeout, --statement-timeout, --retries (defaults: [tool.migrasafe])."""
+    for option in reversed((
+        click.option("--db-lock-timeout", metavar="DURATION",
+                     help="Longest wait of any statement for a table lock, e.g. 2s: the "
+                     "application's queries never queue behind a blocked migration for longer."),
+        click.option("--statement-timeout", metavar="DURATION",
+                     help="Longest run of any statement, e.g. 5m."),
+        click.option("--retries", type=click.IntRange(min=0), metavar="N",
+                     help="Retry a revision that hit --db-lock-timeout or a deadlock N times, "
+                     "after a growing pause; never any other error."),
+    )):  # fmt: skip
+        command = option(command)
+    return command
 
 
 @contextmanager
@@ -192,6 +210,15 @@ def _partial_results(as_json: bool) -> Iterator[None]:
         raise
 
 
+def _deploy(
+    project: Project, lock: str | None, statement: str | None, retries: int | None
+) -> DeploySettings:
+    from .settings import load_deploy_settings
+
+    return load_deploy_settings(project.config_path.parent.resolve(), db_lock_timeout=lock,
+                                statement_timeout=statement, retries=retries)  # fmt: skip
+
+
 def _say_waiting(message: str) -> None:
     click.echo(f"migrasafe: {message}", err=True)
 
@@ -200,9 +227,19 @@ def _say_waiting(message: str) -> None:
 @click.argument("target", default="head")
 @click.option("--sql", is_flag=True, help="Print the SQL instead of running it.")
 @lock_timeout_option
+@deploy_options
 @json_option
 @pass_options
-def upgrade(options: Options, target: str, sql: bool, lock_timeout: float, as_json: bool) -> None:
+def upgrade(
+    options: Options,
+    target: str,
+    sql: bool,
+    lock_timeout: float,
+    db_lock_timeout: str | None,
+    statement_timeout: str | None,
+    retries: int | None,
+    as_json: bool,
+) -> None:
     """Apply revisions up to TARGET (default: head).
 
     Concurrent runs take turns (a lock); each revision runs in its own
@@ -212,8 +249,11 @@ def upgrade(options: Options, target: str, sql: bool, lock_timeout: float, as_js
     from .migrate import upgrade as run_upgrade
 
     with _partial_results(as_json):
-        result = run_upgrade(options.project(), target, sql=sql, lock_timeout=lock_timeout,
-                             waiting=_say_waiting)  # fmt: skip
+        project = options.project()
+        deploy = _deploy(project, db_lock_timeout, statement_timeout, retries)
+        result = run_upgrade(project, target, sql=sql, lock_timeout=lock_timeout,
+                             waiting=_say_waiting, deploy=deploy,
+                             retrying=_say_waiting)  # fmt: skip
     _emit(as_json, result.to_dict(), lambda: render.migration_result(result))
 
 
@@ -221,16 +261,29 @@ def upgrade(options: Options, target: str, sql: bool, lock_timeout: float, as_js
 @click.argument("target")
 @click.option("--sql", is_flag=True, help="Print the SQL instead of running it.")
 @lock_timeout_option
+@deploy_options
 @json_option
 @pass_options
-def downgrade(options: Options, target: str, sql: bool, lock_timeout: float, as_json: bool) -> None:
+def downgrade(
+    options: Options,
+    target: str,
+    sql: bool,
+    lock_timeout: float,
+    db_lock_timeout: str | None,
+    statement_timeout: str | None,
+    retries: int | None,
+    as_json: bool,
+) -> None:
     """Revert revisions down to TARGET: a revision id, base, or relative like -1."""
     from . import render
     from .migrate import downgrade as run_downgrade
 
     with _partial_results(as_json):
-        result = run_downgrade(options.project(), target, sql=sql, lock_timeout=lock_timeout,
-                               waiting=_say_waiting)  # fmt: skip
+        project = options.project()
+        deploy = _deploy(project, db_lock_timeout, statement_timeout, retries)
+        result = run_downgrade(project, target, sql=sql, lock_timeout=lock_timeout,
+                               waiting=_say_waiting, deploy=deploy,
+                               retrying=_say_waiting)  # fmt: skip
     _emit(as_json, result.to_dict(), lambda: render.migration_result(result))
 
 

@@ -13,6 +13,7 @@ import os
 import re
 import sqlite3
 import tempfile
+import threading
 import time
 import uuid
 import zlib
@@ -214,6 +215,25 @@ class DialectSupport:
                 # The session is gone, and the server released the lock with it.
                 logging.getLogger(__name__).debug("releasing the lock failed", exc_info=True)
 
+    def set_timeouts(
+        self, connection: Connection, lock_timeout: float | None, statement_timeout: float | None
+    ) -> None:
+        """Limit how long each statement of this session waits for a lock, and runs."""
+        if lock_timeout is not None or statement_timeout is not None:
+            raise DatabaseError(
+                "--db-lock-timeout and --statement-timeout are not supported on "
+                f"{self.url.get_backend_name()}"
+            )
+
+    def is_lock_conflict(self, exc: BaseException) -> bool:
+        """A lock wait that timed out, or a deadlock: worth trying the revision again."""
+        return False
+
+    @contextmanager
+    def blocker_watch(self, connection: Connection) -> Iterator[Callable[[], str | None]]:
+        """While inside, who blocks ``connection`` (the last seen), described in a phrase."""
+        yield lambda: None
+
     def _lock(self) -> _Lock | None:
         """The lock for this database; None: no lock here."""
         return None
@@ -246,6 +266,17 @@ class SQLiteSupport(DialectSupport):
         cargs[0] = f"file:{quote(Path(database).resolve().as_posix())}?mode=ro"
         cparams["uri"] = True
         return None
+
+    def set_timeouts(
+        self, connection: Connection, lock_timeout: float | None, statement_timeout: float | None
+    ) -> None:
+        if statement_timeout is not None:
+            raise DatabaseError("--statement-timeout is not supported on SQLite")
+        if lock_timeout is not None:  # how long a write waits for another connection's lock
+            connection.exec_driver_sql(f"PRAGMA busy_timeout = {int(lock_timeout * 1000)}")
+
+    def is_lock_conflict(self, exc: BaseException) -> bool:
+        return "database is locked" in str(getattr(exc, "orig", exc))
 
     @classmethod
     def tune_scratch_session(cls, dbapi_connection: Any) -> None:
@@ -402,6 +433,46 @@ class PostgreSQLSupport(DialectSupport):
             cparams["options"] = f"{cparams.get('options', '')} {option}".strip()
         return None
 
+    def set_timeouts(
+        self, connection: Connection, lock_timeout: float | None, statement_timeout: float | None
+    ) -> None:
+        for setting, seconds in (("lock_timeout", lock_timeout),
+                                 ("statement_timeout", statement_timeout)):  # fmt: skip
+            if seconds is not None:
+                connection.exec_driver_sql(f"SET {setting} = '{int(seconds * 1000)}ms'")
+
+    def is_lock_conflict(self, exc: BaseException) -> bool:
+        # 55P03 lock_not_available (lock_timeout), 40P01 deadlock_detected
+        return getattr(getattr(exc, "orig", exc), "sqlstate", None) in {"55P03", "40P01"}
+
+    @contextmanager
+    def blocker_watch(self, connection: Connection) -> Iterator[Callable[[], str | None]]:
+        """Samples ``pg_blocking_pids`` of the migration's session on a connection of its own."""
+        pid = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        seen: list[str] = []
+        stop = threading.Event()
+        engine = sa.create_engine(self.engine_url, poolclass=NullPool,
+                                  isolation_level="AUTOCOMMIT")  # fmt: skip
+
+        def sample() -> None:
+            try:
+                with engine.connect() as watcher:
+                    while not stop.wait(0.1):
+                        rows = watcher.execute(_BLOCKERS, {"pid": pid}).all()
+                        if rows:
+                            seen[:] = [_describe_blocker(row) for row in rows]
+            except sa_exc.DBAPIError:
+                pass  # the watch only explains; it never fails the run
+
+        thread = threading.Thread(target=sample, name="migrasafe-blockers", daemon=True)
+        thread.start()
+        try:
+            yield lambda: "; ".join(seen) or None
+        finally:
+            stop.set()
+            thread.join(timeout=5)
+            engine.dispose()
+
     @contextmanager
     def scratch(self) -> Iterator[str]:
         name = f"migrasafe_scratch_{uuid.uuid4().hex[:12]}"
@@ -489,6 +560,19 @@ class PostgreSQLSupport(DialectSupport):
             connection.exec_driver_sql("SET TRANSACTION READ ONLY")
 
         return engine
+
+
+_BLOCKERS = sa.text(
+    "SELECT pid, application_name, state, now() - xact_start AS open_for, "
+    "left(regexp_replace(query, '\\s+', ' ', 'g'), 60) AS query "
+    "FROM pg_stat_activity WHERE pid = ANY(pg_blocking_pids(:pid))"
+)
+
+
+def _describe_blocker(row: Any) -> str:
+    opened = f", transaction open {row.open_for.total_seconds():.1f} s" if row.open_for else ""
+    return (f"server process {row.pid} ({row.application_name or 'no application name'}"
+            f"{opened}, {row.state}, query: {row.query!r})")  # fmt: skip
 
 
 # One key for "migrating", the same for every migrasafe and every database name

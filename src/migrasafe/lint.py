@@ -19,7 +19,6 @@ import ast
 import io
 import re
 import tokenize
-import tomllib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -36,6 +35,7 @@ from .findings import Finding, Registry
 from .graph import apply_order
 from .operations import Recorded, RevisionOperations, record_upgrade
 from .runtime import discover_url
+from .settings import tool_section
 
 DIALECTS = ("postgresql", "sqlite", "mysql")
 _DIALECT_ALIASES = {"mariadb": "mysql", "postgres": "postgresql"}
@@ -428,17 +428,10 @@ class LintSettings:
 
 def load_settings(start: Path) -> LintSettings:
     """[tool.migrasafe.lint] of the nearest pyproject.toml at or above ``start``."""
-    for directory in [start, *start.parents]:
-        path = directory / "pyproject.toml"
-        if path.is_file():
-            break
-    else:
+    tool, path = tool_section(start)
+    if path is None:
         return LintSettings()
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"cannot read {path}: {exc}") from exc
-    section = data.get("tool", {}).get("migrasafe", {}).get("lint", {})
+    section = tool.get("lint", {})
     ignore = section.get("ignore", [])
     per_revision = section.get("per-revision-ignore", {})
     if not isinstance(ignore, list) or not isinstance(per_revision, dict):

@@ -15,6 +15,8 @@ Around Alembic's run, migrasafe adds what it lacks for deploys:
 from __future__ import annotations
 
 import io
+import random
+import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -36,6 +38,7 @@ from .errors import (
 )
 from .graph import applied, bad_revision_id
 from .runtime import Run, expect_url, probe, run_env
+from .settings import DeploySettings
 
 Direction = Literal["upgrade", "downgrade"]
 
@@ -88,14 +91,20 @@ def upgrade(
     sql: bool = False,
     lock_timeout: float = LOCK_TIMEOUT,
     waiting: Waiting | None = None,
+    deploy: DeploySettings | None = None,
+    retrying: Waiting | None = None,
 ) -> MigrationResult:
     """Apply revisions up to ``target`` (``head``, an id, or relative like ``+1``).
 
-    ``waiting`` is told, once, when another run holds the migration lock.
+    ``waiting`` is told, once, when another run holds the migration lock;
+    ``deploy`` sets the database's lock and statement timeouts and how often
+    a revision that waited too long for a lock is retried (``retrying`` is
+    told each time).
     """
     if sql:
         return _offline(project, "upgrade", target)
-    return _Migration(project, "upgrade", target, lock_timeout, waiting).run()
+    migration = _Migration(project, "upgrade", target, lock_timeout, waiting, deploy)
+    return migration.run(retrying)
 
 
 def downgrade(
@@ -105,11 +114,14 @@ def downgrade(
     sql: bool = False,
     lock_timeout: float = LOCK_TIMEOUT,
     waiting: Waiting | None = None,
+    deploy: DeploySettings | None = None,
+    retrying: Waiting | None = None,
 ) -> MigrationResult:
     """Revert revisions down to ``target`` (an id, ``base``, or relative like ``-1``)."""
     if sql:
         return _offline(project, "downgrade", target)
-    return _Migration(project, "downgrade", target, lock_timeout, waiting).run()
+    migration = _Migration(project, "downgrade", target, lock_timeout, waiting, deploy)
+    return migration.run(retrying)
 
 
 def check_target(project: Project, target: str) -> None:
@@ -185,10 +197,14 @@ class _Migration:
     """
 
     def __init__(self, project: Project, direction: Direction, target: str,
-                 lock_timeout: float, waiting: Waiting | None) -> None:  # fmt: skip
+                 lock_timeout: float, waiting: Waiting | None,
+                 deploy: DeploySettings | None = None) -> None:  # fmt: skip
         self.project, self.direction, self.target = project, direction, target
         self.lock_timeout, self.waiting = lock_timeout, waiting
+        self.deploy = deploy or DeploySettings()
         self.locks = ExitStack()
+        self.blockers: Callable[[], str | None] = lambda: None
+        self.first: tuple[str, ...] | None = None  # the heads before the first attempt
         self.url = ""
         self.raw_url: Any = None
         self.done: list[Step] = []
@@ -205,9 +221,17 @@ class _Migration:
             kw = self.expect(kw)
         self.raw_url = connection.engine.url
         self.url = redact(self.raw_url)
+        support = support_for(self.raw_url)
         self.check_lock = self.locks.enter_context(
-            support_for(self.raw_url).migration_lock(self.lock_timeout, self.waiting)
+            support.migration_lock(self.lock_timeout, self.waiting)
         )
+        deploy = self.deploy
+        if deploy.db_lock_timeout is not None or deploy.statement_timeout is not None:
+            fresh = not connection.in_transaction()
+            support.set_timeouts(connection, deploy.db_lock_timeout, deploy.statement_timeout)
+            self.blockers = self.locks.enter_context(support.blocker_watch(connection))
+            if fresh:  # else Alembic would take the session for an external transaction
+                connection.commit()
         callbacks = kw.get("on_version_apply") or ()
         callbacks = [callbacks] if callable(callbacks) else list(callbacks)
         kw["on_version_apply"] = [*callbacks, self.recorder, self.applied]
@@ -221,25 +245,57 @@ class _Migration:
             rev = step.up_revision_id
             self.done.append(Step(rev, _doc(self.project, rev)))
 
-    def run(self) -> MigrationResult:
-        run = Run()
+    def run(self, retrying: Waiting | None = None) -> MigrationResult:
+        """Run; a revision that hit the lock timeout or a deadlock is tried again.
+
+        Each attempt runs ``env.py`` afresh from the database's current
+        revision: with ``transaction_per_migration``, the revisions committed
+        before stay and the retry resumes at the one that waited.
+        """
         project = self.project
-        try:
-            with self.locks, support_class("sqlite").transactional_ddl():
-                run_env(project, _steps_to(project, self.direction, self.target), run=run,
-                        on_configure=self.configure)  # fmt: skip
-        except KeyboardInterrupt as exc:
-            raise self._interrupted(run, exc) from exc
-        except LockLost as exc:
-            raise self._failure(run, exc) from exc
-        except MigrasafeError:
-            raise
-        except (Exception, SystemExit) as exc:  # SystemExit: a revision called sys.exit()
-            raise self._failure(run, exc) from exc
-        before = run.heads
-        after = self.heads if self.heads is not None else before
-        return MigrationResult(self.direction, self.target, self.url, before, after,
-                               tuple(self.done))  # fmt: skip
+        steps = _steps_to(project, self.direction, self.target)
+        for attempt in range(self.deploy.retries + 1):
+            run = Run()
+            self.locks, self.blockers = ExitStack(), lambda: None
+            try:
+                with self.locks, support_class("sqlite").transactional_ddl():
+                    run_env(project, steps, run=run, on_configure=self.configure)
+            except KeyboardInterrupt as exc:
+                raise self._interrupted(run, exc) from exc
+            except LockLost as exc:
+                raise self._failure(run, exc) from exc
+            except MigrasafeError:
+                raise
+            except (Exception, SystemExit) as exc:  # SystemExit: a revision called sys.exit()
+                blocked = self.raw_url is not None and support_for(self.raw_url).is_lock_conflict(
+                    exc
+                )
+                if not blocked or attempt == self.deploy.retries:
+                    raise self._failure(run, exc, blocker=self.blockers() if blocked else None,
+                                        attempts=attempt + 1) from exc  # fmt: skip
+                self.first = run.heads if self.first is None else self.first
+                self.done = self._kept(self.first)[0]  # what a rolled-back attempt did is gone
+                self._pause(run, attempt, retrying)
+                continue
+            before = run.heads if self.first is None else self.first
+            after = self.heads if self.heads is not None else run.heads
+            return MigrationResult(self.direction, self.target, self.url, before, after,
+                                   tuple(self.done))  # fmt: skip
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _pause(self, run: Run, attempt: int, retrying: Waiting | None) -> None:
+        """A jittered, growing pause before the next attempt, said in one line."""
+        pause = min(0.5 * 2**attempt, 30.0) * random.uniform(0.5, 1.5)
+        failed = run.running.info.up_revision_id if run.running is not None else "the run"
+        who = self.blockers()
+        if retrying is not None:
+            retrying(
+                f"revision {failed} could not get its lock within "
+                f"{self.deploy.db_lock_timeout or 0:g} s"
+                + (f", blocked by {who}" if who else "")
+                + f"; retry {attempt + 1} of {self.deploy.retries} in {pause:.1f} s"
+            )
+        time.sleep(pause)
 
     def _interrupted(self, run: Run, exc: KeyboardInterrupt) -> Interrupted:
         """Ctrl-C or SIGTERM: which revision was under way, and where the database is now."""
@@ -254,9 +310,15 @@ class _Migration:
         interrupted.result = result
         return interrupted
 
-    def _failure(self, run: Run, exc: BaseException) -> MigrationFailed:
+    def _failure(self, run: Run, exc: BaseException, blocker: str | None = None,
+                 attempts: int = 1) -> MigrationFailed:  # fmt: skip
         """The revision that failed, what ran before it and stayed, where the database is."""
-        result, now = self._outcome(run, describe_error(exc, self.raw_url or ""))
+        error = describe_error(exc, self.raw_url or "")
+        if attempts > 1:
+            error += f" (after {attempts} attempts)"
+        if blocker:
+            error += f"; blocked by {blocker}"
+        result, now = self._outcome(run, error)
         failed = result.failed
         where = (f"revision {failed} ({_doc(self.project, failed)})" if failed
                  else f"{self.direction} {self.target}")  # fmt: skip
@@ -267,18 +329,20 @@ class _Migration:
             revision=failed, result=result,
         )  # fmt: skip
 
-    def _outcome(self, run: Run, error: str) -> tuple[MigrationResult, str]:
-        """The partial result of a run that stopped, read back from the database."""
-        failed = run.running.info.up_revision_id if run.running is not None else None
+    def _kept(self, before: tuple[str, ...]) -> tuple[list[Step], tuple[str, ...] | None]:
+        """The steps done since ``before`` that the database still shows, and its heads now."""
         try:
             after: tuple[str, ...] | None = probe(self.project)[0].heads
         except Exception:
-            after = None
-        kept = self.done
-        if after is not None:
-            script = self.project.script
-            changed = applied(script, run.heads) ^ applied(script, after)
-            kept = [s for s in self.done if s.revision in changed]
+            return self.done, None
+        script = self.project.script
+        changed = applied(script, before) ^ applied(script, after or ())
+        return [s for s in self.done if s.revision in changed], after
+
+    def _outcome(self, run: Run, error: str) -> tuple[MigrationResult, str]:
+        """The partial result of a run that stopped, read back from the database."""
+        failed = run.running.info.up_revision_id if run.running is not None else None
+        kept, after = self._kept(run.heads if self.first is None else self.first)
         now = (", ".join(after) or "base") if after is not None else "unknown (cannot read it)"
         result = MigrationResult(self.direction, self.target, self.url, run.heads,
                                  after if after is not None else (), tuple(kept),

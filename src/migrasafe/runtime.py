@@ -24,6 +24,7 @@ Three guards wrap a run, each over every connection SQLAlchemy opens meanwhile:
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -290,8 +291,11 @@ def _guarded(on_do_connect: Callable[..., None] | None,
         for target, name, fn in listeners:
             sa.event.remove(target, name, fn)
         for record in made:  # those still in use (migrasafe's own lock) are left alone
-            if record.dbapi_connection is not None and not record.in_use:
-                record.invalidate()
+            try:
+                if record.dbapi_connection is not None and not record.in_use:
+                    record.invalidate()
+            except Exception:  # cleaning up never replaces the error on its way out
+                logging.getLogger(__name__).debug("closing a connection failed", exc_info=True)
 
 
 @contextmanager

@@ -1,0 +1,81 @@
+"""Project settings from ``[tool.migrasafe]`` in the nearest pyproject.toml."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+_DURATION = re.compile(r"^\s*(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>ms|s|m|min)?\s*$")
+_UNITS = {None: 1.0, "s": 1.0, "ms": 0.001, "m": 60.0, "min": 60.0}
+
+
+def tool_section(start: Path) -> tuple[dict[str, Any], Path | None]:
+    """``[tool.migrasafe]`` of the nearest pyproject.toml at or above ``start``."""
+    for directory in [start, *start.parents]:
+        path = directory / "pyproject.toml"
+        if path.is_file():
+            break
+    else:
+        return {}, None
+    try:
+        data = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from exc
+    section = data.get("tool", {}).get("migrasafe", {})
+    if not isinstance(section, dict):
+        raise ConfigError(f"{path}: [tool.migrasafe] must be a table")
+    return section, path
+
+
+def parse_duration(value: object, what: str) -> float:
+    """Seconds from ``2s``, ``500ms``, ``1m`` or a number of seconds."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    match = _DURATION.match(str(value)) if isinstance(value, str) else None
+    if match is None:
+        raise ConfigError(f"{what}: expected a duration such as 2s, 500ms or 1m, not {value!r}")
+    return float(match["number"]) * _UNITS[match["unit"]]
+
+
+@dataclass(frozen=True)
+class DeploySettings:
+    """How upgrade/downgrade behave under live traffic (all off by default).
+
+    ``db_lock_timeout``: the longest any statement waits for a table lock
+    (so the application's queries never queue behind a blocked migration for
+    longer); ``retries``: how often a revision that hit that limit, or a
+    deadlock, is tried again; ``statement_timeout``: the longest a statement runs.
+    """
+
+    db_lock_timeout: float | None = None
+    statement_timeout: float | None = None
+    retries: int = 0
+
+
+def load_deploy_settings(
+    start: Path,
+    *,
+    db_lock_timeout: object = None,
+    statement_timeout: object = None,
+    retries: object = None,
+) -> DeploySettings:
+    """The defaults a project sets in ``[tool.migrasafe]``, overridden by the values given."""
+    section, path = tool_section(start)
+    where = f"{path} [tool.migrasafe]" if path else "--"
+    lock = db_lock_timeout if db_lock_timeout is not None else section.get("db-lock-timeout")
+    statement = (
+        statement_timeout if statement_timeout is not None else section.get("statement-timeout")
+    )
+    retries = retries if retries is not None else section.get("retries", 0)
+    if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
+        raise ConfigError(f"{where}: retries must be a whole number >= 0, not {retries!r}")
+    return DeploySettings(
+        parse_duration(lock, f"{where} db-lock-timeout") if lock is not None else None,
+        parse_duration(statement, f"{where} statement-timeout") if statement is not None else None,
+        retries,
+    )
