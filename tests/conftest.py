@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -206,6 +207,105 @@ def pg_url(pg_admin_url: str) -> Iterator[str]:
     finally:
         with admin.connect() as conn:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+# -- MariaDB -------------------------------------------------------------------------
+
+
+class _OwnMariaDB:
+    """A throwaway MariaDB server for this test session (Debian's mariadb-server)."""
+
+    def __init__(self) -> None:
+        self.directory = Path(tempfile.mkdtemp(prefix="migrasafe-mariadb-"))
+        self.port = _free_port()
+        self.as_user = "mysql" if os.geteuid() == 0 else None
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> str:
+        server = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
+        install = shutil.which("mariadb-install-db") or "/usr/bin/mariadb-install-db"
+        if self.as_user:
+            shutil.chown(self.directory, self.as_user, self.as_user)
+        user = [f"--user={self.as_user}"] if self.as_user else []
+        data = self.directory / "data"
+        subprocess.run([install, "--no-defaults", f"--datadir={data}", *user, "--skip-test-db",
+                        "--auth-root-authentication-method=normal"],
+                       check=True, capture_output=True, timeout=120)  # fmt: skip
+        self.process = subprocess.Popen(
+            [server, "--no-defaults", f"--datadir={data}", *user, f"--port={self.port}",
+             "--bind-address=127.0.0.1", f"--socket={self.directory / 'sock'}",
+             "--skip-grant-tables", "--innodb-buffer-pool-size=32M", "--skip-log-bin",
+             f"--log-error={self.directory / 'error.log'}"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        url = f"mysql+pymysql://root@127.0.0.1:{self.port}/"
+        engine = sa.create_engine(url, poolclass=sa.NullPool)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with engine.connect():
+                    break
+            except sa.exc.OperationalError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise OSError("mariadbd did not start: " + self._log()) from None
+                time.sleep(0.1)
+        engine.dispose()
+        return url
+
+    def _log(self) -> str:
+        try:
+            return (self.directory / "error.log").read_text()[-2000:]
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def mariadb_admin_url() -> Iterator[str]:
+    """A URL to a MariaDB server: $MIGRASAFE_TEST_MYSQL_URL, else one started for the session."""
+    given = os.environ.get("MIGRASAFE_TEST_MYSQL_URL")
+    if given:
+        yield given
+        return
+    server = _OwnMariaDB()
+    try:
+        url = server.start()
+    except (OSError, subprocess.SubprocessError) as exc:
+        detail = getattr(exc, "stderr", b"") or b""
+        message = f"cannot start MariaDB: {exc} {detail.decode(errors='replace')}"
+        server.stop()
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    try:
+        yield url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def mariadb_url(mariadb_admin_url: str) -> Iterator[str]:
+    """A new, empty MariaDB database, dropped after the test."""
+    name = f"migrasafe_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(mariadb_admin_url, poolclass=sa.NullPool)
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE `{name}`")
+    try:
+        yield (
+            sa.make_url(mariadb_admin_url).set(database=name).render_as_string(hide_password=False)
+        )
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
         admin.dispose()
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import logging
+import math
 import os
 import re
 import sqlite3
@@ -562,6 +563,110 @@ class PostgreSQLSupport(DialectSupport):
         return engine
 
 
+class MySQLSupport(DialectSupport):
+    """MySQL and MariaDB. Their DDL commits at once: a revision that fails midway
+    keeps the DDL that ran before the failure (Alembic cannot roll it back)."""
+
+    name = "mysql"
+    sync_drivers: ClassVar[dict[str, str]] = {"aiomysql": "pymysql", "asyncmy": "pymysql"}
+
+    @classmethod
+    def make_readonly_args(
+        cls, driver: str, cargs: list[Any], cparams: dict[str, Any]
+    ) -> str | None:
+        cparams["init_command"] = "SET SESSION TRANSACTION READ ONLY"
+        return None
+
+    @contextmanager
+    def scratch(self) -> Iterator[str]:
+        name = f"migrasafe_scratch_{uuid.uuid4().hex[:12]}"
+        try:
+            admin = sa.create_engine(self.engine_url.set(database=None), poolclass=NullPool)
+            with admin.connect() as conn:
+                conn.exec_driver_sql(f"CREATE DATABASE `{name}`")
+        except (sa_exc.NoSuchModuleError, ImportError) as exc:
+            raise DatabaseError(
+                f"no driver for {redact(self.url)}: {describe_error(exc, self.url)}. "
+                "For MySQL/MariaDB: pip install 'migrasafe[mysql]'"
+            ) from exc
+        except sa_exc.DBAPIError as exc:
+            raise DatabaseError(
+                f"cannot create a scratch database on {redact(self.url)}: "
+                f"{describe_error(exc, self.url)}"
+            ) from exc
+        try:
+            yield self.engine_url.set(database=name).render_as_string(hide_password=False)
+        finally:
+            with admin.connect() as conn:
+                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
+            admin.dispose()
+
+    def _lock(self) -> _Lock | None:
+        """``GET_LOCK`` on a connection of its own: the server releases it when that session ends.
+
+        Lock names are server-wide, so the name carries the database's.
+        """
+        key = f"migrasafe:{self.url.database or ''}"[:64]
+        engine = sa.create_engine(self.engine_url, poolclass=NullPool)
+        try:
+            connection = engine.connect()
+        except sa_exc.DBAPIError as exc:
+            raise DatabaseError(
+                f"cannot connect to {redact(self.url)}: {describe_error(exc, self.url)}"
+            ) from exc
+
+        def scalar(sql: str) -> Any:
+            value = connection.scalar(sa.text(sql), {"k": key})
+            connection.commit()
+            return value
+
+        def holder() -> str:
+            row = connection.execute(
+                sa.text("SELECT ID, USER, HOST, TIME FROM information_schema.PROCESSLIST "
+                        "WHERE ID = IS_USED_LOCK(:k)"), {"k": key},
+            ).first()  # fmt: skip
+            connection.commit()
+            if row is None:
+                return "another session"
+            return f"connection {row.ID} ({row.USER}@{row.HOST}, for {row.TIME} s)"
+
+        def release(acquired: bool) -> None:
+            try:
+                if acquired:
+                    scalar("SELECT RELEASE_LOCK(:k)")
+            finally:
+                connection.close()
+                engine.dispose()
+
+        def alive() -> bool:
+            try:
+                return bool(scalar("SELECT IS_USED_LOCK(:k) = CONNECTION_ID()"))
+            except sa_exc.DBAPIError:
+                return False
+
+        return _Lock(lambda: scalar("SELECT GET_LOCK(:k, 0)") == 1, holder, release, alive)
+
+    def set_timeouts(
+        self, connection: Connection, lock_timeout: float | None, statement_timeout: float | None
+    ) -> None:
+        if lock_timeout is not None:  # metadata locks (DDL) and row locks (InnoDB)
+            seconds = max(1, math.ceil(lock_timeout))
+            connection.exec_driver_sql(
+                f"SET SESSION lock_wait_timeout = {seconds}, innodb_lock_wait_timeout = {seconds}"
+            )
+        if statement_timeout is not None:
+            if getattr(connection.dialect, "is_mariadb", False):
+                connection.exec_driver_sql(f"SET SESSION max_statement_time = {statement_timeout}")
+            else:
+                milliseconds = int(statement_timeout * 1000)
+                connection.exec_driver_sql(f"SET SESSION max_execution_time = {milliseconds}")
+
+    def is_lock_conflict(self, exc: BaseException) -> bool:
+        # 1205 lock wait timeout exceeded, 1213 deadlock found
+        args: tuple[Any, ...] = tuple(getattr(getattr(exc, "orig", exc), "args", ()))
+        return bool(args) and args[0] in (1205, 1213)
+
+
 _BLOCKERS = sa.text(
     "SELECT pid, application_name, state, now() - xact_start AS open_for, "
     "left(regexp_replace(query, '\\s+', ' ', 'g'), 60) AS query "
@@ -580,8 +685,9 @@ def _describe_blocker(row: Any) -> str:
 _LOCK_KEY = zlib.crc32(b"migrasafe migration lock")
 
 _SUPPORT: dict[str, type[DialectSupport]] = {
-    cls.name: cls for cls in (SQLiteSupport, PostgreSQLSupport)
+    cls.name: cls for cls in (SQLiteSupport, PostgreSQLSupport, MySQLSupport)
 }
+_SUPPORT["mariadb"] = MySQLSupport
 
 
 def support_class(backend: str) -> type[DialectSupport]:
