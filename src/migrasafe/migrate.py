@@ -285,7 +285,9 @@ class _Migration:
 
     def _pause(self, run: Run, attempt: int, retrying: Waiting | None) -> None:
         """A jittered, growing pause before the next attempt, said in one line."""
-        pause = min(0.5 * 2**attempt, 30.0) * random.uniform(0.5, 1.5)
+        # Growing, but capped low: the blocker may end at any moment, and each
+        # attempt costs the application at most one lock timeout of waiting.
+        pause = min(0.5 * 2**attempt, 3.0) * random.uniform(0.75, 1.25)
         failed = run.running.info.up_revision_id if run.running is not None else "the run"
         who = self.blockers()
         if retrying is not None:
