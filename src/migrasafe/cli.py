@@ -450,9 +450,21 @@ def demo(demo_url: str | None, keep: bool, as_json: bool) -> None:
     "--rows", default=20, show_default=True, help="Generated rows per table per revision."
 )
 @click.option("--seed", default=0, show_default=True, help="Seed for the generated rows.")
+@click.option(
+    "--trace-locks", is_flag=True,
+    help="PostgreSQL: record the locks and table rewrites each revision really causes, "
+    "and hold them against lint's findings.",
+)  # fmt: skip
 @json_option
 @pass_options
-def verify(options: Options, scratch_url: str | None, rows: int, seed: int, as_json: bool) -> None:
+def verify(
+    options: Options,
+    scratch_url: str | None,
+    rows: int,
+    seed: int,
+    trace_locks: bool,
+    as_json: bool,
+) -> None:
     """Prove every migration reverses: schema and data, on a scratch database.
 
     Exits 0 when every revision round-trips cleanly, 1 with findings.
@@ -462,6 +474,6 @@ def verify(options: Options, scratch_url: str | None, rows: int, seed: int, as_j
 
     with render.progress("verify", enabled=not as_json) as advance:
         result = run_verify(options.project(), url=scratch_url, rows=rows, seed=seed,
-                            progress=advance)  # fmt: skip
+                            progress=advance, trace_locks=trace_locks)  # fmt: skip
     code = EXIT_OK if result.ok else EXIT_FOUND
     _emit(as_json, result.to_dict(), lambda: render.verify(result), code)

@@ -202,6 +202,23 @@ def verify(report: VerifyReport) -> None:
     if report.refused_rows:
         refused = ", ".join(f"{t}: {n}" for t, n in sorted(report.refused_rows.items()))
         out.print(f"[yellow]Rows the database refused (constraints not understood):[/] {refused}")
+    if report.lock_trace is not None:
+        out.print("Lock trace (PostgreSQL; tables that had rows), held against lint:")
+        for entry in report.lock_trace:
+            if "lock" in entry:
+                rewritten = ", rewritten" if entry["rewritten"] else ""
+                out.print(
+                    f"  {entry['revision']} {escape(str(entry['table']))}: {entry['lock']}"
+                    f"{rewritten}, held {entry['held_seconds']} s, lock_timeout "
+                    f"{entry['lock_timeout']}, by {escape(repr(entry['statement']))} "
+                    + escape(f"[lint: {entry['lint']}]")
+                )
+            else:
+                out.print(
+                    f"  {entry['revision']} {escape(str(entry['table']))}: no blocking lock nor "
+                    "rewrite seen "
+                    + escape(f"[lint over-reported: {', '.join(entry['lint_rules'])}]")  # type: ignore[arg-type]
+                )
     if report.models_not_compared:
         out.print(f"[yellow]Models not compared with the migrated schema:[/] "
                   f"{escape(report.models_not_compared)}.")  # fmt: skip

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
@@ -31,9 +31,11 @@ from sqlalchemy.pool import NullPool
 
 from .config import CHECKSUM_TABLE, Project
 from .database import describe_error, parse_url, redact, support_class, support_for
-from .errors import MigrasafeError
+from .errors import ConfigError, MigrasafeError
 from .findings import Finding
 from .graph import apply_order
+from .lint import lint
+from .locktrace import LockTracer, compare_with_lint
 from .runtime import discover_url, redirected_connections, run_env
 from .seed import Seeder
 from .snapshot import Rows, Schema, read_rows, read_schema, table_names
@@ -53,6 +55,7 @@ class VerifyReport:
     seed: int
     refused_rows: dict[str, int] = field(default_factory=dict)
     models_not_compared: str | None = None  # why the models were not compared, if they were not
+    lock_trace: tuple[dict[str, object], ...] | None = None  # with --trace-locks (PostgreSQL)
 
     @property
     def ok(self) -> bool:
@@ -76,6 +79,7 @@ class VerifyReport:
             "refused_rows": self.refused_rows,
             "complete": self.complete,
             "models_not_compared": self.models_not_compared,
+            "lock_trace": list(self.lock_trace) if self.lock_trace is not None else None,
         }
 
 
@@ -86,6 +90,7 @@ def verify(
     rows: int = 20,
     seed: int = 0,
     progress: Progress | None = None,
+    trace_locks: bool = False,
 ) -> VerifyReport:
     """Round-trip every revision on a scratch database created next to the project's.
 
@@ -99,11 +104,18 @@ def verify(
     script = project.script
     given = url or project.url
     server = parse_url(given) if given else discover_url(project)
+    if trace_locks and server.get_backend_name() != "postgresql":
+        raise ConfigError(
+            f"--trace-locks reads PostgreSQL's pg_locks; the scratch database would be "
+            f"{server.get_backend_name()}: pass a PostgreSQL server with --url"
+        )
     with support_for(server).scratch() as scratch_url:
         scratch = sa.make_url(scratch_url)
         with _pointed_at(project, server, scratch), redirected_connections(scratch), \
                 support_class("sqlite").transactional_ddl():  # fmt: skip
-            return _Verifier(project, script, scratch_url, rows, seed, progress).run()
+            verifier = _Verifier(project, script, scratch_url, rows, seed, progress)
+            verifier.trace_locks = trace_locks
+            return verifier.run()
 
 
 @contextmanager
@@ -210,6 +222,9 @@ class _Verifier:
         self.steps = 0
         self.refused: dict[str, int] = {}
         self.models_note: str | None = None
+        self.trace_locks = False
+        self.tracer: LockTracer | None = None
+        self.rows_before: dict[str, dict[str, int]] = {}  # revision -> table -> rows
         self.exclude = {CHECKSUM_TABLE, "alembic_version"}
         self.watch = _SqlWatch()
         self.schema = Schema()
@@ -239,14 +254,24 @@ class _Verifier:
             connection.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
             connection.commit()
 
-    def _step(self, connection: Connection, revision: Script, up: bool) -> set[str] | None:
+    def _step(
+        self, connection: Connection, revision: Script, up: bool, trace: bool = False
+    ) -> set[str] | None:
         """Run one step; returns the tables its SQL named (None: unknown, assume all)."""
         self.steps += 1
         make = MigrationStep.upgrade_from_script if up else MigrationStep.downgrade_from_script
         step = make(self.script.revision_map, revision)
         self.watch.start()
+        tracer = self.tracer if trace else None
+        if tracer is not None:
+            self.rows_before[revision.revision] = {t: len(r) for t, r in self.data.items()}
+            tracer.start(revision.revision)
         try:
-            self._run_env(connection, lambda _rev, _ctx: [step])
+            try:
+                self._run_env(connection, lambda _rev, _ctx: [step])
+            finally:
+                if tracer is not None:
+                    tracer.stop()
         except MigrasafeError:
             raise  # env.py's setup, not the migration: an error, not a finding
         except (Exception, SystemExit) as exc:  # the migration's own failure is a finding
@@ -292,9 +317,10 @@ class _Verifier:
         connection.commit()
 
     def _finding(self, rule: str, revision: Script, message: str, table: str | None = None,
-                 column: str | None = None) -> None:  # fmt: skip
+                 column: str | None = None,
+                 severity: Literal["error", "warning"] = "error") -> None:  # fmt: skip
         self.findings.append(
-            Finding(rule=rule, severity="error", revision=revision.revision,
+            Finding(rule=rule, severity=severity, revision=revision.revision,
                     path=str(revision.path), message=message, table=table, column=column)
         )  # fmt: skip
 
@@ -306,7 +332,10 @@ class _Verifier:
         checked = 0
         engine = sa.create_engine(self.url, poolclass=NullPool)
         try:
-            with engine.connect() as connection, self.watch.watching():
+            with engine.connect() as connection, self.watch.watching(), ExitStack() as stack:
+                if self.trace_locks:
+                    self.tracer = LockTracer(ours=connection)
+                    stack.enter_context(self.tracer.tracing())
                 self._learn_env(connection)
                 self._refresh(connection, None)
                 dirty: set[str] | None = None
@@ -336,21 +365,64 @@ class _Verifier:
                     f"{len(heads)} heads ({', '.join(heads)}): deployments running "
                     "`upgrade head` fail; merge them with `alembic merge`",
                 )  # fmt: skip
+        trace = self._lock_findings() if self.tracer is not None else None
         return VerifyReport(
             findings=tuple(self.findings), revisions=len(order), checked=checked,
             steps=self.steps, database=redact(self.url), rows=self.rows, seed=self.seed,
-            refused_rows=self.refused, models_not_compared=self.models_note,
+            refused_rows=self.refused, models_not_compared=self.models_note, lock_trace=trace,
         )  # fmt: skip
 
+    def _lock_findings(self) -> tuple[dict[str, object], ...]:
+        """Findings from what the server reported, held against lint's guesses for the same."""
+        assert self.tracer is not None
+        entries = [
+            e for e in self.tracer.entries
+            if self.rows_before.get(e.revision, {}).get(e.table, 0) > 0  # new or empty: harmless
+        ]  # fmt: skip
+        for e in entries:
+            revision = self.script.get_revision(e.revision)
+            rows = self.rows_before[e.revision][e.table]
+            lock = e.to_dict()["lock"]
+            if e.rewritten:
+                self._finding(
+                    "table-rewrite", revision,
+                    f"{e.statement!r} rewrote table {e.table} ({rows} rows) under {lock}: the "
+                    "table is locked for as long as copying it takes; on a large table add a new "
+                    "column and backfill it instead", table=e.table, severity="warning",
+                )  # fmt: skip
+            if e.blocking and e.lock_timeout in ("0", "unknown"):
+                self._finding(
+                    "lock-without-timeout", revision,
+                    f"{e.statement!r} took {lock} on {e.table} ({rows} rows) with no "
+                    f"lock_timeout: behind any open transaction on {e.table} it waits, and every "
+                    f"query on {e.table} queues behind it; deploy with --db-lock-timeout and "
+                    "--retries", table=e.table, severity="warning",
+                )  # fmt: skip
+        lint_tables: dict[tuple[str, str], list[str]] = {}
+        for f in lint(self.project, dialect="postgresql").findings:
+            if f.revision and f.table:
+                lint_tables.setdefault((f.revision, f.table.split(".")[0]), []).append(f.rule)
+        out: list[dict[str, object]] = []
+        for entry, revision_id, table, verdict in compare_with_lint(entries, lint_tables):
+            rules = lint_tables.get((revision_id, table), [])
+            row: dict[str, object] = {
+                "revision": revision_id, "table": table, "lint": verdict, "lint_rules": rules,
+            }  # fmt: skip
+            if entry is not None:
+                row.update(entry.to_dict())
+                row["rows"] = self.rows_before[revision_id][table]
+            out.append(row)
+        return tuple(out)
+
     def _try_step(
-        self, connection: Connection, revision: Script, up: bool, when: str
+        self, connection: Connection, revision: Script, up: bool, when: str, trace: bool = False
     ) -> tuple[bool, set[str] | None]:
         """Run one step; a failure becomes an upgrade-failed/downgrade-failed finding.
 
         Returns whether it ran and the tables it may have changed (None: all).
         """
         try:
-            return True, self._step(connection, revision, up=up)
+            return True, self._step(connection, revision, up=up, trace=trace)
         except _StepFailed as exc:
             rule = "upgrade-failed" if up else "downgrade-failed"
             verb = "upgrade to" if up else "downgrade from"
@@ -365,7 +437,7 @@ class _Verifier:
         and the tables whose rows the steps may have changed (None: all).
         """
         schema_before, data_before = self.schema, dict(self.data)
-        ok, touched = self._try_step(connection, revision, True, "")
+        ok, touched = self._try_step(connection, revision, True, "", trace=True)
         if not ok:
             return False, None
         schema_after = self.schema
