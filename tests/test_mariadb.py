@@ -107,3 +107,21 @@ def test_a_blocked_revision_is_retried_on_mariadb(tmp_path: Path, mariadb_url: s
     assert process.returncode == 0, err
     assert "revision 0002 could not get its lock within 1 s" in err
     assert query(mariadb_url, "SELECT version_num FROM alembic_version") == [("0002",)]
+
+
+def test_a_revision_that_failed_midway_on_mariadb_is_named_by_status(
+    tmp_path: Path, mariadb_url: str
+) -> None:
+    """MariaDB commits DDL at once: the first statement stays, the version does not move."""
+    ini = _project(tmp_path / "p", mariadb_url, body=(
+        "op.add_column('authors', sa.Column('country', sa.String(2)))\n"
+        "    op.execute('ALTER TABLE no_such_table ADD COLUMN x INT')"
+    ))  # fmt: skip
+    failed = run_cli("-c", str(ini), "--url", mariadb_url, "upgrade")
+    assert failed.exit_code == 2 and "upgrade failed at revision 0002" in failed.stderr
+    assert query(mariadb_url, "SELECT version_num FROM alembic_version") == [("0001",)]
+    status = run_cli("-c", str(ini), "--url", mariadb_url, "status", "--json")
+    assert status.exit_code == 1
+    assert json.loads(status.stdout)["half_applied"] == ["0002"]
+    text = run_cli("-c", str(ini), "--url", mariadb_url, "status")
+    assert "Half-applied: 0002 failed midway" in text.stdout

@@ -21,7 +21,8 @@ def test_status_exits_1_before_upgrade_and_0_after(library: Path, db_url: str) -
     assert after.exit_code == 0
     assert json.loads(after.stdout) | {"url": None} == {
         "url": None, "version_table": "alembic_version", "current": ["0003"], "heads": ["0003"],
-        "pending": [], "unknown": [], "modified": [], "unverified": [], "up_to_date": True,
+        "pending": [], "unknown": [], "modified": [], "unverified": [], "half_applied": [],
+        "up_to_date": True,
     }  # fmt: skip
 
 

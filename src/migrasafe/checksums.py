@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from alembic.runtime.migration import MigrationContext
 from alembic.script import Script, ScriptDirectory
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import URL, Connection
 
 from .config import CHECKSUM_TABLE, Project
 from .database import connect, describe_error, support_for
@@ -56,6 +56,9 @@ def _table(schema: str | None) -> sa.Table:
         sa.Column("script", sa.String(255), nullable=False),
         sa.Column("applied_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("applied_by", sa.String(255), nullable=False),
+        # "applied"; "failed": a revision that failed midway on a database whose DDL
+        # commits at once (MySQL), so that status can name it (see record_failure).
+        sa.Column("state", sa.String(16), nullable=False, server_default="applied"),
     )
 
 
@@ -74,6 +77,7 @@ class Recorded:
     script: str
     applied_at: dt.datetime
     applied_by: str
+    state: str = "applied"
 
 
 @dataclass(frozen=True)
@@ -175,7 +179,12 @@ def read_recorded(context: MigrationContext) -> dict[str, Recorded]:
         ) from exc
     return {
         row.revision: Recorded(
-            row.revision, row.checksum, row.script, _aware(row.applied_at), row.applied_by
+            row.revision,
+            row.checksum,
+            row.script,
+            _aware(row.applied_at),
+            row.applied_by,
+            row.state,
         )
         for row in rows
     }
@@ -205,10 +214,41 @@ def modified(
     return sorted(found, key=lambda m: m.revision)
 
 
-def read_state(project: Project) -> tuple[EnvContext, dict[str, Recorded]]:
-    """The database's current revisions and recorded checksums, read-only through env.py."""
-    context, recorded = probe(project, read_recorded)
-    return context, recorded or {}
+def read_state(
+    project: Project,
+) -> tuple[EnvContext, dict[str, Recorded], list[Recorded]]:
+    """The database's current revisions and records, read-only through env.py.
+
+    The records of applied revisions, and those of revisions that failed
+    midway where DDL commits at once (part of their DDL is applied).
+    """
+    context, found = probe(project, read_recorded)
+    recorded = found or {}
+    applied_ = {r: v for r, v in recorded.items() if v.state == "applied"}
+    failed = sorted((v for v in recorded.values() if v.state == "failed"),
+                    key=lambda v: v.revision)  # fmt: skip
+    return context, applied_, failed
+
+
+def record_failure(url: URL, version_table: str, schema: str | None, script: Script) -> None:
+    """Note a revision that failed midway on a database without transactional DDL.
+
+    Its version is not recorded, but the DDL that ran before the failure
+    stayed: nothing else would tell. A later successful run of the revision
+    replaces the note.
+    """
+    table = _table(schema)
+    engine_url = support_for(url).engine_url.render_as_string(hide_password=False)
+    with connect(engine_url) as connection, connection.begin():
+        table.create(connection, checkfirst=True)
+        connection.execute(table.delete().where(
+            table.c.version_table == version_table, table.c.revision == script.revision
+        ))  # fmt: skip
+        connection.execute(table.insert().values(
+            version_table=version_table, revision=script.revision, checksum=checksum(script.path),
+            script=Path(script.path).name, applied_at=dt.datetime.now(dt.UTC),
+            applied_by=_who(), state="failed",
+        ))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -226,7 +266,7 @@ def accept(project: Project, revisions: Iterable[str] = ()) -> AcceptResult:
     Only revisions whose recorded checksum differs (or is missing) are written.
     """
     script = project.graph
-    context, recorded = read_state(project)
+    context, recorded, _failed = read_state(project)
     if not context.exists:
         raise DatabaseError(f"{context.display_url} does not exist: nothing is applied to accept")
     done = applied(script, context.heads)

@@ -106,6 +106,8 @@ class DialectSupport:
         self.url = url
         self.engine_url = self.sync_url(url)
 
+    # Whether a failed migration's DDL rolls back with its transaction.
+    ddl_is_transactional: ClassVar[bool] = True
     # Async drivers and the sync driver migrasafe uses beside them (for its lock).
     sync_drivers: ClassVar[dict[str, str]] = {}
 
@@ -568,6 +570,7 @@ class MySQLSupport(DialectSupport):
     keeps the DDL that ran before the failure (Alembic cannot roll it back)."""
 
     name = "mysql"
+    ddl_is_transactional = False
     sync_drivers: ClassVar[dict[str, str]] = {"aiomysql": "pymysql", "asyncmy": "pymysql"}
 
     @classmethod

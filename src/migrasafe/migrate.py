@@ -15,6 +15,7 @@ Around Alembic's run, migrasafe adds what it lacks for deploys:
 from __future__ import annotations
 
 import io
+import logging
 import random
 import time
 from collections.abc import Callable
@@ -25,7 +26,7 @@ from typing import Any, Literal
 from alembic.runtime.migration import MigrationContext
 from alembic.script import Script
 
-from .checksums import Recorder
+from .checksums import Recorder, record_failure
 from .config import Project
 from .database import Waiting, describe_error, redact, support_class, support_for
 from .errors import (
@@ -331,6 +332,20 @@ class _Migration:
             revision=failed, result=result,
         )  # fmt: skip
 
+    def _note_half_applied(self, run: Run, revision: str) -> None:
+        """Where DDL commits at once (MySQL), a failed revision left some: say so in status."""
+        if self.raw_url is None or support_for(self.raw_url).ddl_is_transactional:
+            return
+        script = self.project.script.get_revision(revision)
+        context = run.context
+        if not isinstance(script, Script) or context is None:
+            return
+        try:
+            record_failure(self.raw_url, context.version_table, context.version_table_schema,
+                           script)  # fmt: skip
+        except Exception:  # the note explains; it never replaces the migration's error
+            logging.getLogger(__name__).debug("cannot note the failure", exc_info=True)
+
     def _kept(self, before: tuple[str, ...]) -> tuple[list[Step], tuple[str, ...] | None]:
         """The steps done since ``before`` that the database still shows, and its heads now."""
         try:
@@ -344,6 +359,8 @@ class _Migration:
     def _outcome(self, run: Run, error: str) -> tuple[MigrationResult, str]:
         """The partial result of a run that stopped, read back from the database."""
         failed = run.running.info.up_revision_id if run.running is not None else None
+        if failed is not None and self.direction == "upgrade":
+            self._note_half_applied(run, failed)
         kept, after = self._kept(run.heads if self.first is None else self.first)
         now = (", ".join(after) or "base") if after is not None else "unknown (cannot read it)"
         result = MigrationResult(self.direction, self.target, self.url, run.heads,

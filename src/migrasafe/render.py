@@ -79,6 +79,12 @@ def status(result: Status) -> None:
             f"on {m.applied_at} by {escape(m.applied_by)}; review the change, then "
             f"`migrasafe accept {m.revision}` (or restore the file)"
         )
+    for revision in result.half_applied:
+        out.print(
+            f"[red]Half-applied:[/] {revision} failed midway: this database commits DDL at once, "
+            "so the statements before the failure stayed while its version was not recorded; "
+            "repair the schema by hand (or finish the revision's DDL), then `migrasafe upgrade`"
+        )
     if result.unverified:
         shown = ", ".join(result.unverified[:5])
         more = f" and {len(result.unverified) - 5} more" if len(result.unverified) > 5 else ""

@@ -30,6 +30,7 @@ class Status:
     unknown: tuple[str, ...]
     modified: tuple[Modified, ...] = field(default_factory=tuple)
     unverified: tuple[str, ...] = ()
+    half_applied: tuple[str, ...] = ()  # failed midway on MySQL: some of their DDL stayed
 
     @property
     def up_to_date(self) -> bool:
@@ -38,7 +39,9 @@ class Status:
     @property
     def ok(self) -> bool:
         """Nothing to apply or unknown; every applied script recorded and unchanged."""
-        return self.up_to_date and not self.modified and not self.unverified
+        return (
+            self.up_to_date and not self.modified and not self.unverified and not self.half_applied
+        )
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -50,6 +53,7 @@ class Status:
             "unknown": list(self.unknown),
             "modified": [m.to_dict() for m in self.modified],
             "unverified": list(self.unverified),
+            "half_applied": list(self.half_applied),
             "up_to_date": self.up_to_date,
         }
 
@@ -57,7 +61,7 @@ class Status:
 def status(project: Project) -> Status:
     """Compare the revisions recorded in the database with the script directory."""
     script = project.graph
-    context, recorded = read_state(project)
+    context, recorded, failed = read_state(project)
     current = context.heads
     done = applied(script, current)
     table = context.version_table
@@ -71,6 +75,7 @@ def status(project: Project) -> Status:
         pending=tuple(s.revision for s in apply_order(script) if s.revision not in done),
         unknown=tuple(rev for rev in current if not is_defined(script, rev)),
         modified=tuple(modified(script, current, recorded)),
+        half_applied=tuple(f.revision for f in failed if f.revision not in done),
         unverified=tuple(
             s.revision
             for s in apply_order(script)

@@ -251,7 +251,7 @@ def validate(
     edited: list[Modified] = []
     wanted = database and any(c.rule == "modified-after-apply" for c in checks)
     if wanted and all(f.error is None for f in files):  # else they cannot be loaded to compare
-        context, recorded = read_state(project)
+        context, recorded, _failed = read_state(project)
         edited = modified(project.graph, context.heads, recorded)
     scripts = ScriptSet(files, edited)
     findings = [
