@@ -94,6 +94,7 @@ def test_a_blocked_revision_is_retried_on_mariadb(tmp_path: Path, mariadb_url: s
         with blocker.cursor() as cursor:  # a metadata lock until the transaction ends
             cursor.execute("START TRANSACTION")
             cursor.execute("SELECT count(*) FROM authors")
+        blocker_id = blocker.thread_id()
         process = subprocess.Popen(
             _migrasafe(ini, mariadb_url, "upgrade", "--db-lock-timeout", "1s", "--retries", "20"),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -106,6 +107,7 @@ def test_a_blocked_revision_is_retried_on_mariadb(tmp_path: Path, mariadb_url: s
     _out, err = process.communicate(timeout=120)
     assert process.returncode == 0, err
     assert "revision 0002 could not get its lock within 1 s" in err
+    assert f"blocked by connection {blocker_id} (" in err  # the session with a transaction open
     assert query(mariadb_url, "SELECT version_num FROM alembic_version") == [("0002",)]
 
 
@@ -125,3 +127,28 @@ def test_a_revision_that_failed_midway_on_mariadb_is_named_by_status(
     assert json.loads(status.stdout)["half_applied"] == ["0002"]
     text = run_cli("-c", str(ini), "--url", mariadb_url, "status")
     assert "Half-applied: 0002 failed midway" in text.stdout
+
+
+def test_when_retries_run_out_on_mariadb_the_error_names_the_blocking_session(
+    tmp_path: Path, mariadb_url: str
+) -> None:
+    ini = _project(tmp_path / "p", mariadb_url)
+    url = sa.make_url(mariadb_url)
+    blocker = pymysql.connect(host=url.host, port=url.port, user=url.username,
+                              database=url.database, autocommit=False)  # fmt: skip
+    try:
+        with blocker.cursor() as cursor:
+            cursor.execute("START TRANSACTION")
+            cursor.execute("SELECT count(*) FROM authors")
+        result = subprocess.run(
+            _migrasafe(ini, mariadb_url, "upgrade", "--db-lock-timeout", "1s", "--retries", "1"),
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    finally:
+        blocker.rollback()
+        blocker.close()
+    assert result.returncode == 2, result.stderr
+    ours = [line for line in result.stderr.splitlines() if line.startswith("migrasafe: error")]
+    assert len(ours) == 1 and "upgrade failed at revision 0002" in ours[0]
+    assert "(after 2 attempts)" in ours[0] and "blocked by connection" in ours[0]
+    assert "the database is now at 0001" in ours[0]

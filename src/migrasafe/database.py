@@ -664,12 +664,63 @@ class MySQLSupport(DialectSupport):
                 milliseconds = int(statement_timeout * 1000)
                 connection.exec_driver_sql(f"SET SESSION max_execution_time = {milliseconds}")
 
+    @contextmanager
+    def blocker_watch(self, connection: Connection) -> Iterator[Callable[[], str | None]]:
+        """While the migration's session waits for a lock, the open transactions of others.
+
+        MySQL and MariaDB do not say who holds a metadata lock (what DDL waits
+        for) without extra instrumentation; the sessions with a transaction
+        open meanwhile are the candidates, oldest first.
+        """
+        pid = connection.exec_driver_sql("SELECT CONNECTION_ID()").scalar()
+        seen: list[str] = []
+        stop = threading.Event()
+        engine = sa.create_engine(self.engine_url, poolclass=NullPool,
+                                  isolation_level="AUTOCOMMIT")  # fmt: skip
+
+        def sample() -> None:
+            try:
+                with engine.connect() as watcher:
+                    while not stop.wait(0.1):
+                        waiting = watcher.execute(_MYSQL_WAITING, {"pid": pid}).scalar()
+                        if not waiting:
+                            continue
+                        rows = watcher.execute(_MYSQL_OPEN, {"pid": pid}).all()
+                        if rows:
+                            seen[:] = [
+                                f"connection {r.id} ({r.user}@{r.host}, transaction open "
+                                f"{r.open_for} s, query: {r.query!r})"
+                                for r in rows
+                            ]
+            except sa_exc.DBAPIError:
+                pass  # the watch only explains; it never fails the run
+
+        thread = threading.Thread(target=sample, name="migrasafe-blockers", daemon=True)
+        thread.start()
+        try:
+            yield lambda: "; ".join(seen) or None
+        finally:
+            stop.set()
+            thread.join(timeout=5)
+            engine.dispose()
+
     def is_lock_conflict(self, exc: BaseException) -> bool:
         # 1205 lock wait timeout exceeded, 1213 deadlock found
         args: tuple[Any, ...] = tuple(getattr(getattr(exc, "orig", exc), "args", ()))
         return bool(args) and args[0] in (1205, 1213)
 
 
+_MYSQL_WAITING = sa.text(
+    "SELECT STATE LIKE 'Waiting for%lock%' FROM information_schema.PROCESSLIST WHERE ID = :pid"
+)
+_MYSQL_OPEN = sa.text(
+    "SELECT p.ID AS id, p.USER AS user, p.HOST AS host, "
+    "TIMESTAMPDIFF(SECOND, t.trx_started, NOW()) AS open_for, "
+    "LEFT(COALESCE(t.trx_query, p.INFO, ''), 60) AS query "
+    "FROM information_schema.INNODB_TRX t "
+    "JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id "
+    "WHERE p.ID <> :pid ORDER BY t.trx_started"
+)
 _BLOCKERS = sa.text(
     "SELECT pid, application_name, state, now() - xact_start AS open_for, "
     "left(regexp_replace(query, '\\s+', ' ', 'g'), 60) AS query "
