@@ -93,6 +93,30 @@ def _terminate(signum: int, _frame: object) -> None:
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
+format_option = click.option(
+    "--format", "fmt", type=click.Choice(("text", "json", "github", "gcc", "sarif")),
+    default="text", show_default=True,
+    help="github: annotations for GitHub Actions; gcc: path:line: lines for editors; "
+    "sarif: SARIF 2.1.0 for code scanning; json: as --json.",
+)  # fmt: skip
+
+
+def _emit_findings(
+    fmt: str, data: Callable[[], object], findings: Any, checks: Any, tool: str,
+    text: Callable[[], None], code: int,
+) -> None:  # fmt: skip
+    """Findings in the format asked for (text and json as every command prints them)."""
+    from . import formats
+
+    if fmt in ("text", "json"):
+        _emit(fmt == "json", data, text, code)
+    elif fmt == "sarif":
+        sys.stdout.write(formats.sarif(findings, checks, tool))
+    else:
+        sys.stdout.write(formats.github(findings) if fmt == "github" else formats.gcc(findings))
+    sys.exit(code)
+
+
 pass_options = click.make_pass_decorator(Options)
 
 
@@ -347,6 +371,7 @@ def history(options: Options, as_json: bool) -> None:
     "default: on when --url or $MIGRASAFE_URL is given.",
 )  # fmt: skip
 @json_option
+@format_option
 @pass_options
 def validate(
     options: Options,
@@ -355,6 +380,7 @@ def validate(
     list_rules: bool,
     database: bool | None,
     as_json: bool,
+    fmt: str,
 ) -> None:
     """Check the revision files' structure, without a database unless given one.
 
@@ -369,7 +395,9 @@ def validate(
     use_database = options.url is not None if database is None else database
     result = run_validate(options.project(), only=rules, skip=skips, database=use_database)
     code = EXIT_OK if result.ok else EXIT_FOUND
-    _emit(as_json, result.to_dict(), lambda: render.findings(result.findings, result.files), code)
+    _emit_findings("json" if as_json else fmt, result.to_dict, result.findings,
+                   VALIDATE_CHECKS.select(), "validate",
+                   lambda: render.findings(result.findings, result.files), code)  # fmt: skip
 
 
 @main.command()
@@ -382,7 +410,13 @@ def validate(
 )
 @click.option("--skip", "skips", multiple=True, metavar="RULE", help="Skip this rule (repeatable).")
 @click.option("--list-rules", is_flag=True, help="List the rules and exit.")
+@click.option("--since", metavar="REV", help="Lint only the revisions after REV.")
+@click.option(
+    "--git-base", metavar="REF",
+    help="Lint only the revision files added or changed since git REF (e.g. origin/main).",
+)  # fmt: skip
 @json_option
+@format_option
 @pass_options
 def lint(
     options: Options,
@@ -390,7 +424,10 @@ def lint(
     rules: Sequence[str],
     skips: Sequence[str],
     list_rules: bool,
+    since: str | None,
+    git_base: str | None,
     as_json: bool,
+    fmt: str,
 ) -> None:
     """Find dangerous operations in each revision's upgrade, without a database.
 
@@ -400,12 +437,17 @@ def lint(
     from . import render
     from .lint import RULES as LINT_RULES
     from .lint import lint as run_lint
+    from .lint import select_revisions
 
     if list_rules:
         _emit(as_json, LINT_RULES.describe(), lambda: render.rules(LINT_RULES.select()))
-    result = run_lint(options.project(), dialect=dialect, only=rules, skip=skips)
+    project = options.project()
+    chosen = select_revisions(project, since, git_base)
+    result = run_lint(project, dialect=dialect, only=rules, skip=skips, revisions=chosen)
     code = EXIT_OK if result.ok else EXIT_FOUND
-    _emit(as_json, result.to_dict(), lambda: render.lint_report(result), code)
+    _emit_findings("json" if as_json else fmt, result.to_dict, result.findings,
+                   LINT_RULES.select(only=rules, skip=skips), "lint",
+                   lambda: render.lint_report(result), code)  # fmt: skip
 
 
 @main.command()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import ast
 import io
 import re
+import subprocess
 import tokenize
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -28,9 +29,9 @@ from typing import Any
 import sqlalchemy as sa
 from alembic.operations import ops
 
-from .config import Project
+from .config import Project, alembic_errors
 from .database import parse_url
-from .errors import ConfigError, MigrasafeError
+from .errors import ConfigError, MigrasafeError, RevisionError
 from .findings import Finding, Registry
 from .graph import apply_order
 from .operations import Recorded, RevisionOperations, record_upgrade
@@ -522,20 +523,88 @@ def resolve_dialect(project: Project, dialect: str | None) -> str:
     return dialect
 
 
+def select_revisions(
+    project: Project, since: str | None = None, git_base: str | None = None
+) -> set[str] | None:
+    """The revisions to lint: after ``since``, and/or whose files changed since ``git_base``.
+
+    None: all of them. For adopting lint on a long history without its old
+    findings, and for a pull request's own revisions.
+    """
+    script = project.script
+    chosen: set[str] | None = None
+    if since is not None:
+        with alembic_errors():
+            start = script.get_revision(since)
+        if start is None:
+            raise RevisionError(f"--since {since!r} names no revision")
+        children: dict[str, set[str]] = {}
+        for revision in script.walk_revisions():
+            for parent in revision._all_down_revisions:
+                children.setdefault(parent, set()).add(revision.revision)
+        chosen, todo = set(), [start.revision]
+        while todo:
+            for child in children.get(todo.pop(), ()):
+                if child not in chosen:
+                    chosen.add(child)
+                    todo.append(child)
+    if git_base is not None:
+        changed = _changed_files(Path(script.versions), git_base)
+        by_git = {s.revision for s in script.walk_revisions() if Path(s.path).resolve() in changed}
+        chosen = by_git if chosen is None else chosen & by_git
+    return chosen
+
+
+_EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"  # git's empty tree, in every repository
+
+
+def _changed_files(directory: Path, base: str) -> set[Path]:
+    """Files under ``directory`` added or changed since git ``base``, committed or not.
+
+    ``HEAD`` in a repository without a commit yet (a pre-commit hook on the
+    first commit) is the empty tree: every file is new.
+    """
+    if base == "HEAD":
+        head = subprocess.run(["git", "rev-parse", "--verify", "-q", "HEAD"], cwd=directory,
+                              capture_output=True, text=True, check=False)  # fmt: skip
+        if head.returncode != 0 and not head.stderr.strip():
+            base = _EMPTY_TREE
+    commands = (
+        ["git", "diff", "--name-only", "-z", "--relative", "--diff-filter=ACMR", base, "--", "."],
+        ["git", "ls-files", "--others", "--exclude-standard", "-z", "."],
+    )
+    found: set[Path] = set()
+    for command in commands:
+        try:
+            done = subprocess.run(command, cwd=directory, capture_output=True, text=True,
+                                  check=False, timeout=60)  # fmt: skip
+        except OSError as exc:
+            raise ConfigError(f"--git-base needs git: {exc}") from exc
+        if done.returncode != 0:
+            message = " ".join(done.stderr.split()) or f"exit {done.returncode}"
+            raise ConfigError(f"--git-base {base}: git says: {message}")
+        found |= {(directory / name).resolve() for name in done.stdout.split("\0") if name}
+    return found
+
+
 def lint(
     project: Project,
     *,
     dialect: str | None = None,
     only: Iterable[str] = (),
     skip: Iterable[str] = (),
+    revisions: set[str] | None = None,
 ) -> LintReport:
-    """Record each revision's upgrade operations offline and run the selected rules."""
+    """Record each revision's upgrade operations offline and run the selected rules.
+
+    ``revisions``: only these (see :func:`select_revisions`); default all.
+    """
     name = resolve_dialect(project, dialect)
     rules = RULES.select(only, skip)
     settings = load_settings(project.config_path.parent.resolve())
     findings: list[Finding] = []
     suppressed = 0
-    order = apply_order(project.script)
+    order = [s for s in apply_order(project.script) if revisions is None or s.revision in revisions]
     for script in order:
         recorded = record_upgrade(script, name)
         path = Path(script.path)
