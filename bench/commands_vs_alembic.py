@@ -45,17 +45,32 @@ REPEAT = 5
 BIN = Path(sys.executable).parent
 
 
+# A small, fresh process runs each command and reports its wall time and peak RSS.
+# Linux counts a child's peak from the memory of the process that forked it, so
+# measured straight from this (large) benchmark process, every command would
+# show at least the benchmark's own size.
+_MEASURE = (
+    "import os, sys, time\n"
+    "start = time.perf_counter()\n"
+    "pid = os.fork()\n"
+    "if pid == 0:\n"
+    "    os.execvp(sys.argv[1], sys.argv[1:])\n"
+    "_, status, usage = os.wait4(pid, 0)\n"
+    "seconds = time.perf_counter() - start\n"
+    "os.write(2, f'\\nMEASURED {seconds} {usage.ru_maxrss}\\n'.encode())\n"
+    "sys.exit(os.waitstatus_to_exitcode(status))\n"
+)
+
+
 def run_process(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, int, str]:
-    """Wall seconds, peak RSS in MB, stdout of one process."""
-    start = time.perf_counter()
-    process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.DEVNULL, text=True)  # fmt: skip
-    out = process.stdout.read() if process.stdout else ""
-    _, code, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(code) not in (0, 1):
-        raise SystemExit(f"{' '.join(argv)} failed")
-    return seconds, usage.ru_maxrss // 1024, out
+    """Wall seconds, peak RSS in MB, stdout of one process (measured by a small wrapper)."""
+    done = subprocess.run([sys.executable, "-I", "-S", "-c", _MEASURE, *argv], cwd=cwd, env=env,
+                          capture_output=True, text=True)  # fmt: skip
+    if done.returncode not in (0, 1):
+        raise SystemExit(f"{' '.join(argv)} failed: {done.stderr[-500:]}")
+    measured = [line for line in done.stderr.splitlines() if line.startswith("MEASURED ")][-1]
+    _, seconds, peak_kb = measured.split()
+    return float(seconds), int(peak_kb) // 1024, done.stdout
 
 
 def median_process(argv: list[str], cwd: Path, env: dict[str, str],
