@@ -153,3 +153,37 @@ def test_list_rules(tmp_path: Path) -> None:
     rules = {r["rule"] for r in json.loads(result.stdout)}
     assert {"drop-column", "create-index-without-concurrently", "sqlite-alter-outside-batch",
             "mysql-table-rebuild", "mixed-schema-and-data"} <= rules  # fmt: skip
+
+
+CONCURRENT = '''"""indexes built concurrently"""
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+
+
+def upgrade() -> None:
+    op.create_index("ix_a", "authors", ["name"], postgresql_concurrently=True)
+    op.execute("CREATE INDEX CONCURRENTLY ix_b ON authors (name)")
+    with op.get_context().autocommit_block():
+        op.create_index("ix_c", "authors", ["name"], postgresql_concurrently=True)
+        op.execute("CREATE INDEX CONCURRENTLY ix_d ON authors (name)")
+
+
+def downgrade() -> None:
+    pass
+'''
+
+
+def test_concurrently_outside_autocommit_block_is_an_error(tmp_path: Path) -> None:
+    """PostgreSQL refuses CONCURRENTLY inside a transaction: the migration would fail."""
+    ini = make_project(tmp_path / "p", "generic", "lint_dangerous")
+    versions = ini.parent / "migrations" / "versions"
+    for path in versions.glob("000[2-9]_*.py"):
+        path.unlink()
+    (versions / "0002_concurrent.py").write_text(CONCURRENT)
+    result = run_cli("-c", str(ini), "lint", "--dialect", "postgresql", "--json")
+    found = [(f["rule"], f["line"]) for f in json.loads(result.stdout)["findings"]]
+    assert sorted(found) == [("concurrently-inside-transaction", 9),
+                             ("concurrently-inside-transaction", 10)], found  # fmt: skip
+    assert result.exit_code == 1

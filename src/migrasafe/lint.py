@@ -307,6 +307,30 @@ def _create_index(lint: RevisionLint) -> Iterator[Hit]:
 
 
 @RULES.register(
+    "concurrently-inside-transaction",
+    "error",
+    "PostgreSQL: CREATE/DROP INDEX CONCURRENTLY outside autocommit_block()",
+)
+def _concurrently_in_transaction(lint: RevisionLint) -> Iterator[Hit]:
+    if lint.dialect != "postgresql":
+        return
+    why = ("cannot run inside a transaction block, and Alembic runs each revision in one: "
+           "the migration fails on PostgreSQL. Wrap it: "
+           "`with op.get_context().autocommit_block():`")  # fmt: skip
+    for r, op in lint.of((ops.CreateIndexOp, ops.DropIndexOp)):
+        if _kw(op, "postgresql_concurrently") and not r.autocommit:
+            verb = "creates" if isinstance(op, ops.CreateIndexOp) else "drops"
+            yield Hit(r, f"{verb} index {op.index_name} CONCURRENTLY, which {why}",
+                      op.table_name)  # fmt: skip
+    for r, op in lint.of(ops.ExecuteSQLOp):
+        sql = str(op.sqltext)
+        if re.search(r"\b(CREATE|DROP|REINDEX)\b[^;]*\bCONCURRENTLY\b", sql, re.I | re.S) and (
+            not r.autocommit
+        ):
+            yield Hit(r, f"runs {' '.join(sql.split())[:60]!r} CONCURRENTLY, which {why}")
+
+
+@RULES.register(
     "drop-index-without-concurrently", "warning", "PostgreSQL: DROP INDEX without CONCURRENTLY"
 )
 def _drop_index(lint: RevisionLint) -> Iterator[Hit]:

@@ -32,6 +32,7 @@ class Recorded:
     operation: alembic_ops.MigrateOperation
     line: int | None
     batch: bool = False
+    autocommit: bool = False  # inside ``op.get_context().autocommit_block()``
 
 
 @dataclass
@@ -64,10 +65,24 @@ def _recorder(context: MigrationContext, record: RevisionOperations) -> Operatio
     installs the ``op`` proxy per class, and only for ``Operations`` itself.
     """
     operations = Operations(context)
+    inside = {"autocommit": False}
 
     def invoke(operation: Any) -> Any:
-        record.operations.append(Recorded(operation, _caller_line(record.path)))
+        record.operations.append(
+            Recorded(operation, _caller_line(record.path), autocommit=inside["autocommit"])
+        )
         return None
+
+    @contextmanager
+    def autocommit_block() -> Iterator[MigrationContext]:
+        """Note what runs outside the migration's transaction (e.g. CONCURRENTLY)."""
+        inside["autocommit"] = True
+        try:
+            yield context
+        finally:
+            inside["autocommit"] = False
+
+    context.autocommit_block = autocommit_block  # type: ignore[method-assign,assignment]
 
     @contextmanager
     def batch_alter_table(
