@@ -187,3 +187,31 @@ def test_concurrently_outside_autocommit_block_is_an_error(tmp_path: Path) -> No
     assert sorted(found) == [("concurrently-inside-transaction", 9),
                              ("concurrently-inside-transaction", 10)], found  # fmt: skip
     assert result.exit_code == 1
+
+
+READS_CONFIG = '''"""a revision that reads the config, as many do"""
+from alembic import op
+import sqlalchemy as sa
+
+revision = "0002"
+down_revision = "0001"
+
+
+def upgrade() -> None:
+    if op.get_context().config.get_main_option("sqlalchemy.url"):
+        op.add_column("authors", sa.Column("country", sa.String(2), nullable=False))
+
+
+def downgrade() -> None:
+    op.drop_column("authors", "country")
+'''
+
+
+def test_a_revision_reading_the_config_is_linted(tmp_path: Path) -> None:
+    ini = make_project(tmp_path / "p", "generic", "lint_dangerous")
+    versions = ini.parent / "migrations" / "versions"
+    for path in versions.glob("000[2-9]_*.py"):
+        path.unlink()
+    (versions / "0002_reads_config.py").write_text(READS_CONFIG)
+    data = json.loads(run_cli("-c", str(ini), "lint", "--dialect", "postgresql", "--json").stdout)
+    assert [f["rule"] for f in data["findings"]] == ["add-not-null-column-without-default"]

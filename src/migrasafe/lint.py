@@ -28,6 +28,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from alembic.operations import ops
+from alembic.runtime.environment import EnvironmentContext
 
 from .config import Project, alembic_errors
 from .database import parse_url
@@ -629,8 +630,9 @@ def lint(
     findings: list[Finding] = []
     suppressed = 0
     order = [s for s in apply_order(project.script) if revisions is None or s.revision in revisions]
+    environment = EnvironmentContext(project.config, project.script)
     for script in order:
-        recorded = record_upgrade(script, name)
+        recorded = record_upgrade(script, name, environment)
         path = Path(script.path)
         comments = _Suppressions(path)
         off = settings.ignore | settings.per_revision.get(script.revision, frozenset())

@@ -21,6 +21,7 @@ from typing import Any
 
 from alembic.operations import BatchOperations, Operations
 from alembic.operations import ops as alembic_ops
+from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationContext
 from alembic.script import Script
 
@@ -107,12 +108,19 @@ class _BatchRecorder(BatchOperations):
         return None
 
 
-def record_upgrade(script: Script, dialect: str) -> RevisionOperations:
-    """The operations ``script.upgrade()`` performs on ``dialect``, in order."""
+def record_upgrade(
+    script: Script, dialect: str, environment: EnvironmentContext | None = None
+) -> RevisionOperations:
+    """The operations ``script.upgrade()`` performs on ``dialect``, in order.
+
+    ``environment`` (the project's config and scripts) lets a script read
+    ``op.get_context().config``, as many do, as it would under Alembic.
+    """
     record = RevisionOperations(script)
     context = MigrationContext.configure(
-        dialect_name=dialect, opts={"as_sql": True, "output_buffer": io.StringIO()}
-    )
+        dialect_name=dialect, environment_context=environment,
+        opts={"as_sql": True, "output_buffer": io.StringIO()},
+    )  # fmt: skip
     upgrade = getattr(script.module, "upgrade", None)
     if upgrade is None:
         return record
