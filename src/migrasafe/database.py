@@ -419,9 +419,100 @@ def _sqlite_readonly_creator(uri: str) -> Callable[[], sqlite3.Connection]:
     return connect
 
 
-class PostgreSQLSupport(DialectSupport):
+class _ServerSupport(DialectSupport):
+    """What PostgreSQL and MySQL/MariaDB share: a server to create scratch databases on,
+    and sessions to watch while a migration waits for a lock."""
+
+    install: ClassVar[str] = ""  # the extra that brings the driver
+    # Where to connect to create and drop a scratch database (None: no database).
+    admin_database: ClassVar[str | None] = None
+
+    def _quote(self, name: str) -> str:
+        raise NotImplementedError
+
+    def _drop(self, name: str) -> str:
+        return f"DROP DATABASE IF EXISTS {self._quote(name)}"
+
+    @contextmanager
+    def scratch(self) -> Iterator[str]:
+        """A new database on the same server, created and dropped through the admin database,
+        so that not one session is opened on the database the URL names."""
+        name = f"migrasafe_scratch_{uuid.uuid4().hex[:12]}"
+        try:
+            admin = sa.create_engine(self.engine_url.set(database=self.admin_database),
+                                     isolation_level="AUTOCOMMIT", poolclass=NullPool)  # fmt: skip
+            with admin.connect() as conn:
+                conn.exec_driver_sql(f"CREATE DATABASE {self._quote(name)}")
+        except (sa_exc.NoSuchModuleError, ImportError) as exc:
+            raise DatabaseError(
+                f"no driver for {redact(self.url)}: {describe_error(exc, self.url)}. "
+                f"pip install 'migrasafe[{self.install}]'"
+            ) from exc
+        except sa_exc.DBAPIError as exc:
+            raise DatabaseError(
+                f"cannot create a scratch database on {redact(self.url)}: "
+                f"{describe_error(exc, self.url)}"
+            ) from exc
+        try:
+            yield self.engine_url.set(database=name).render_as_string(hide_password=False)
+        finally:
+            with admin.connect() as conn:
+                conn.exec_driver_sql(self._drop(name))
+            admin.dispose()
+
+    def _session_id(self, connection: Connection) -> object:
+        raise NotImplementedError
+
+    def _blockers(self, watcher: Connection, session: object) -> list[str]:
+        """Who blocks ``session`` now, each in a phrase (empty: nobody, or not waiting)."""
+        raise NotImplementedError
+
+    @contextmanager
+    def blocker_watch(self, connection: Connection) -> Iterator[Callable[[], str | None]]:
+        """Samples who blocks the migration's session, on a connection of its own."""
+        session = self._session_id(connection)
+        seen: list[str] = []
+        stop = threading.Event()
+        engine = sa.create_engine(self.engine_url, poolclass=NullPool,
+                                  isolation_level="AUTOCOMMIT")  # fmt: skip
+
+        def sample() -> None:
+            try:
+                with engine.connect() as watcher:
+                    while not stop.wait(0.1):
+                        found = self._blockers(watcher, session)
+                        if found:
+                            seen[:] = found
+            except sa_exc.DBAPIError:
+                pass  # the watch only explains; it never fails the run
+
+        thread = threading.Thread(target=sample, name="migrasafe-blockers", daemon=True)
+        thread.start()
+        try:
+            yield lambda: "; ".join(seen) or None
+        finally:
+            stop.set()
+            thread.join(timeout=5)
+            engine.dispose()
+
+
+class PostgreSQLSupport(_ServerSupport):
     name = "postgresql"
     sync_drivers: ClassVar[dict[str, str]] = {"asyncpg": "psycopg", "psycopg_async": "psycopg"}
+    install = "postgres"
+    admin_database = "postgres"  # the maintenance database, as createdb uses
+
+    def _quote(self, name: str) -> str:
+        return f'"{name}"'
+
+    def _drop(self, name: str) -> str:
+        return f"{super()._drop(name)} WITH (FORCE)"
+
+    def _session_id(self, connection: Connection) -> object:
+        return connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+
+    def _blockers(self, watcher: Connection, session: object) -> list[str]:
+        return [_describe_blocker(row) for row in watcher.execute(_BLOCKERS, {"pid": session})]
 
     @classmethod
     def make_readonly_args(
@@ -447,62 +538,6 @@ class PostgreSQLSupport(DialectSupport):
     def is_lock_conflict(self, exc: BaseException) -> bool:
         # 55P03 lock_not_available (lock_timeout), 40P01 deadlock_detected
         return getattr(getattr(exc, "orig", exc), "sqlstate", None) in {"55P03", "40P01"}
-
-    @contextmanager
-    def blocker_watch(self, connection: Connection) -> Iterator[Callable[[], str | None]]:
-        """Samples ``pg_blocking_pids`` of the migration's session on a connection of its own."""
-        pid = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
-        seen: list[str] = []
-        stop = threading.Event()
-        engine = sa.create_engine(self.engine_url, poolclass=NullPool,
-                                  isolation_level="AUTOCOMMIT")  # fmt: skip
-
-        def sample() -> None:
-            try:
-                with engine.connect() as watcher:
-                    while not stop.wait(0.1):
-                        rows = watcher.execute(_BLOCKERS, {"pid": pid}).all()
-                        if rows:
-                            seen[:] = [_describe_blocker(row) for row in rows]
-            except sa_exc.DBAPIError:
-                pass  # the watch only explains; it never fails the run
-
-        thread = threading.Thread(target=sample, name="migrasafe-blockers", daemon=True)
-        thread.start()
-        try:
-            yield lambda: "; ".join(seen) or None
-        finally:
-            stop.set()
-            thread.join(timeout=5)
-            engine.dispose()
-
-    @contextmanager
-    def scratch(self) -> Iterator[str]:
-        name = f"migrasafe_scratch_{uuid.uuid4().hex[:12]}"
-        # Through the maintenance database, as createdb does: not one session is
-        # opened on the database the URL names.
-        try:
-            admin = sa.create_engine(self.engine_url.set(database="postgres"),
-                                     isolation_level="AUTOCOMMIT", poolclass=NullPool)  # fmt: skip
-        except (sa_exc.NoSuchModuleError, ImportError) as exc:
-            raise DatabaseError(
-                f"no driver for {redact(self.url)}: {describe_error(exc, self.url)}. "
-                "For PostgreSQL: pip install 'migrasafe[postgres]'"
-            ) from exc
-        try:
-            with admin.connect() as conn:
-                conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        except sa_exc.DBAPIError as exc:
-            raise DatabaseError(
-                f"cannot create a scratch database on {redact(self.url)}: "
-                f"{describe_error(exc, self.url)}"
-            ) from exc
-        try:
-            yield self.engine_url.set(database=name).render_as_string(hide_password=False)
-        finally:
-            with admin.connect() as conn:
-                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            admin.dispose()
 
     def _lock(self) -> _Lock | None:
         """A session-level advisory lock, as Flyway takes one.
@@ -565,13 +600,35 @@ class PostgreSQLSupport(DialectSupport):
         return engine
 
 
-class MySQLSupport(DialectSupport):
+class MySQLSupport(_ServerSupport):
     """MySQL and MariaDB. Their DDL commits at once: a revision that fails midway
     keeps the DDL that ran before the failure (Alembic cannot roll it back)."""
 
     name = "mysql"
     ddl_is_transactional = False
     sync_drivers: ClassVar[dict[str, str]] = {"aiomysql": "pymysql", "asyncmy": "pymysql"}
+    install = "mysql"
+
+    def _quote(self, name: str) -> str:
+        return f"`{name}`"
+
+    def _session_id(self, connection: Connection) -> object:
+        return connection.exec_driver_sql("SELECT CONNECTION_ID()").scalar()
+
+    def _blockers(self, watcher: Connection, session: object) -> list[str]:
+        """While the migration waits for a lock, the sessions with a transaction open.
+
+        MySQL and MariaDB do not say who holds a metadata lock (what DDL waits
+        for) without extra instrumentation; those sessions are the candidates,
+        oldest first.
+        """
+        if not watcher.execute(_MYSQL_WAITING, {"pid": session}).scalar():
+            return []
+        return [
+            f"connection {r.id} ({r.user}@{r.host}, transaction open {r.open_for} s, "
+            f"query: {r.query!r})"
+            for r in watcher.execute(_MYSQL_OPEN, {"pid": session})
+        ]
 
     @classmethod
     def make_readonly_args(
@@ -579,30 +636,6 @@ class MySQLSupport(DialectSupport):
     ) -> str | None:
         cparams["init_command"] = "SET SESSION TRANSACTION READ ONLY"
         return None
-
-    @contextmanager
-    def scratch(self) -> Iterator[str]:
-        name = f"migrasafe_scratch_{uuid.uuid4().hex[:12]}"
-        try:
-            admin = sa.create_engine(self.engine_url.set(database=None), poolclass=NullPool)
-            with admin.connect() as conn:
-                conn.exec_driver_sql(f"CREATE DATABASE `{name}`")
-        except (sa_exc.NoSuchModuleError, ImportError) as exc:
-            raise DatabaseError(
-                f"no driver for {redact(self.url)}: {describe_error(exc, self.url)}. "
-                "For MySQL/MariaDB: pip install 'migrasafe[mysql]'"
-            ) from exc
-        except sa_exc.DBAPIError as exc:
-            raise DatabaseError(
-                f"cannot create a scratch database on {redact(self.url)}: "
-                f"{describe_error(exc, self.url)}"
-            ) from exc
-        try:
-            yield self.engine_url.set(database=name).render_as_string(hide_password=False)
-        finally:
-            with admin.connect() as conn:
-                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
-            admin.dispose()
 
     def _lock(self) -> _Lock | None:
         """``GET_LOCK`` on a connection of its own: the server releases it when that session ends.
@@ -663,46 +696,6 @@ class MySQLSupport(DialectSupport):
             else:
                 milliseconds = int(statement_timeout * 1000)
                 connection.exec_driver_sql(f"SET SESSION max_execution_time = {milliseconds}")
-
-    @contextmanager
-    def blocker_watch(self, connection: Connection) -> Iterator[Callable[[], str | None]]:
-        """While the migration's session waits for a lock, the open transactions of others.
-
-        MySQL and MariaDB do not say who holds a metadata lock (what DDL waits
-        for) without extra instrumentation; the sessions with a transaction
-        open meanwhile are the candidates, oldest first.
-        """
-        pid = connection.exec_driver_sql("SELECT CONNECTION_ID()").scalar()
-        seen: list[str] = []
-        stop = threading.Event()
-        engine = sa.create_engine(self.engine_url, poolclass=NullPool,
-                                  isolation_level="AUTOCOMMIT")  # fmt: skip
-
-        def sample() -> None:
-            try:
-                with engine.connect() as watcher:
-                    while not stop.wait(0.1):
-                        waiting = watcher.execute(_MYSQL_WAITING, {"pid": pid}).scalar()
-                        if not waiting:
-                            continue
-                        rows = watcher.execute(_MYSQL_OPEN, {"pid": pid}).all()
-                        if rows:
-                            seen[:] = [
-                                f"connection {r.id} ({r.user}@{r.host}, transaction open "
-                                f"{r.open_for} s, query: {r.query!r})"
-                                for r in rows
-                            ]
-            except sa_exc.DBAPIError:
-                pass  # the watch only explains; it never fails the run
-
-        thread = threading.Thread(target=sample, name="migrasafe-blockers", daemon=True)
-        thread.start()
-        try:
-            yield lambda: "; ".join(seen) or None
-        finally:
-            stop.set()
-            thread.join(timeout=5)
-            engine.dispose()
 
     def is_lock_conflict(self, exc: BaseException) -> bool:
         # 1205 lock wait timeout exceeded, 1213 deadlock found
