@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -175,16 +175,27 @@ class _OwnPostgres:
 @pytest.fixture(scope="session")
 def pg_admin_url() -> Iterator[str]:
     """An admin URL to a running PostgreSQL server (see the module docstring)."""
-    given = os.environ.get("MIGRASAFE_TEST_PG_URL")
+    yield from _session_server("MIGRASAFE_TEST_PG_URL", _OwnPostgres, f"PostgreSQL from {PG_BIN}")
+
+
+def _session_server(
+    variable: str, make: Callable[[], _OwnPostgres | _OwnMariaDB], what: str
+) -> Iterator[str]:
+    """The server $variable names, else one ``make`` gives, started for the session.
+
+    With CI=true a server that cannot start fails the run; otherwise its
+    tests are skipped, saying why.
+    """
+    given = os.environ.get(variable)
     if given:
         yield given
         return
-    server = _OwnPostgres()
+    server = make()
     try:
         url = server.start()
     except (OSError, subprocess.SubprocessError) as exc:
         detail = getattr(exc, "stderr", b"") or b""
-        message = f"cannot start PostgreSQL from {PG_BIN}: {exc} {detail.decode(errors='replace')}"
+        message = f"cannot start {what}: {exc} {detail.decode(errors='replace')}"
         server.stop()
         if os.environ.get("CI") == "true":
             pytest.fail(message)
@@ -272,24 +283,7 @@ class _OwnMariaDB:
 @pytest.fixture(scope="session")
 def mariadb_admin_url() -> Iterator[str]:
     """A URL to a MariaDB server: $MIGRASAFE_TEST_MYSQL_URL, else one started for the session."""
-    given = os.environ.get("MIGRASAFE_TEST_MYSQL_URL")
-    if given:
-        yield given
-        return
-    server = _OwnMariaDB()
-    try:
-        url = server.start()
-    except (OSError, subprocess.SubprocessError) as exc:
-        detail = getattr(exc, "stderr", b"") or b""
-        message = f"cannot start MariaDB: {exc} {detail.decode(errors='replace')}"
-        server.stop()
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    try:
-        yield url
-    finally:
-        server.stop()
+    yield from _session_server("MIGRASAFE_TEST_MYSQL_URL", _OwnMariaDB, "MariaDB")
 
 
 @pytest.fixture
