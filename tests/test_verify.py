@@ -146,3 +146,19 @@ def test_model_drift_is_reported(library: Path) -> None:
         ("model-drift", "0003", "books")
     ]
     assert "language" in findings[0]["message"]
+
+
+def test_what_verify_could_not_check_is_said_not_called_clean(tmp_path: Path, db_url: str) -> None:
+    """An irreversible revision and rows the database refused are warnings, never "clean"."""
+    ini = make_project(tmp_path / "p", "generic", "verify_unchecked")
+    server = ["--url", db_url] if db_url.startswith("postgresql") else []
+    result = run_cli("-c", str(ini), "verify", *server, "--json")
+    assert result.exit_code == 0, result.stdout + result.stderr  # warnings only
+    data = json.loads(result.stdout)
+    found = {(f["rule"], f["revision"], f["severity"]) for f in data["findings"]}
+    assert ("irreversible", "0002", "warning") in found
+    assert ("data-not-checked", "0002", "warning") in found  # seeded before 0002
+    assert data["checked"] == 3  # 0003 is checked past the irreversible 0002
+    text = run_cli("-c", str(ini), "verify", *server)
+    assert "Every revision reverses cleanly" not in text.stdout
+    assert "1 declared irreversible" in text.stdout and "data not checked in orders" in text.stdout

@@ -228,10 +228,19 @@ def verify(report: VerifyReport) -> None:
     if report.models_not_compared:
         out.print(f"[yellow]Models not compared with the migrated schema:[/] "
                   f"{escape(report.models_not_compared)}.")  # fmt: skip
+    unchecked = [f for f in report.findings if f.rule in ("irreversible", "data-not-checked")]
     if not report.ok:
         out.print("[red]Some revisions do not reverse cleanly.[/]")
-    elif report.complete:
+    elif report.complete and not unchecked:
         out.print("[green]Every revision reverses cleanly.[/]")
     else:
-        out.print(f"[yellow]No finding, but {report.revisions - report.checked} revision(s) "
-                  "could not be checked.[/]")  # fmt: skip
+        gaps = []
+        if not report.complete:
+            gaps.append(f"{report.revisions - report.checked} revision(s) could not be checked")
+        irreversible = sum(1 for f in unchecked if f.rule == "irreversible")
+        if irreversible:
+            gaps.append(f"{irreversible} declared irreversible")
+        tables = sorted({f.table or "?" for f in unchecked if f.rule == "data-not-checked"})
+        if tables:
+            gaps.append(f"data not checked in {', '.join(tables)}")
+        out.print(f"[yellow]No error, but not everything was checked: {'; '.join(gaps)}.[/]")

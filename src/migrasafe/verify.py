@@ -221,6 +221,7 @@ class _Verifier:
         self.findings: list[Finding] = []
         self.steps = 0
         self.refused: dict[str, int] = {}
+        self.refused_at: dict[str, Script] = {}  # the first revision before which rows were refused
         self.models_note: str | None = None
         self.trace_locks = False
         self.tracer: LockTracer | None = None
@@ -302,7 +303,9 @@ class _Verifier:
         self.data.update(read_rows(connection, self.schema, only=reread))
         connection.commit()
 
-    def _reseed(self, connection: Connection, seeder: Seeder, dirty: set[str] | None) -> None:
+    def _reseed(
+        self, connection: Connection, seeder: Seeder, dirty: set[str] | None, revision: Script
+    ) -> None:
         """Fresh rows in the tables a step may have changed (all of them the first time)."""
         tables = None
         if dirty is not None:
@@ -313,6 +316,7 @@ class _Verifier:
         connection.commit()
         for table, count in report.refused.items():
             self.refused[table] = self.refused.get(table, 0) + count
+            self.refused_at.setdefault(table, revision)
         self.data.update(read_rows(connection, self.schema, only=tables))
         connection.commit()
 
@@ -346,7 +350,7 @@ class _Verifier:
                     if parents & broken:
                         broken.add(revision.revision)  # cannot be reached; the cause is reported
                         continue
-                    self._reseed(connection, seeder, dirty)
+                    self._reseed(connection, seeder, dirty, revision)
                     ok, dirty = self._round_trip(connection, revision)
                     if not ok:
                         broken.add(revision.revision)
@@ -365,6 +369,13 @@ class _Verifier:
                     f"{len(heads)} heads ({', '.join(heads)}): deployments running "
                     "`upgrade head` fail; merge them with `alembic merge`",
                 )  # fmt: skip
+        for table, revision in self.refused_at.items():
+            self._finding(
+                "data-not-checked", revision,
+                f"the database refused {self.refused[table]} generated row(s) for {table} "
+                "(a constraint verify does not understand): its data was not checked from this "
+                "revision on, only its schema", table=table, severity="warning",
+            )  # fmt: skip
         trace = self._lock_findings() if self.tracer is not None else None
         return VerifyReport(
             findings=tuple(self.findings), revisions=len(order), checked=checked,
@@ -424,6 +435,14 @@ class _Verifier:
         try:
             return True, self._step(connection, revision, up=up, trace=trace)
         except _StepFailed as exc:
+            if not up and isinstance(exc.cause, NotImplementedError):
+                self._finding(
+                    "irreversible", revision,
+                    f"downgrade of {revision.revision} raises NotImplementedError: declared "
+                    "irreversible, so its round trip was not checked; verify goes on from it",
+                    severity="warning",
+                )  # fmt: skip
+                return False, None
             rule = "upgrade-failed" if up else "downgrade-failed"
             verb = "upgrade to" if up else "downgrade from"
             self._finding(rule, revision, f"{verb} {revision.revision} failed{when}: "
