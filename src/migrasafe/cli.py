@@ -243,6 +243,28 @@ def _deploy(
                                 statement_timeout=statement, retries=retries)  # fmt: skip
 
 
+def _migrate(
+    direction: str,
+    options: Options,
+    target: str,
+    sql: bool,
+    lock_timeout: float,
+    db_lock_timeout: str | None,
+    statement_timeout: str | None,
+    retries: int | None,
+    as_json: bool,
+) -> None:
+    from . import migrate, render
+
+    run = migrate.upgrade if direction == "upgrade" else migrate.downgrade
+    with _partial_results(as_json):
+        project = options.project()
+        deploy = _deploy(project, db_lock_timeout, statement_timeout, retries)
+        result = run(project, target, sql=sql, lock_timeout=lock_timeout, waiting=_say_waiting,
+                     deploy=deploy, retrying=_say_waiting)  # fmt: skip
+    _emit(as_json, result.to_dict(), lambda: render.migration_result(result))
+
+
 def _say_waiting(message: str) -> None:
     click.echo(f"migrasafe: {message}", err=True)
 
@@ -269,16 +291,8 @@ def upgrade(
     Concurrent runs take turns (a lock); each revision runs in its own
     transaction, so a failing one leaves no trace, on SQLite too.
     """
-    from . import render
-    from .migrate import upgrade as run_upgrade
-
-    with _partial_results(as_json):
-        project = options.project()
-        deploy = _deploy(project, db_lock_timeout, statement_timeout, retries)
-        result = run_upgrade(project, target, sql=sql, lock_timeout=lock_timeout,
-                             waiting=_say_waiting, deploy=deploy,
-                             retrying=_say_waiting)  # fmt: skip
-    _emit(as_json, result.to_dict(), lambda: render.migration_result(result))
+    _migrate("upgrade", options, target, sql, lock_timeout, db_lock_timeout,
+             statement_timeout, retries, as_json)  # fmt: skip
 
 
 @main.command(context_settings=RELATIVE_TARGETS)
@@ -299,16 +313,8 @@ def downgrade(
     as_json: bool,
 ) -> None:
     """Revert revisions down to TARGET: a revision id, base, or relative like -1."""
-    from . import render
-    from .migrate import downgrade as run_downgrade
-
-    with _partial_results(as_json):
-        project = options.project()
-        deploy = _deploy(project, db_lock_timeout, statement_timeout, retries)
-        result = run_downgrade(project, target, sql=sql, lock_timeout=lock_timeout,
-                               waiting=_say_waiting, deploy=deploy,
-                               retrying=_say_waiting)  # fmt: skip
-    _emit(as_json, result.to_dict(), lambda: render.migration_result(result))
+    _migrate("downgrade", options, target, sql, lock_timeout, db_lock_timeout,
+             statement_timeout, retries, as_json)  # fmt: skip
 
 
 @main.command()

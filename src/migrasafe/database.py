@@ -460,6 +460,17 @@ class _ServerSupport(DialectSupport):
                 conn.exec_driver_sql(self._drop(name))
             admin.dispose()
 
+    def _own_session(self, **engine_options: Any) -> tuple[Engine, Connection]:
+        """A session of migrasafe's own (for its lock), with a failure to connect in one line."""
+        engine = sa.create_engine(self.engine_url, poolclass=NullPool, **engine_options)
+        try:
+            return engine, engine.connect()
+        except sa_exc.DBAPIError as exc:
+            engine.dispose()
+            raise DatabaseError(
+                f"cannot connect to {redact(self.url)}: {describe_error(exc, self.url)}"
+            ) from exc
+
     def _session_id(self, connection: Connection) -> object:
         raise NotImplementedError
 
@@ -546,13 +557,7 @@ class PostgreSQLSupport(_ServerSupport):
         ends, including when the process holding it is killed.
         """
         key = _LOCK_KEY
-        engine = sa.create_engine(self.engine_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-        try:
-            connection = engine.connect()
-        except sa_exc.DBAPIError as exc:
-            raise DatabaseError(
-                f"cannot connect to {redact(self.url)}: {describe_error(exc, self.url)}"
-            ) from exc
+        engine, connection = self._own_session(isolation_level="AUTOCOMMIT")
 
         def try_acquire() -> bool:
             return bool(connection.scalar(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}))
@@ -643,13 +648,7 @@ class MySQLSupport(_ServerSupport):
         Lock names are server-wide, so the name carries the database's.
         """
         key = f"migrasafe:{self.url.database or ''}"[:64]
-        engine = sa.create_engine(self.engine_url, poolclass=NullPool)
-        try:
-            connection = engine.connect()
-        except sa_exc.DBAPIError as exc:
-            raise DatabaseError(
-                f"cannot connect to {redact(self.url)}: {describe_error(exc, self.url)}"
-            ) from exc
+        engine, connection = self._own_session()
 
         def scalar(sql: str) -> Any:
             value = connection.scalar(sa.text(sql), {"k": key})

@@ -27,7 +27,7 @@ import dataclasses
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -112,7 +112,6 @@ class Run:
     context: MigrationContext | None = None
     heads: tuple[str, ...] = ()
     running: Any = None
-    finished: list[Any] = field(default_factory=list)
 
 
 def run_env(
@@ -142,7 +141,6 @@ def run_env(
         for step in fn(tuple(heads), context):
             run.running = step
             yield step
-            run.finished.append(step)
             run.running = None
 
     env = _Environment(project.config, script, fn=steps, as_sql=as_sql,
