@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import getpass
-import hashlib
 import os
 import socket
 from collections.abc import Iterable
@@ -30,15 +29,10 @@ from .config import CHECKSUM_TABLE, Project
 from .database import connect, describe_error, support_for
 from .errors import DatabaseError, RevisionError
 from .graph import applied
+from .records import Modified, Recorded, aware, checksum
 from .runtime import EnvContext, probe
 
 TABLE = CHECKSUM_TABLE
-
-
-def checksum(path: str | Path) -> str:
-    """sha256 of the file, with line endings normalised (a CRLF checkout is no edit)."""
-    data = Path(path).read_bytes().replace(b"\r\n", b"\n")
-    return hashlib.sha256(data).hexdigest()
 
 
 @functools.cache
@@ -68,38 +62,6 @@ def _who() -> str:
     except (KeyError, OSError):
         user = str(os.getuid())
     return f"{user}@{socket.gethostname()}"
-
-
-@dataclass(frozen=True)
-class Recorded:
-    revision: str
-    checksum: str
-    script: str
-    applied_at: dt.datetime
-    applied_by: str
-    state: str = "applied"
-
-
-@dataclass(frozen=True)
-class Modified:
-    """An applied revision whose script no longer matches what was applied."""
-
-    revision: str
-    path: str
-    recorded: str
-    current: str
-    applied_at: str
-    applied_by: str
-
-    def to_dict(self) -> dict[str, str]:
-        return {
-            "revision": self.revision,
-            "path": self.path,
-            "recorded": self.recorded,
-            "current": self.current,
-            "applied_at": self.applied_at,
-            "applied_by": self.applied_by,
-        }
 
 
 def record(
@@ -182,17 +144,12 @@ def read_recorded(context: MigrationContext) -> dict[str, Recorded]:
             row.revision,
             row.checksum,
             row.script,
-            _aware(row.applied_at),
+            aware(row.applied_at),
             row.applied_by,
             row.state,
         )
         for row in rows
     }
-
-
-def _aware(moment: dt.datetime) -> dt.datetime:
-    """SQLite gives back naive datetimes; they were written in UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 def modified(

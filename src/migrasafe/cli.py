@@ -14,14 +14,18 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from .config import URL_ENV_VAR, Project, load_project
-from .database import scrub
 from .errors import Interrupted, MigrasafeError, MigrationFailed, Terminated
-from .settings import DeploySettings
+
+if TYPE_CHECKING:  # imported by the commands that need them: see migrasafe.lean
+    from .config import Project
+    from .lean import Invocation
+    from .settings import DeploySettings
+
+URL_ENV_VAR = "MIGRASAFE_URL"
 
 EXIT_OK, EXIT_FOUND, EXIT_ERROR = 0, 1, 2
 
@@ -35,13 +39,22 @@ class Options:
     name: str = "alembic"
     app: str | None = None
 
+    def invocation(self) -> Invocation:
+        from .lean import Invocation
+
+        return Invocation(self.config, self.url, self.x_args, self.name, self.app)
+
     def project(self) -> Project:
+        from .config import load_project
+
         return load_project(self.config or None, self.url, x_args=self.x_args, name=self.name,
                             app=self.app)  # fmt: skip
 
 
 def _fail(message: str, debug: bool, url: str | None = None, code: int = EXIT_ERROR) -> NoReturn:
     """One line on stderr (the traceback too with --debug), every password masked."""
+    from .database import scrub
+
     if debug:
         click.echo(scrub(traceback.format_exc(), url), err=True, nl=False)
     click.echo(f"migrasafe: error: {scrub(' '.join(message.split()), url)}", err=True)
@@ -342,10 +355,17 @@ def status(options: Options, as_json: bool) -> None:
     Exits 0 when the database is at the head(s) and no applied script was
     edited since it was applied; 1 otherwise.
     """
-    from . import render
-    from .status import status as run_status
+    from . import lean, render
 
-    result = run_status(options.project())
+    result = lean.status(options.invocation())
+    if result is None:
+        from .lean.remember import recording
+        from .status import status as run_status
+
+        with recording(options.invocation()) as cold:
+            project = options.project()
+            result = run_status(project)
+            cold.remember(project)
     code = EXIT_OK if result.ok else EXIT_FOUND
     _emit(as_json, result.to_dict(), lambda: render.status(result), code)
 
@@ -355,10 +375,18 @@ def status(options: Options, as_json: bool) -> None:
 @pass_options
 def history(options: Options, as_json: bool) -> None:
     """List revisions from base to head(s), following the revision graph."""
-    from . import render
-    from .history import history as run_history
+    from . import lean, render
 
-    result = run_history(options.project())
+    result = lean.history(options.invocation())
+    if result is None:
+        from .history import history as run_history
+        from .lean.remember import recording
+
+        with recording(options.invocation()) as cold:
+            project = options.project()
+            result = run_history(project)
+            if result.warning is None:
+                cold.remember(project)
     if result.warning:
         click.echo(f"migrasafe: warning: {result.warning}", err=True)
     _emit(as_json, lambda: [e.to_dict() for e in result.entries],
@@ -392,14 +420,21 @@ def validate(
 
     Exits 0 when no error-level finding remains, 1 otherwise.
     """
-    from . import render
+    from . import lean, render
     from .validate import CHECKS as VALIDATE_CHECKS
-    from .validate import validate as run_validate
 
     if list_rules:
         _emit(as_json, VALIDATE_CHECKS.describe(), lambda: render.rules(VALIDATE_CHECKS.select()))
     use_database = options.url is not None if database is None else database
-    result = run_validate(options.project(), only=rules, skip=skips, database=use_database)
+    result = lean.validate(options.invocation(), rules, skips, use_database)
+    if result is None:
+        from .lean.remember import recording
+        from .validate import validate as run_validate
+
+        with recording(options.invocation()) as cold:
+            project = options.project()
+            result = run_validate(project, only=rules, skip=skips, database=use_database)
+            cold.remember(project)
     code = EXIT_OK if result.ok else EXIT_FOUND
     _emit_findings("json" if as_json else fmt, result.to_dict, result.findings,
                    VALIDATE_CHECKS.select(), "validate",

@@ -34,13 +34,12 @@ from alembic.util import CommandError
 
 from .database import parse_url
 from .errors import ConfigError, MigrasafeError, ProjectError, RevisionError
-from .scriptfiles import fast_script_directory
+from .scriptfiles import ScriptFile, fast_script_directory, read_script_files
 
 DEFAULT_CONFIG = "alembic.ini"
 DEFAULT_TOML = "pyproject.toml"
 FLASK_CONFIG = Path("migrations") / "alembic.ini"
 CHECKSUM_TABLE = "migrasafe_checksums"
-URL_ENV_VAR = "MIGRASAFE_URL"
 
 
 @dataclass
@@ -85,6 +84,11 @@ class Project:
             return ScriptDirectory.from_config(self.config)
 
     @cached_property
+    def script_files(self) -> list[ScriptFile]:
+        """What each revision file declares, parsed (or from the cache), in Alembic's order."""
+        return read_script_files(self.script_directory)
+
+    @cached_property
     def graph(self) -> ScriptDirectory:
         """The revision graph for commands that only read it: parsed, not imported.
 
@@ -94,7 +98,7 @@ class Project:
         which reports its problem.
         """
         try:
-            fast = fast_script_directory(self.script_directory)
+            fast = fast_script_directory(self.script_directory, self.script_files)
             if fast is None:
                 return self.script
             _check_graph(fast)

@@ -132,6 +132,11 @@ class DialectSupport:
         """Settings for a scratch database that is thrown away afterwards."""
 
     @classmethod
+    def session_facts(cls, connection: Connection) -> dict[str, str]:
+        """Session settings that decide what an unqualified table name means."""
+        return {}
+
+    @classmethod
     def sync_url(cls, url: URL) -> URL:
         """The URL with a synchronous driver, for migrasafe's own connections."""
         # From the name as written: asking the URL would load the dialect, which may be missing.
@@ -524,6 +529,10 @@ class PostgreSQLSupport(_ServerSupport):
 
     def _blockers(self, watcher: Connection, session: object) -> list[str]:
         return [_describe_blocker(row) for row in watcher.execute(_BLOCKERS, {"pid": session})]
+
+    @classmethod
+    def session_facts(cls, connection: Connection) -> dict[str, str]:
+        return {"search_path": str(connection.exec_driver_sql("SHOW search_path").scalar())}
 
     @classmethod
     def make_readonly_args(

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
 from alembic.script import Script, ScriptDirectory
 from alembic.script.revision import ResolutionError
 
 from .config import alembic_errors
+from .scriptfiles import bad_revision_id
+
+__all__ = ["applied", "apply_order", "bad_revision_id", "is_defined"]
 
 
 def apply_order(script: ScriptDirectory) -> list[Script]:
@@ -35,20 +37,3 @@ def applied(script: ScriptDirectory, heads: Iterable[str]) -> set[str]:
         return {
             rev.revision for rev in script.revision_map.iterate_revisions(tuple(defined), "base")
         }
-
-
-# Letters, digits and "_": Alembic reads "-", "+", "@" and ":" in a target as
-# syntax, and a quote or a space would reach the version table's SQL.
-_PLAIN_ID = re.compile(r"[A-Za-z0-9_]+")
-
-
-def bad_revision_id(revision: object) -> str | None:
-    """Why ``revision`` is no usable revision id; None when it is one."""
-    if not isinstance(revision, str):
-        return f"revision id {revision!r} is a {type(revision).__name__}, not a string"
-    if not _PLAIN_ID.fullmatch(revision):
-        return (
-            f"revision id {revision!r} is not a plain identifier (letters, digits, _): "
-            "Alembic reads - + @ : as target syntax, and quotes or spaces would reach SQL"
-        )
-    return None

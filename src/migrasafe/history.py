@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from alembic.script import Script
-from alembic.util import to_tuple
-
-from .config import Project
 from .errors import MigrasafeError
-from .graph import apply_order
-from .runtime import probe
+from .scriptfiles import as_tuple
+
+if TYPE_CHECKING:  # the dataclasses serve the lean path too (migrasafe.lean): no Alembic here
+    from alembic.script import Script
+
+    from .config import Project
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ class HistoryEntry:
     branch_labels: tuple[str, ...]
 
     def to_dict(self) -> dict[str, object]:
-        data = asdict(self)
+        data: dict[str, object] = dict(self.__dict__)  # asdict's deep copy is slow on thousands
         data["down_revision"] = list(self.down_revision)
         data["branch_labels"] = list(self.branch_labels)
         return data
@@ -45,7 +46,7 @@ class History:
 def _entry(script: Script, current: tuple[str, ...]) -> HistoryEntry:
     return HistoryEntry(
         revision=script.revision,
-        down_revision=to_tuple(script.down_revision, default=()),
+        down_revision=as_tuple(script.down_revision),
         message=script.doc or "",
         path=str(script.path),
         is_head=script.is_head,
@@ -63,6 +64,9 @@ def history(project: Project, *, read_database: bool = True) -> History:
     The database is only read, to mark the current revision; when it cannot be
     read the history is still returned, with a warning saying why.
     """
+    from .graph import apply_order
+    from .runtime import probe
+
     script = project.graph
     current: tuple[str, ...] | None = None
     warning = None

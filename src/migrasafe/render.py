@@ -1,4 +1,9 @@
-"""Text rendering of command results with rich (the CLI's only output code)."""
+"""Text rendering of command results (the CLI's only output code).
+
+rich renders the commands that may take a while; ``history``, ``status`` and
+the findings of ``validate`` are written through :mod:`migrasafe.plain`, so
+that their lean path never imports rich.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +12,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
-from rich.progress import Progress as Bar
-from rich.table import Table
+from . import plain
 
 if TYPE_CHECKING:  # the CLI imports this module for every text output: keep it light
+    from rich.console import Console
+
     from .checksums import AcceptResult
     from .demo import DemoReport
     from .findings import Check, Finding
@@ -26,8 +29,17 @@ if TYPE_CHECKING:  # the CLI imports this module for every text output: keep it 
 
 
 def _console() -> Console:
+    from rich.console import Console
+
     # Created per call: click's test runner swaps sys.stdout between invocations.
     return Console(file=sys.stdout, soft_wrap=True, highlight=False)
+
+
+def escape(text: str) -> str:
+    """rich's markup escaping, importing rich only for output that uses it."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
 
 
 def init_result(result: InitResult) -> None:
@@ -61,43 +73,49 @@ def migration_result(result: MigrationResult, *, partial: bool = False) -> None:
 
 
 def status(result: Status) -> None:
-    out = _console()
-    out.print(f"Database:  {escape(result.url)}")
+    style = plain.Styler(sys.stdout)
+    lines = [f"Database:  {result.url}"]
     if result.version_table != "alembic_version":
-        out.print(f"Version table: {escape(result.version_table)}")
-    out.print(f"Current:   {', '.join(result.current) or '(none: base)'}")
-    out.print(f"Heads:     {', '.join(result.heads) or '(none)'}")
-    out.print(f"Pending:   {', '.join(result.pending) or '(none)'}")
+        lines.append(f"Version table: {result.version_table}")
+    lines += [
+        f"Current:   {', '.join(result.current) or '(none: base)'}",
+        f"Heads:     {', '.join(result.heads) or '(none)'}",
+        f"Pending:   {', '.join(result.pending) or '(none)'}",
+    ]
     if result.unknown:
-        out.print(
-            f"[red]Unknown:[/]   {', '.join(result.unknown)} "
+        lines.append(
+            f"{style('Unknown:', 'red')}   {', '.join(result.unknown)} "
             "(recorded in the database, defined by no script)"
         )
     for m in result.modified:
-        out.print(
-            f"[red]Modified:[/]  {m.revision} ({escape(m.path)}) changed after it was applied "
-            f"on {m.applied_at} by {escape(m.applied_by)}; review the change, then "
+        lines.append(
+            f"{style('Modified:', 'red')}  {m.revision} ({m.path}) changed after it was applied "
+            f"on {m.applied_at} by {m.applied_by}; review the change, then "
             f"`migrasafe accept {m.revision}` (or restore the file)"
         )
     for revision in result.half_applied:
-        out.print(
-            f"[red]Half-applied:[/] {revision} failed midway: this database commits DDL at once, "
-            "so the statements before the failure stayed while its version was not recorded; "
-            "repair the schema by hand (or finish the revision's DDL), then `migrasafe upgrade`"
+        lines.append(
+            f"{style('Half-applied:', 'red')} {revision} failed midway: this database commits "
+            "DDL at once, so the statements before the failure stayed while its version was not "
+            "recorded; repair the schema by hand (or finish the revision's DDL), then "
+            "`migrasafe upgrade`"
         )
     if result.unverified:
         shown = ", ".join(result.unverified[:5])
         more = f" and {len(result.unverified) - 5} more" if len(result.unverified) > 5 else ""
-        out.print(
-            f"[yellow]Unverified:[/] {shown}{more}: applied without a recorded checksum (by plain "
-            "Alembic, or the record was lost), so an edit cannot be seen; review, then "
+        lines.append(
+            f"{style('Unverified:', 'yellow')} {shown}{more}: applied without a recorded checksum "
+            "(by plain Alembic, or the record was lost), so an edit cannot be seen; review, then "
             "`migrasafe accept`"
         )
     if result.up_to_date:
         clean = not result.modified and not result.unverified
-        out.print("[green]Up to date.[/]" if clean else "Up to date, but see above.")
+        lines.append(style("Up to date.", "green") if clean else "Up to date, but see above.")
     else:
-        out.print(f"[yellow]Not up to date:[/] {len(result.pending)} pending revision(s).")
+        lines.append(
+            f"{style('Not up to date:', 'yellow')} {len(result.pending)} pending revision(s)."
+        )
+    plain.write(lines)
 
 
 def accept_result(result: AcceptResult) -> None:
@@ -110,6 +128,7 @@ def accept_result(result: AcceptResult) -> None:
 
 
 def history(result: History) -> None:
+    style = plain.Styler(sys.stdout)
     lines = []
     for entry in result.entries:
         marks = [
@@ -123,25 +142,27 @@ def history(result: History) -> None:
             if on
         ]
         parents = ", ".join(entry.down_revision) or "<base>"
-        label = f" [bold]({', '.join(marks)})[/]" if marks else ""
-        lines.append(f"{parents} -> {entry.revision}{label}, {escape(entry.message)}")
-    _console().print("\n".join(lines))  # one call: thousands of prints cost more than the work
+        label = " " + style(f"({', '.join(marks)})", "bold") if marks else ""
+        lines.append(f"{parents} -> {entry.revision}{label}, {entry.message}")
+    plain.write(lines)
 
 
 def findings(found: Sequence[Finding], files: int | None = None) -> None:
-    out = _console()
+    style = plain.Styler(sys.stdout)
+    lines = []
     for f in found:
-        where = escape(f.path or "")
+        where = f.path or ""
         if f.line:
             where += f":{f.line}"
         colour = "red" if f.severity == "error" else "yellow"
         if f.table:
-            where += escape(f" [{f.table}{'.' + f.column if f.column else ''}]")
-        out.print(f"{where}: [{colour}]{f.severity}[/] [bold]{f.rule}[/] "
-                  f"({f.revision or '?'}): {escape(f.message)}")  # fmt: skip
+            where += f" [{f.table}{'.' + f.column if f.column else ''}]"
+        lines.append(f"{where}: {style(f.severity, colour)} {style(f.rule, 'bold')} "
+                     f"({f.revision or '?'}): {f.message}")  # fmt: skip
     errors = sum(1 for f in found if f.severity == "error")
     scope = f" in {files} revision files" if files is not None else ""
-    out.print(f"{errors} error(s), {len(found) - errors} warning(s){scope}.")
+    lines.append(f"{errors} error(s), {len(found) - errors} warning(s){scope}.")
+    plain.write(lines)
 
 
 def lint_report(report: LintReport) -> None:
@@ -153,6 +174,8 @@ def lint_report(report: LintReport) -> None:
 
 
 def rules(checks: Sequence[Check[Any, Any]]) -> None:
+    from rich.table import Table
+
     table = Table(box=None)
     table.add_column("rule", no_wrap=True)
     table.add_column("severity", no_wrap=True)
@@ -187,6 +210,10 @@ def progress(label: str, *, enabled: bool = True) -> Iterator[Progress | None]:
     if not enabled or not sys.stderr.isatty():
         yield None
         return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
+    from rich.progress import Progress as Bar
+
     columns = (TextColumn(f"{label} {{task.description}}"), BarColumn(), MofNCompleteColumn())
     with Bar(*columns, console=Console(file=sys.stderr), transient=True) as bar:
         task = bar.add_task("", total=None)

@@ -56,6 +56,12 @@ class EnvContext:
     target_metadata: Any
     heads: tuple[str, ...]
     exists: bool = True
+    # What the lean path needs to reach the same database without SQLAlchemy (see
+    # migrasafe.lean): the driver's connect arguments as env.py's engine made them
+    # (before migrasafe's read-only changes), and session settings that decide
+    # which table an unqualified name is (PostgreSQL's search_path).
+    connected: tuple[str, str, tuple[Any, ...], dict[str, Any]] | None = None
+    session: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def dialect(self) -> str:
@@ -214,19 +220,40 @@ def probe(
     ``exists=False`` at base.
     """
     found: list[Any] = []
+    session: dict[str, str] = {}
+    seen: list[tuple[str, str, tuple[Any, ...], dict[str, Any]]] = []
 
     def look(heads: tuple[str, ...], context: MigrationContext) -> list[Any]:
+        if context.connection is not None:
+            session.update(support_class(context.dialect.name).session_facts(context.connection))
         found.append(read(context) if read is not None and not missing else None)
         return []
 
-    with readonly_connections() as missing:
+    with readonly_connections(seen) as missing:
         run = run_env(project, look, dont_mutate=True, load_scripts=False,
                       on_configure=expect_url(project))  # fmt: skip
     assert run.context is not None
-    context = EnvContext.of(run.context, run.heads)
+    context = dataclasses.replace(EnvContext.of(run.context, run.heads),
+                                  connected=seen[0] if seen else None, session=session)  # fmt: skip
     if missing:
         context = dataclasses.replace(context, exists=False)
+    for observe in _probe_observers:
+        observe(context)
     return context, found[0] if found else None
+
+
+_probe_observers: list[Callable[[EnvContext], None]] = []
+
+
+@contextmanager
+def observe_probes() -> Iterator[list[EnvContext]]:
+    """Every EnvContext that :func:`probe` learns while inside (the lean path caches it)."""
+    seen: list[EnvContext] = []
+    _probe_observers.append(seen.append)
+    try:
+        yield seen
+    finally:
+        _probe_observers.remove(seen.append)
 
 
 def expect_url(project: Project) -> ConfigureHook | None:
@@ -297,15 +324,20 @@ def _guarded(on_do_connect: Callable[..., None] | None,
 
 
 @contextmanager
-def readonly_connections() -> Iterator[list[str]]:
+def readonly_connections(
+    seen: list[tuple[str, str, tuple[Any, ...], dict[str, Any]]] | None = None,
+) -> Iterator[list[str]]:
     """While inside, connections cannot change a database (nor create a SQLite file).
 
     Yields the list of databases found missing (SQLite files: the connection
-    went to an empty in-memory database instead of creating them).
+    went to an empty in-memory database instead of creating them). ``seen``
+    gets each connection's driver arguments as the engine made them.
     """
     missing: list[str] = []
 
     def on_do_connect(dialect: Any, _rec: Any, cargs: list[Any], cparams: dict[str, Any]) -> None:
+        if seen is not None:
+            seen.append((dialect.name, dialect.driver, tuple(cargs), dict(cparams)))
         absent = support_class(dialect.name).make_readonly_args(dialect.driver, cargs, cparams)
         if absent is not None:
             missing.append(absent)

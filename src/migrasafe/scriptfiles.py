@@ -15,23 +15,21 @@ its content (see :class:`RevisionCache`).
 
 from __future__ import annotations
 
-import ast
-import copy
 import dataclasses
 import hashlib
 import json
 import os
-import tempfile
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic.script import Script, ScriptDirectory
-from alembic.script.revision import RevisionMap
-from alembic.util import to_tuple
-from alembic.util.pyfiles import load_python_file
+if TYPE_CHECKING:  # imported where used: ScriptFile and RevisionCache serve the lean path
+    import ast
+
+    from alembic.script import ScriptDirectory
 
 _MISSING = object()
 _NOT_LITERAL = object()
@@ -57,8 +55,38 @@ class ScriptFile:
     literal: bool = True  # False: values came from importing the file (not cached)
 
 
+def as_tuple(value: object) -> tuple[Any, ...]:
+    """As ``alembic.util.to_tuple(value, default=())``: one string is one item."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, tuple | list | set | frozenset | dict):
+        return tuple(value)
+    return (value,)
+
+
+# Letters, digits and "_": Alembic reads "-", "+", "@" and ":" in a target as
+# syntax, and a quote or a space would reach the version table's SQL.
+_PLAIN_ID = re.compile(r"[A-Za-z0-9_]+")
+
+
+def bad_revision_id(revision: object) -> str | None:
+    """Why ``revision`` is no usable revision id; None when it is one."""
+    if not isinstance(revision, str):
+        return f"revision id {revision!r} is a {type(revision).__name__}, not a string"
+    if not _PLAIN_ID.fullmatch(revision):
+        return (
+            f"revision id {revision!r} is not a plain identifier (letters, digits, _): "
+            "Alembic reads - + @ : as target syntax, and quotes or spaces would reach SQL"
+        )
+    return None
+
+
 def revision_paths(script: ScriptDirectory) -> Iterator[Path]:
     """The files Alembic would load as revisions, in Alembic's own order."""
+    from alembic.script import Script
+
     for location in script._version_locations:
         if location.exists():
             for path in Script._list_py_dir(script, location):
@@ -87,6 +115,8 @@ def read_script_file(path: Path, cache: RevisionCache | None = None) -> ScriptFi
 
 
 def _parse(path: Path, data: bytes) -> ScriptFile:
+    import ast
+
     try:
         source = data.decode("utf-8")
         tree = ast.parse(source, filename=str(path))
@@ -98,6 +128,8 @@ def _parse(path: Path, data: bytes) -> ScriptFile:
     values = _module_values(tree)
     literal = all(value is not _NOT_LITERAL for value in values.values())
     if not literal:
+        from alembic.util.pyfiles import load_python_file
+
         try:
             module = load_python_file(str(path.parent), path.name)
         except Exception as exc:  # the file's own code failed: report, don't crash
@@ -115,7 +147,7 @@ def _parse(path: Path, data: bytes) -> ScriptFile:
     return ScriptFile(
         path=path,
         revision=revision if isinstance(revision, str) and revision else None,
-        down_revisions=None if down is _MISSING else to_tuple(down, default=()),
+        down_revisions=None if down is _MISSING else as_tuple(down),
         has_upgrade=upgrade is not None,
         has_downgrade=downgrade is not None,
         upgrade_changes_schema=upgrade is not None and _calls_op(upgrade),
@@ -130,13 +162,15 @@ def _parse(path: Path, data: bytes) -> ScriptFile:
 def _strings(value: object) -> tuple[str, ...]:
     if value is _MISSING or value is None:
         return ()
-    return tuple(to_tuple(value, default=()))
+    return as_tuple(value)
 
 
 _NAMES = ("revision", "down_revision", "branch_labels", "depends_on")
 
 
 def _module_values(tree: ast.Module) -> dict[str, object]:
+    import ast
+
     values: dict[str, object] = {}
     for node in tree.body:
         if isinstance(node, ast.Assign):
@@ -156,6 +190,8 @@ def _module_values(tree: ast.Module) -> dict[str, object]:
 
 def _calls_op(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
     """Whether the function calls an ``op.*`` operation that changes something."""
+    import ast
+
     for node in ast.walk(function):
         if (
             isinstance(node, ast.Call)
@@ -170,6 +206,8 @@ def _calls_op(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
 
 def _is_empty(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
     """Only ``pass``, ``...`` or a docstring: the function does nothing."""
+    import ast
+
     for statement in function.body:
         if isinstance(statement, ast.Pass):
             continue
@@ -177,6 +215,16 @@ def _is_empty(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
             continue
         return False
     return True
+
+
+def cache_directory() -> Path | None:
+    """Where migrasafe caches what it read; None when ``MIGRASAFE_NO_CACHE`` is set."""
+    if os.environ.get("MIGRASAFE_NO_CACHE"):
+        return None
+    base = os.environ.get("MIGRASAFE_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache"), "migrasafe"
+    )
+    return Path(base)
 
 
 class RevisionCache:
@@ -205,13 +253,11 @@ class RevisionCache:
 
     @staticmethod
     def _location(directory: Path) -> Path | None:
-        if os.environ.get("MIGRASAFE_NO_CACHE"):
+        base = cache_directory()
+        if base is None:
             return None
-        base = os.environ.get("MIGRASAFE_CACHE_DIR") or os.path.join(
-            os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache"), "migrasafe"
-        )
         name = hashlib.blake2b(str(directory.resolve()).encode(), digest_size=8).hexdigest()
-        return Path(base) / f"revisions-{name}.json"
+        return base / f"revisions-{name}.json"
 
     def get(self, key: str, path: Path) -> ScriptFile | None:
         entry = self.entries.get(key)
@@ -240,13 +286,15 @@ class RevisionCache:
         """Write the entries used this time (files deleted since are dropped)."""
         if self.path is None or not (self.changed or self.used != set(self.entries)):
             return
+        import tempfile
+
         kept = {k: v for k, v in self.entries.items() if k in self.used}
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with tempfile.NamedTemporaryFile(
                 "w", dir=self.path.parent, delete=False, suffix=".tmp"
             ) as handle:
-                json.dump(kept, handle)
+                handle.write(json.dumps(kept))  # the C encoder: json.dump is pure Python
             os.replace(handle.name, self.path)
         except OSError:
             pass  # a read-only home: no cache, same results
@@ -269,7 +317,9 @@ def _real_path(path: Path, parents: dict[Path, Path]) -> Path:
     return parents[path.parent] / path.name
 
 
-def fast_script_directory(script: ScriptDirectory) -> ScriptDirectory | None:
+def fast_script_directory(
+    script: ScriptDirectory, files: list[ScriptFile] | None = None
+) -> ScriptDirectory | None:
     """``script`` with its revision map built from parsed files instead of imports.
 
     Gives Alembic's own graph (RevisionMap does the linking, the heads, the
@@ -277,12 +327,15 @@ def fast_script_directory(script: ScriptDirectory) -> ScriptDirectory | None:
     (a syntax error, no revision or down_revision, a sourceless project): the
     caller then lets Alembic import the files and report the problem.
     """
+    from alembic.script import Script
+    from alembic.script.revision import RevisionMap
+
     if script.sourceless:
         return None
     scripts = []
     seen: set[Path] = set()
     parents: dict[Path, Path] = {}
-    for found in read_script_files(script):
+    for found in read_script_files(script) if files is None else files:
         real = _real_path(found.path, parents)
         if real in seen:
             continue  # Alembic warns and skips a file listed twice
@@ -298,6 +351,8 @@ def fast_script_directory(script: ScriptDirectory) -> ScriptDirectory | None:
             __doc__=found.doc,
         )
         scripts.append(Script(module, found.revision, real))  # type: ignore[arg-type]
+    import copy
+
     fast = copy.copy(script)
     fast.revision_map = RevisionMap(lambda: iter(scripts))
     return fast

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from .checksums import Modified, modified, read_state
-from .config import Project
-from .graph import applied, apply_order, is_defined
+from .records import Modified
+
+if TYPE_CHECKING:  # Status serves the lean path too (migrasafe.lean): no SQLAlchemy here
+    from .config import Project
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,9 @@ class Status:
 
 def status(project: Project) -> Status:
     """Compare the revisions recorded in the database with the script directory."""
+    from .checksums import modified, read_state
+    from .graph import applied, apply_order, is_defined
+
     script = project.graph
     context, recorded, failed = read_state(project)
     current = context.heads

@@ -11,12 +11,14 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
 
-from .checksums import Modified, modified, read_state
-from .config import Project
-from .findings import Finding, Registry
-from .graph import bad_revision_id
-from .scriptfiles import ScriptFile, read_script_files
+from .findings import Check, Finding, Registry
+from .records import Modified
+from .scriptfiles import ScriptFile, bad_revision_id
+
+if TYPE_CHECKING:  # the checks serve the lean path too (migrasafe.lean): no Alembic here
+    from .config import Project
 
 Problem = tuple[ScriptFile, str]
 
@@ -246,13 +248,24 @@ def validate(
     With ``database``, the configured database is also read (read-only) to
     find applied scripts edited since they were applied.
     """
+    from .checksums import modified, read_state
+
     checks = CHECKS.select(only, skip)
-    files = read_script_files(project.script_directory)
+    files = project.script_files
     edited: list[Modified] = []
     wanted = database and any(c.rule == "modified-after-apply" for c in checks)
     if wanted and all(f.error is None for f in files):  # else they cannot be loaded to compare
         context, recorded, _failed = read_state(project)
         edited = modified(project.graph, context.heads, recorded)
+    return run_checks(checks, files, edited)
+
+
+def run_checks(
+    checks: Sequence[Check[ScriptSet, Problem]],
+    files: Sequence[ScriptFile],
+    edited: Sequence[Modified] = (),
+) -> ValidationReport:
+    """The checks over files already read (by :func:`validate`, or from the lean path's cache)."""
     scripts = ScriptSet(files, edited)
     findings = [
         Finding(

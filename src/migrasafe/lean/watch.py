@@ -1,0 +1,122 @@
+"""What a cold run depended on: the files it read and the environment variables it asked for.
+
+``env.py`` decides the database, and it may decide from anything: the ini
+file, a settings module, a ``.env`` file, ``$DATABASE_URL``. A cached answer
+is only as good as the list of what it came from, so while a cold run loads
+the project and runs ``env.py``, every file opened for reading (an audit hook
+on Python's ``open`` event, which covers ``open``, ``io.open``, ``os.open``
+and the imports' own reads) and every environment variable read (through a
+recording ``os.environ``) is noted. The lean path reuses the answer only
+when all of them are as they were.
+
+Not seen: a file only tested for existence (``os.path.exists``), and what C
+code reads on its own (libpq's ``PGHOST``). The cache can be turned off with
+``MIGRASAFE_NO_CACHE=1``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# Shell bookkeeping that differs between two runs of the same command.
+VOLATILE = frozenset({"_", "OLDPWD", "PWD", "SHLVL"})
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
+
+
+@dataclass
+class Watch:
+    """Files read (absolute paths) and environment variables read (value, or None if unset)."""
+
+    files: set[str] = field(default_factory=set)
+    environ: dict[str, str | None] = field(default_factory=dict)
+    whole_environ: bool = False  # something iterated os.environ: every variable counts
+
+
+_active: list[Watch] = []
+_hooked = False
+
+
+def _on_audit(event: str, args: tuple[Any, ...]) -> None:
+    if event != "open" or not _active:
+        return
+    path, mode, flags = ((*tuple(args), None, None, None))[:3]
+    if isinstance(mode, str) and any(c in mode for c in "wax+"):
+        return
+    if mode is None and isinstance(flags, int) and flags & _WRITE_FLAGS:
+        return
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    if isinstance(path, str | Path):
+        _active[-1].files.add(os.path.abspath(path))
+
+
+class _RecordingEnviron(os._Environ):  # type: ignore[type-arg]
+    """``os.environ`` itself (same data, same writes), noting each variable read."""
+
+    def __init__(self, real: os._Environ[str], watch: Watch) -> None:
+        self.__dict__.update(real.__dict__)  # shares _data: writes reach the real environment
+        self._watch = watch
+
+    def __getitem__(self, key: str) -> str:
+        try:
+            value = super().__getitem__(key)
+        except KeyError:
+            self._watch.environ.setdefault(key, None)
+            raise
+        self._watch.environ.setdefault(key, value)
+        return str(value)
+
+    def __iter__(self) -> Iterator[str]:
+        self._watch.whole_environ = True
+        return super().__iter__()
+
+
+@contextmanager
+def watching() -> Iterator[Watch]:
+    """Record, while inside, what the process reads (see the module's docstring)."""
+    global _hooked
+    if not _hooked:
+        sys.addaudithook(_on_audit)  # cannot be removed: it does nothing outside watching()
+        _hooked = True
+    watch = Watch()
+    real = os.environ
+    modules = set(sys.modules)
+    _active.append(watch)
+    os.environ = _RecordingEnviron(real, watch)  # noqa: B003 (same data: a view, not a reset)
+    try:
+        yield watch
+    finally:
+        os.environ = real  # noqa: B003
+        _active.remove(watch)
+        for name in set(sys.modules) - modules:  # imported here: their sources count
+            origin = getattr(sys.modules.get(name), "__file__", None)
+            if isinstance(origin, str):
+                watch.files.add(os.path.abspath(origin))
+
+
+def _python_roots() -> tuple[str, ...]:
+    """Python's own files and installed packages: they change with an install, not a project."""
+    roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+    roots.update(p for p in sys.path if "site-packages" in p or "dist-packages" in p)
+    return tuple(os.path.join(os.path.abspath(r), "") for r in roots if r)
+
+
+def project_files(watch: Watch, skip: set[str], skip_under: tuple[str, ...] = ()) -> list[str]:
+    """The files read that belong to the project: sources rather than their bytecode."""
+    roots = (*_python_roots(), "/proc/", "/sys/", "/dev/", *skip_under)
+    found = set()
+    for path in watch.files:
+        if "__pycache__" in path:
+            with suppress(ValueError):
+                path = importlib.util.source_from_cache(path)
+        if path.startswith(roots) or path in skip or os.path.isdir(path):
+            continue
+        found.add(path)
+    return sorted(found)
