@@ -36,7 +36,6 @@ from alembic.script import ScriptDirectory
 sys.path.insert(0, str(Path(__file__).parent))
 from verify_vs_alembic import generate
 
-
 REPEAT = 5
 BIN = Path(sys.executable).parent
 
@@ -142,23 +141,23 @@ def measure(count: int, root: Path) -> list[tuple[object, ...]]:
 
 def main() -> None:
     sizes = [int(n) for n in (sys.argv[1] if len(sys.argv) > 1 else "500,2000,10000").split(",")]
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for count in sizes:
-            rows += measure(count, Path(tmp))
     print(f"SQLite file; each command a new process, median of {REPEAT}; Python "
           f"{sys.version.split()[0]}; cold = empty migrasafe cache; ratios against Alembic "
           "with its .pyc files")  # fmt: skip
-    print(
-        f"{'revisions':>9}  {'command':<22}{'alembic .pyc':>13}{'no .pyc':>9}"
-        f"{'cold':>8}{'ratio':>7}{'warm':>8}{'ratio':>7}  {'peak MB a/cold/warm':>20}  same"
-    )
-    for count, name, a_pyc, a_src, cold_s, warm_s, a_peak, c_peak, w_peak, same in rows:
-        print(
-            f"{count:>9}  {name:<22}{a_pyc:>12.3f}s{a_src:>8.3f}s{cold_s:>7.3f}s"  # type: ignore[str-format]
-            f"{cold_s / a_pyc:>6.2f}x{warm_s:>7.3f}s{warm_s / a_pyc:>6.2f}x"  # type: ignore[operator]
-            f"  {a_peak:>6}/{c_peak}/{w_peak:<8}  {'yes' if same else 'NO'}"
-        )
+    print(f"{'revisions':>9}  {'command':<22}{'alembic .pyc':>13}{'no .pyc':>9}"
+          f"{'cold':>8}{'ratio':>7}{'warm':>8}{'ratio':>7}  {'peak MB a/cold/warm':>20}  same",
+          flush=True)  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in sizes:
+            for count, name, a_pyc, a_src, cold_s, warm_s, a_peak, c_peak, w_peak, same in measure(
+                size, Path(tmp)
+            ):
+                print(
+                    f"{count:>9}  {name:<22}{a_pyc:>12.3f}s{a_src:>8.3f}s{cold_s:>7.3f}s"  # type: ignore[str-format]
+                    f"{cold_s / a_pyc:>6.2f}x{warm_s:>7.3f}s{warm_s / a_pyc:>6.2f}x"  # type: ignore[operator]
+                    f"  {a_peak:>6}/{c_peak}/{w_peak:<8}  {'yes' if same else 'NO'}",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

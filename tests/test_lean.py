@@ -45,7 +45,8 @@ def migrasafe(
         for line in run.stderr.splitlines()
         if line.startswith("import time:") and "|" in line
     }
-    run.stderr = "\n".join(l for l in run.stderr.splitlines() if not l.startswith("import time:"))
+    lines = run.stderr.splitlines()
+    run.stderr = "\n".join(line for line in lines if not line.startswith("import time:"))
     return run, imported
 
 

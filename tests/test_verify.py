@@ -94,7 +94,13 @@ def test_failing_upgrade_is_a_finding_and_verify_goes_on(tmp_path: Path) -> None
     code, report = _verify(ini, None)
     assert code == 1
     assert ("upgrade-failed", "0002", None, None) in _rules(report)
-    assert report["checked"] == 3  # 0001, 0002 (failed) and 0003; 0004 needs 0002
+    coverage = report["coverage"]
+    assert coverage["with_data"] == ["0001", "0003"]  # type: ignore[index]
+    assert coverage["not_checked"] == {  # type: ignore[index]
+        "0002": "its upgrade failed, even on empty tables",
+        "0004": "its parent 0002 could not be applied",
+    }
+    assert report["complete"] is False and report["fully_checked"] is False
 
 
 def test_branches_and_merges_are_walked_in_one_pass(tmp_path: Path) -> None:
@@ -156,9 +162,13 @@ def test_what_verify_could_not_check_is_said_not_called_clean(tmp_path: Path, db
     assert result.exit_code == 0, result.stdout + result.stderr  # warnings only
     data = json.loads(result.stdout)
     found = {(f["rule"], f["revision"], f["severity"]) for f in data["findings"]}
-    assert ("irreversible", "0002", "warning") in found
+    assert ("irreversible", "0002", "info") in found
     assert ("data-not-checked", "0002", "warning") in found  # seeded before 0002
-    assert data["checked"] == 3  # 0003 is checked past the irreversible 0002
+    refused = next(f for f in data["findings"] if f["rule"] == "data-not-checked")
+    assert "ck_orders_status" in refused["message"]  # the database's word for what refused them
+    assert data["coverage"]["upgrade_only"] == {"0002": "its downgrade raises NotImplementedError"}
+    assert data["coverage"]["with_data"] == ["0001", "0003"]  # 0003: checked past 0002
+    assert data["fully_checked"] is False
     text = run_cli("-c", str(ini), "verify", *server)
     assert "Every revision reverses cleanly" not in text.stdout
-    assert "1 declared irreversible" in text.stdout and "data not checked in orders" in text.stdout
+    assert "1 irreversible" in text.stdout and "data not checked in orders" in text.stdout

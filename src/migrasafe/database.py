@@ -531,6 +531,13 @@ class PostgreSQLSupport(_ServerSupport):
         return [_describe_blocker(row) for row in watcher.execute(_BLOCKERS, {"pid": session})]
 
     @classmethod
+    def tune_scratch_session(cls, dbapi_connection: Any) -> None:
+        # psycopg prepares a statement run five times; verify reads the same table before and
+        # after a migration changes a column's type ("cached plan must not change result type").
+        if hasattr(dbapi_connection, "prepare_threshold"):
+            dbapi_connection.prepare_threshold = None
+
+    @classmethod
     def session_facts(cls, connection: Connection) -> dict[str, str]:
         return {"search_path": str(connection.exec_driver_sql("SHOW search_path").scalar())}
 

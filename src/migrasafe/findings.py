@@ -8,7 +8,7 @@ from typing import Generic, Literal, TypeVar
 
 from .errors import MigrasafeError
 
-Severity = Literal["error", "warning"]
+Severity = Literal["error", "warning", "info"]
 
 
 @dataclass(frozen=True)

@@ -26,11 +26,17 @@ def _relative(path: str | None) -> str:
         return path
 
 
+# What each tool calls the severity "info".
+_GCC = {"info": "note"}
+_GITHUB = {"info": "notice"}
+_SARIF = {"info": "note"}
+
+
 def gcc(findings: Sequence[Finding]) -> str:
     """``path:line:1: error: message [rule]``: what editors and compilers' parsers read."""
     return "".join(
-        f"{_relative(f.path)}:{f.line or 1}:1: {f.severity}: {' '.join(f.message.split())} "
-        f"[{f.rule}]\n"
+        f"{_relative(f.path)}:{f.line or 1}:1: {_GCC.get(f.severity, f.severity)}: "
+        f"{' '.join(f.message.split())} [{f.rule}]\n"
         for f in findings
     )
 
@@ -49,7 +55,8 @@ def github(findings: Sequence[Finding]) -> str:
             props.append(f"line={f.line}")
         title = f"{f.rule} ({f.revision or '?'})"
         props.append(f"title={_escape_github(title, property_=True)}")
-        lines.append(f"::{f.severity} {','.join(props)}::{_escape_github(f.message)}\n")
+        level = _GITHUB.get(f.severity, f.severity)
+        lines.append(f"::{level} {','.join(props)}::{_escape_github(f.message)}\n")
     return "".join(lines)
 
 
@@ -57,7 +64,7 @@ def sarif(findings: Sequence[Finding], checks: Sequence[Check[object, object]], 
     """SARIF 2.1.0: one run, the rules of the registry, one result per finding."""
     rules = [
         {"id": c.rule, "shortDescription": {"text": c.summary},
-         "defaultConfiguration": {"level": c.severity}}
+         "defaultConfiguration": {"level": _SARIF.get(c.severity, c.severity)}}
         for c in checks
     ]  # fmt: skip
     results = []
@@ -66,7 +73,8 @@ def sarif(findings: Sequence[Finding], checks: Sequence[Check[object, object]], 
         if f.line:
             location["region"] = {"startLine": f.line}
         results.append({
-            "ruleId": f.rule, "level": f.severity, "message": {"text": f.message},
+            "ruleId": f.rule, "level": _SARIF.get(f.severity, f.severity),
+            "message": {"text": f.message},
             "locations": [{"physicalLocation": location}],
             "properties": {"revision": f.revision, "table": f.table, "column": f.column},
         })  # fmt: skip

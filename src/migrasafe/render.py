@@ -154,14 +154,17 @@ def findings(found: Sequence[Finding], files: int | None = None) -> None:
         where = f.path or ""
         if f.line:
             where += f":{f.line}"
-        colour = "red" if f.severity == "error" else "yellow"
+        colour = {"error": "red", "warning": "yellow"}.get(f.severity, "bold")
         if f.table:
             where += f" [{f.table}{'.' + f.column if f.column else ''}]"
         lines.append(f"{where}: {style(f.severity, colour)} {style(f.rule, 'bold')} "
                      f"({f.revision or '?'}): {f.message}")  # fmt: skip
     errors = sum(1 for f in found if f.severity == "error")
+    warnings = sum(1 for f in found if f.severity == "warning")
+    notes = len(found) - errors - warnings
     scope = f" in {files} revision files" if files is not None else ""
-    lines.append(f"{errors} error(s), {len(found) - errors} warning(s){scope}.")
+    noted = f", {notes} note(s)" if notes else ""
+    lines.append(f"{errors} error(s), {warnings} warning(s){noted}{scope}.")
     plain.write(lines)
 
 
@@ -255,19 +258,27 @@ def verify(report: VerifyReport) -> None:
     if report.models_not_compared:
         out.print(f"[yellow]Models not compared with the migrated schema:[/] "
                   f"{escape(report.models_not_compared)}.")  # fmt: skip
-    unchecked = [f for f in report.findings if f.rule in ("irreversible", "data-not-checked")]
+    coverage = report.coverage
+    out.print(f"Coverage: {coverage.summary()}.")
+    for label, group in (("schema only", coverage.schema_only),
+                         ("upgrade only", coverage.upgrade_only),
+                         ("not checked", coverage.not_checked)):  # fmt: skip
+        for revision, why in group.items():
+            out.print(f"  {label}: {revision}: {escape(why)}")
     if not report.ok:
         out.print("[red]Some revisions do not reverse cleanly.[/]")
-    elif report.complete and not unchecked:
+    elif report.fully_checked:
         out.print("[green]Every revision reverses cleanly.[/]")
     else:
         gaps = []
         if not report.complete:
-            gaps.append(f"{report.revisions - report.checked} revision(s) could not be checked")
-        irreversible = sum(1 for f in unchecked if f.rule == "irreversible")
-        if irreversible:
-            gaps.append(f"{irreversible} declared irreversible")
-        tables = sorted({f.table or "?" for f in unchecked if f.rule == "data-not-checked"})
+            gaps.append(f"{len(coverage.not_checked)} revision(s) could not be checked")
+        if coverage.schema_only:
+            gaps.append(f"{len(coverage.schema_only)} checked without data")
+        if coverage.upgrade_only:
+            gaps.append(f"{len(coverage.upgrade_only)} irreversible")
+        tables = sorted({f.table for f in report.findings
+                         if f.rule == "data-not-checked" and f.table})  # fmt: skip
         if tables:
             gaps.append(f"data not checked in {', '.join(tables)}")
         out.print(f"[yellow]No error, but not everything was checked: {'; '.join(gaps)}.[/]")

@@ -11,7 +11,7 @@ def upgrade() -> None:
         "orders",
         sa.Column("id", sa.Integer(), primary_key=True),
         sa.Column("status", sa.String(10), nullable=False),
-        sa.CheckConstraint("status = 'new' OR status = 'old'", name="ck_orders_status"),
+        sa.CheckConstraint("status = upper(status)", name="ck_orders_status"),
     )
 
 

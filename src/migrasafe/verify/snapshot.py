@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import sqlalchemy as sa
@@ -87,21 +88,39 @@ class Schema:
         """
         found = set(names)
         pending = list(found)
+        children = self._children
         while pending:
-            parent = pending.pop()
-            for name, table in self.tables.items():
-                if name not in found and any(fk[2] == parent for fk in table.foreign_keys):
-                    found.add(name)
-                    pending.append(name)
+            for child in children.get(pending.pop(), ()):
+                if child not in found:
+                    found.add(child)
+                    pending.append(child)
         return found
 
-    def named_objects(self) -> Iterator[tuple[str, str]]:
-        """(table, name) for every named index and constraint."""
+    @cached_property
+    def _children(self) -> dict[str, set[str]]:
+        """Parent table -> the tables with a foreign key to it (built once per schema)."""
+        children: dict[str, set[str]] = {}
+        for name, table in self.tables.items():
+            for fk in table.foreign_keys:
+                children.setdefault(fk[2], set()).add(name)
+        return children
+
+    @cached_property
+    def owners(self) -> dict[str, set[str]]:
+        """Name of every named index and constraint -> its tables (built once per schema)."""
+        found: dict[str, set[str]] = {}
         for table_name, table in self.tables.items():
             for group in (table.indexes, table.uniques, table.foreign_keys, table.checks):
                 for item in group:
                     if item[0]:
-                        yield table_name, item[0]
+                        found.setdefault(item[0], set()).add(table_name)
+        return found
+
+    def named_objects(self) -> Iterator[tuple[str, str]]:
+        """(table, name) for every named index and constraint."""
+        for name, tables in self.owners.items():
+            for table in tables:
+                yield table, name
 
     def replace(self, fresh: Schema, gone: Iterable[str]) -> Schema:
         """This schema with ``fresh``'s tables re-read and the ``gone`` tables removed."""
@@ -114,6 +133,8 @@ class Schema:
         found: dict[str, list[str]] = {}
         for name in sorted(self.tables.keys() | other.tables.keys()):
             mine, theirs = self.tables.get(name), other.tables.get(name)
+            if mine is theirs:
+                continue  # not re-read since: the same object, nothing to compare
             if mine is None:
                 found[name] = ["table is there but was not before"]
             elif theirs is None:
@@ -129,12 +150,18 @@ def table_names(connection: Connection, exclude: Iterable[str] = ()) -> set[str]
 
 
 def read_schema(
-    connection: Connection, exclude: Iterable[str] = (), only: Iterable[str] | None = None
+    connection: Connection,
+    exclude: Iterable[str] = (),
+    only: Iterable[str] | None = None,
+    present: set[str] | None = None,
 ) -> Schema:
-    """Reflect every table (or ``only`` those named), leaving out ``exclude``."""
+    """Reflect every table (or ``only`` those named), leaving out ``exclude``.
+
+    ``present``: the tables there now, when the caller just listed them.
+    """
     inspector = sa.inspect(connection)
     dialect = connection.dialect
-    names = table_names(connection, exclude)
+    names = set(present) if present is not None else table_names(connection, exclude)
     if only is not None:
         names &= set(only)
     tables = {}
@@ -183,7 +210,11 @@ Rows = dict[tuple[Any, ...], dict[str, Any]]
 def read_rows(
     connection: Connection, schema: Schema, only: Iterable[str] | None = None
 ) -> dict[str, Rows]:
-    """Every row of every table (or ``only`` those), keyed by primary key (or the whole row)."""
+    """Every row of every table (or ``only`` those), keyed by primary key.
+
+    A table without a primary key is keyed by the whole row and its
+    occurrence, so that duplicates count (it is compared as a multiset).
+    """
     data: dict[str, Rows] = {}
     wanted = schema.tables.keys() if only is None else set(only) & schema.tables.keys()
     for name in wanted:
@@ -191,9 +222,14 @@ def read_rows(
         columns = sorted(table.columns)
         select = sa.table(name, *(sa.column(c) for c in columns)).select()
         rows: Rows = {}
+        seen: dict[tuple[Any, ...], int] = {}
         for row in connection.execute(select).mappings():
             record = dict(row)
-            key_columns = table.primary_key or tuple(columns)
-            rows[tuple(record[c] for c in key_columns)] = record
+            if table.primary_key:
+                rows[tuple(record[c] for c in table.primary_key)] = record
+            else:
+                whole = tuple(record[c] for c in columns)
+                seen[whole] = seen.get(whole, 0) + 1
+                rows[(*whole, seen[whole])] = record
         data[name] = rows
     return data

@@ -1,0 +1,128 @@
+"""``verify``: prove that every migration reverses without losing schema or data.
+
+On a scratch database (never the user's) the revision graph is walked once,
+base to heads (:mod:`.walk`), with generated rows (:mod:`.seed`) whose
+schema and contents are read back (:mod:`.snapshot`) and compared
+(:mod:`.compare`) after every step. The models are compared with what the
+migrations built (:mod:`.drift`) on the walk's database, or, when a step
+failed or left something behind, on a second scratch database upgraded
+cleanly to head.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL
+
+from ..config import Project
+from ..database import describe_error, parse_url, support_class, support_for
+from ..errors import ConfigError
+from ..graph import apply_order
+from ..runtime import discover_url, redirected_connections, run_env
+from .declarations import Declarations, load_declarations
+from .report import Coverage, Progress, VerifyReport
+from .walk import Verifier, model_diffs
+
+__all__ = ["Coverage", "Declarations", "Progress", "VerifyReport", "verify"]
+
+
+def verify(
+    project: Project,
+    *,
+    url: str | None = None,
+    rows: int = 20,
+    seed: int = 0,
+    progress: Progress | None = None,
+    trace_locks: bool = False,
+) -> VerifyReport:
+    """Round-trip every revision on a scratch database created next to the project's.
+
+    The scratch database is created on the server ``url`` names, else the
+    project's (``--url``/``$MIGRASAFE_URL``, else the URL ``env.py`` would
+    connect to, learned without connecting); a SQLite project gets a
+    temporary file. The database a URL names is never written to: while
+    ``verify`` runs, every connection is redirected to the scratch database,
+    whatever ``env.py`` connects to.
+    """
+    script = project.script
+    declarations = load_declarations(project.config_path.parent.resolve())
+    given = url or project.url
+    server = parse_url(given) if given else discover_url(project)
+    if trace_locks and server.get_backend_name() != "postgresql":
+        raise ConfigError(
+            f"--trace-locks reads PostgreSQL's pg_locks; the scratch database would be "
+            f"{server.get_backend_name()}: pass a PostgreSQL server with --url"
+        )
+    with _scratch(project, server) as scratch_url:
+        verifier = Verifier(project, script, scratch_url, rows, seed, progress, declarations)
+        verifier.trace_locks = trace_locks
+        report = verifier.run()
+    if verifier.leftovers and report.complete and not verifier.stuck:
+        report = _drift_on_a_clean_database(project, server, verifier, report)
+    return report
+
+
+@contextmanager
+def _scratch(project: Project, server: URL) -> Iterator[str]:
+    """A scratch database on ``server``, every connection of env.py redirected to it."""
+    with support_for(server).scratch() as scratch_url:
+        scratch = sa.make_url(scratch_url)
+        with _pointed_at(project, server, scratch), redirected_connections(scratch), \
+                support_class("sqlite").transactional_ddl():  # fmt: skip
+            yield scratch_url
+
+
+def _drift_on_a_clean_database(
+    project: Project, server: URL, verifier: Verifier, report: VerifyReport
+) -> VerifyReport:
+    """Models against a database upgraded straight to head: not against verify's leftovers."""
+    script = verifier.script
+    order = apply_order(script)
+    if not order:
+        return report
+    with _scratch(project, server):
+        try:
+            run_env(project, lambda rev, _ctx: script._upgrade_revs("heads", rev))  # type: ignore[arg-type]
+            diffs = model_diffs(lambda fn: run_env(project, fn), verifier)
+        except Exception as exc:  # the upgrade itself failed: said already by the walk
+            note = f"a clean upgrade to head failed: {describe_error(exc, server)}"
+            return dataclasses.replace(report, models_not_compared=note)
+    added = verifier.drift_findings(diffs, order)
+    return dataclasses.replace(report, findings=report.findings + tuple(added),
+                               models_not_compared=verifier.models_note)  # fmt: skip
+
+
+@contextmanager
+def _pointed_at(project: Project, server: URL, scratch: URL) -> Iterator[None]:
+    """``sqlalchemy.url`` names the scratch database, with the driver ``env.py`` expects.
+
+    An ``env.py`` that reads the config then connects there directly; one that
+    does not is redirected anyway (:func:`redirected_connections`).
+    """
+    config = project.config
+    configured = project.configured_url
+    driver = scratch.drivername
+    if configured:
+        mine = sa.make_url(configured)
+        if mine.get_backend_name() == scratch.get_backend_name():
+            driver = mine.drivername
+    elif server.get_backend_name() == scratch.get_backend_name():
+        driver = server.drivername
+    saved = dict(config.attributes)
+    old = config.get_main_option("sqlalchemy.url")
+    url = scratch.set(drivername=driver).render_as_string(hide_password=False)
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    config.attributes["configure_logger"] = False  # migrasafe's template: no logging setup per step
+    try:
+        yield
+    finally:
+        config.attributes.clear()
+        config.attributes.update(saved)
+        if old is None:
+            config.remove_main_option("sqlalchemy.url")
+        else:
+            config.set_main_option("sqlalchemy.url", old.replace("%", "%%"))

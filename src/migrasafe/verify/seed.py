@@ -1,0 +1,396 @@
+"""Generated rows that the application could hold, for a reflected schema.
+
+Values respect what the database declares: each column's type (length,
+``Numeric`` precision and scale, enum labels, ARRAY, JSON, UUID, date and
+time types), NOT NULL, UNIQUE (composite and partial ones too), foreign keys
+and CHECK constraints (read by :mod:`.checks`). Tables are filled parents
+first; a foreign key in a cycle (``users.team_id`` <-> ``teams.captain_id``)
+is inserted NULL and set once both tables have rows, and set NULL again
+before the tables are emptied.
+
+``hints`` are the same tables as a later revision leaves them: a column that
+revision casts to an enum, or makes NOT NULL, or constrains, gets values that
+will survive it (see ``verify``'s retry of a revision that refused the rows).
+
+A row the database still refuses is retried with new values, then left out
+and counted: ``verify`` reports it, never silently.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import random
+import string
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql.ddl import sort_tables_and_constraints
+
+from .checks import Allowed, allowed_values
+
+_RETRIES = 3
+
+
+@dataclass
+class SeedReport:
+    inserted: dict[str, int] = field(default_factory=dict)
+    refused: dict[str, int] = field(default_factory=dict)
+    why: dict[str, str] = field(default_factory=dict)  # table -> the database's last refusal
+
+
+@dataclass
+class _Plan:
+    """What to generate for one table."""
+
+    table: sa.Table
+    allowed: dict[str, Allowed]
+    unique: set[str]
+    parents: dict[str, list[Any]]
+    deferred: set[str]  # foreign-key columns of a cycle: NULL first, set afterwards
+    hint: sa.Table | None = None
+
+
+def _allowed(table: sa.Table, dialect: str) -> dict[str, Allowed]:
+    texts = [str(c.sqltext) for c in table.constraints if isinstance(c, sa.CheckConstraint)]
+    return allowed_values(texts, dialect) if texts else {}
+
+
+class Seeder:
+    """Fills tables with deterministic rows for a given seed."""
+
+    def __init__(self, rows: int, seed: int) -> None:
+        self.rows = rows
+        self.rng = random.Random(seed)
+        self.serial = 0
+
+    def fill(
+        self,
+        connection: Connection,
+        exclude: set[str],
+        only: set[str] | None = None,
+        hints: dict[str, sa.Table] | None = None,
+        rows: int | None = None,
+    ) -> SeedReport:
+        """Empty the tables (children first), then insert fresh rows (parents first).
+
+        ``only`` limits this to some tables; the caller includes their
+        foreign-key children, whose rows would otherwise point at deleted keys.
+        ``rows=0`` only empties them.
+        """
+        metadata = sa.MetaData()
+        if only is None:
+            metadata.reflect(connection, only=lambda name, _m: name not in exclude)
+        else:
+            metadata.reflect(connection, only=sorted(only - exclude))  # parents come along
+        chosen = [t for t in metadata.tables.values() if only is None or t.name in only]
+        ordered, cyclic = _order(chosen)
+        for table, columns in cyclic.items():  # break the cycles, then delete children first
+            connection.execute(table.update().values({c: None for c in columns}))
+        for table in reversed(ordered):
+            connection.execute(table.delete())
+        report = SeedReport()
+        count = self.rows if rows is None else rows
+        if count == 0:
+            return report
+        dialect = connection.dialect.name
+        plans = []
+        for table in ordered:
+            plan = self._plan(connection, table, cyclic.get(table, set()), dialect, hints)
+            self._fill_table(connection, plan, count, report)
+            plans.append(plan)
+        for plan in plans:
+            if plan.deferred:
+                self._link(connection, plan)
+        return report
+
+    def _plan(
+        self,
+        connection: Connection,
+        table: sa.Table,
+        deferred: set[str],
+        dialect: str,
+        hints: dict[str, sa.Table] | None,
+    ) -> _Plan:
+        hint = (hints or {}).get(table.name)
+        allowed = _allowed(table, dialect)
+        if hint is not None:
+            for column, rule in _allowed(hint, dialect).items():
+                allowed.setdefault(column, Allowed()).merge(rule)
+        unique = _unique_columns(table) | (_unique_columns(hint) if hint is not None else set())
+        parents = {
+            fk.parent.name: self._keys(connection, fk.column)
+            for fk in table.foreign_keys
+            if fk.parent.name not in deferred
+        }
+        return _Plan(table, allowed, unique, parents, deferred, hint)
+
+    def _fill_table(
+        self, connection: Connection, plan: _Plan, count: int, report: SeedReport
+    ) -> None:
+        table = plan.table
+        rows = [self._row(plan) for _ in range(count)]
+        ready = [row for row in rows if row is not None]
+        groups: dict[frozenset[str], list[dict[str, Any]]] = {}
+        for row in ready:
+            groups.setdefault(frozenset(row), []).append(row)
+        try:
+            with connection.begin_nested():
+                for group in groups.values():
+                    connection.execute(table.insert(), group)
+            inserted, refused = len(ready), len(rows) - len(ready)
+        except sa_exc.DBAPIError:
+            inserted, refused = self._one_by_one(connection, plan, count, report)
+        report.inserted[table.name] = inserted
+        if refused:
+            report.refused[table.name] = refused
+            report.why.setdefault(table.name, "no parent row to point at (NOT NULL foreign key)")
+
+    def _one_by_one(
+        self, connection: Connection, plan: _Plan, count: int, report: SeedReport
+    ) -> tuple[int, int]:
+        """Row by row, each retried with new values: some constraint was not understood."""
+        inserted = refused = 0
+        for _ in range(count):
+            for _attempt in range(_RETRIES):
+                row = self._row(plan)
+                if row is None:
+                    break
+                try:
+                    with connection.begin_nested():
+                        connection.execute(plan.table.insert().values(row))
+                except sa_exc.DBAPIError as exc:
+                    report.why[plan.table.name] = " ".join(str(exc.orig).split())[:200]
+                    continue
+                inserted += 1
+                break
+            else:
+                refused += 1
+        return inserted, refused
+
+    def _link(self, connection: Connection, plan: _Plan) -> None:
+        """Point the cycle's foreign keys at rows that now exist (each row, its own try)."""
+        table = plan.table
+        keys = [c for c in table.primary_key.columns]
+        if not keys:
+            return
+        targets = {
+            fk.parent.name: self._keys(connection, fk.column)
+            for fk in table.foreign_keys
+            if fk.parent.name in plan.deferred
+        }
+        for row in connection.execute(sa.select(*keys)).all():
+            values = {c: self.rng.choice(k) for c, k in targets.items() if k}
+            if not values:
+                continue
+            condition = sa.and_(*(k == v for k, v in zip(keys, row, strict=True)))
+            try:
+                with connection.begin_nested():
+                    connection.execute(table.update().where(condition).values(values))
+            except sa_exc.DBAPIError:
+                continue  # the row keeps NULL there: still a row the application could hold
+
+    @staticmethod
+    def _keys(connection: Connection, column: sa.Column[Any]) -> list[Any]:
+        return list(connection.execute(sa.select(column)).scalars())
+
+    def _row(self, plan: _Plan) -> dict[str, Any] | None:
+        self.serial += 1
+        row: dict[str, Any] = {}
+        hint_columns = plan.hint.c if plan.hint is not None else None
+        for column in plan.table.columns:
+            name = column.name
+            hinted = hint_columns.get(name) if hint_columns is not None else None
+            if column.primary_key and column.autoincrement is not False and _is_integer(column):
+                continue  # the database numbers it
+            if name in plan.deferred:
+                row[name] = None
+                continue
+            if name in plan.parents:
+                keys = plan.parents[name]
+                if not keys:
+                    if not column.nullable:
+                        return None  # no parent row to point at
+                    row[name] = None
+                else:
+                    row[name] = self.rng.choice(keys)
+                continue
+            allowed = plan.allowed.get(name.lower())
+            may_be_null = (
+                column.nullable
+                and not (hinted is not None and not hinted.nullable)
+                and not (allowed is not None and allowed.not_null)
+            )
+            if may_be_null and self.rng.random() < 0.25:
+                row[name] = None
+                continue
+            if column.server_default is not None and self.rng.random() < 0.5:
+                continue  # let the database's default fill it
+            row[name] = self._for_column(column, hinted, allowed, name in plan.unique)
+        return row
+
+    def _for_column(
+        self,
+        column: sa.Column[Any],
+        hinted: sa.Column[Any] | None,
+        allowed: Allowed | None,
+        unique: bool,
+    ) -> Any:
+        """A value of the column's type; shaped by the later type when a revision casts it."""
+        kind = column.type
+        if hinted is not None and _is_text(kind) and not _is_text(hinted.type):
+            later = self._value(hinted.type, allowed, unique)
+            if later is not None:  # text the cast will accept: '42', 'open', '2020-01-01'
+                return _as_text(later)
+        return self._value(kind, allowed, unique)
+
+    def _value(self, kind: Any, allowed: Allowed | None, unique: bool) -> Any:
+        rng, serial = self.rng, self.serial
+        if allowed is not None and allowed.choices:
+            return _coerce(rng.choice(allowed.choices), kind)
+        if isinstance(kind, sa.Enum) and kind.enums:
+            return rng.choice(kind.enums)
+        if isinstance(kind, sa.ARRAY):
+            item = kind.item_type
+            return [self._value(item, None, False) for _ in range(rng.randint(0, 3))]
+        if isinstance(kind, sa.Boolean):
+            return rng.random() < 0.5
+        if isinstance(kind, sa.Integer) or _python_type(kind) is int:
+            low = int(allowed.low) if allowed and allowed.low is not None else 0
+            high = int(allowed.high) if allowed and allowed.high is not None else 10_000
+            if isinstance(kind, sa.SmallInteger):
+                high = min(high, 32_767)
+            return low + serial if unique else rng.randint(low, max(low, high))
+        if isinstance(kind, sa.Numeric | sa.Float):  # not one class in SQLAlchemy 2.1
+            return self._number(kind, allowed, unique)
+        if isinstance(kind, sa.DateTime):
+            moment = dt.datetime(2020, 1, 1) + dt.timedelta(minutes=rng.randint(0, 10**6))
+            if unique:
+                moment += dt.timedelta(seconds=serial)
+            return moment.replace(tzinfo=dt.UTC) if kind.timezone else moment
+        if isinstance(kind, sa.Date):
+            return dt.date(2020, 1, 1) + dt.timedelta(days=(serial if unique else 0)
+                                                      + rng.randint(0, 3650))  # fmt: skip
+        if isinstance(kind, sa.Time):
+            return dt.time(rng.randint(0, 23), rng.randint(0, 59))
+        if isinstance(kind, sa.Interval):
+            return dt.timedelta(minutes=rng.randint(0, 10_000))
+        if isinstance(kind, sa.Uuid):
+            return uuid.UUID(int=rng.getrandbits(128))
+        if isinstance(kind, sa.JSON):
+            return {"n": serial, "tags": [rng.choice(string.ascii_lowercase)]}
+        if isinstance(kind, sa.LargeBinary):
+            return rng.randbytes(8)
+        if isinstance(kind, sa.String):  # Text, Unicode, CHAR too
+            length = getattr(kind, "length", None) or 40
+            if allowed is not None and allowed.longest is not None:
+                length = min(length, max(allowed.longest, 1))
+            prefix = f"{serial}-" if unique else ""
+            size = max(1, min(length, 24) - len(prefix))
+            text = "".join(rng.choice(string.ascii_letters) for _ in range(size))
+            return (prefix + text)[:length]
+        name = type(kind).__name__.upper()
+        if name in ("INET", "CIDR"):
+            return f"10.{serial // 65536 % 256}.{serial // 256 % 256}.{serial % 256}"
+        if name == "MACADDR":
+            return ":".join(f"{b:02x}" for b in (serial % 2**48).to_bytes(6, "big"))
+        return None
+
+    def _number(
+        self, kind: sa.Numeric[Any] | sa.Float[Any], allowed: Allowed | None, unique: bool
+    ) -> Any:
+        precision, scale = getattr(kind, "precision", None), getattr(kind, "scale", None)
+        scale = 2 if scale is None else scale
+        highest = 1000.0
+        if precision is not None and not isinstance(kind, sa.Float):
+            highest = min(highest, 10.0 ** (precision - scale) - 10.0**-scale)
+        lowest = 0.0
+        if allowed is not None:
+            lowest = allowed.low if allowed.low is not None else lowest
+            highest = allowed.high if allowed.high is not None else highest
+        value = round(self.rng.uniform(lowest, max(lowest, highest)), scale)
+        if unique:
+            value = round(lowest + (self.serial % 10**6) * 10.0**-scale, scale)
+        if getattr(kind, "asdecimal", False):
+            return decimal.Decimal(str(value)).quantize(decimal.Decimal(1).scaleb(-scale))
+        return value
+
+
+def _order(tables: list[sa.Table]) -> tuple[list[sa.Table], dict[sa.Table, set[str]]]:
+    """Parents first; the foreign keys that close a cycle, by table (only nullable ones)."""
+    ordered: list[sa.Table] = []
+    cyclic: dict[sa.Table, set[str]] = {}
+    chosen = set(tables)
+    for table, remaining in sort_tables_and_constraints(tables):  # type: ignore[no-untyped-call]
+        if table is not None:
+            if table in chosen:
+                ordered.append(table)
+            continue
+        for constraint in remaining:
+            owner = constraint.table
+            if owner in chosen and all(c.nullable for c in constraint.columns):
+                cyclic.setdefault(owner, set()).update(c.name for c in constraint.columns)
+    return ordered, cyclic
+
+
+def _unique_columns(table: sa.Table) -> set[str]:
+    """A column per UNIQUE constraint or index (composite or partial) that gets distinct values.
+
+    One distinct column makes every combination distinct; a foreign key is
+    a poor choice (few parent keys), so another column is taken when there is one.
+    """
+    found: set[str] = set()
+    groups = [list(c.columns) for c in table.constraints if isinstance(c, sa.UniqueConstraint)]
+    groups += [list(ix.columns) for ix in table.indexes if ix.unique]
+    groups += [[c] for c in table.columns if c.unique]
+    for columns in groups:
+        free = [c for c in columns if not c.foreign_keys and _can_be_distinct(c.type)]
+        if free:
+            found.add(free[0].name)
+    return found
+
+
+def _can_be_distinct(kind: Any) -> bool:
+    return isinstance(kind, sa.String | sa.Integer | sa.Numeric | sa.Float | sa.DateTime | sa.Date)
+
+
+def _python_type(kind: Any) -> type | None:
+    try:
+        found: type = kind.python_type
+    except NotImplementedError:
+        return None
+    return found
+
+
+def _is_integer(column: sa.Column[Any]) -> bool:
+    return _python_type(column.type) is int
+
+
+def _is_text(kind: Any) -> bool:
+    return isinstance(kind, sa.String) and not isinstance(kind, sa.Enum)
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _coerce(choice: Any, kind: Any) -> Any:
+    """A CHECK's literal as the column's type holds it."""
+    if isinstance(kind, sa.Integer) and isinstance(choice, float | str):
+        try:
+            return int(float(choice))
+        except ValueError:
+            return choice
+    if isinstance(kind, sa.Numeric | sa.Float) and isinstance(choice, float):
+        return decimal.Decimal(str(choice)) if getattr(kind, "asdecimal", False) else choice
+    if _is_text(kind) and isinstance(choice, float):
+        return str(int(choice)) if choice.is_integer() else str(choice)
+    return choice

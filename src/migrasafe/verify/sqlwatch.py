@@ -1,0 +1,64 @@
+"""Which tables a migration step touched, from the SQL it sent.
+
+Reading every table after every step would make ``verify`` grow with the
+square of the history: only the tables a step's statements name (and their
+foreign-key children) are re-read and reseeded; when no statement changed
+the schema (a data migration), the catalog is not read at all.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from .snapshot import Schema
+
+IDENTIFIER = re.compile(r"[A-Za-z_][\w$]*")
+_DDL = re.compile(r"\s*(CREATE|ALTER|DROP|RENAME|TRUNCATE|COMMENT|PRAGMA)\b", re.I)
+
+
+class SqlWatch:
+    """Collects the words of every statement sent while a step runs."""
+
+    def __init__(self) -> None:
+        self.words: set[str] = set()
+        self.statements = 0
+        self.ddl = False
+        self.active = False
+
+    def __call__(self, _conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if self.active:
+            self.statements += 1
+            self.ddl = self.ddl or bool(_DDL.match(statement))
+            self.words.update(word.lower() for word in IDENTIFIER.findall(statement))
+
+    @contextmanager
+    def watching(self) -> Iterator[None]:
+        event.listen(Engine, "before_cursor_execute", self)
+        try:
+            yield
+        finally:
+            event.remove(Engine, "before_cursor_execute", self)
+
+    def start(self) -> None:
+        self.words, self.statements, self.ddl, self.active = set(), 0, False, True
+
+    def tables(self, schema: Schema, now: set[str]) -> set[str] | None:
+        """The tables the statements named, directly or by one of their indexes or constraints.
+
+        None when nothing was seen (then every table is re-read). ``DROP INDEX
+        ix`` names no table, hence the index and constraint names.
+        """
+        self.active = False
+        if not self.statements:
+            return None
+        words = self.words
+        found = {name for name in now if name.lower() in words or not IDENTIFIER.fullmatch(name)}
+        for name, tables in schema.owners.items():
+            if name.lower() in words or not IDENTIFIER.fullmatch(name):
+                found |= tables
+        return found

@@ -1,0 +1,194 @@
+"""verify on histories as real projects have them: it checks all of it, with data it can hold.
+
+Each scenario is one way verify used to check little or say "clean" without
+data: cyclic foreign keys, a cast to an enum, CHECK/ARRAY/Numeric columns,
+a table without a primary key, a data migration that needs specific rows,
+and a 50-revision history whose revisions fail on generated rows. Each runs
+on SQLite and on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import make_project, run_cli
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def server(request: pytest.FixtureRequest) -> list[str]:
+    """Where verify makes its scratch database: a temporary SQLite file, or a PostgreSQL server."""
+    if request.param == "sqlite":
+        return []
+    return ["--url", str(request.getfixturevalue("pg_url"))]
+
+
+def _verify(ini: Path, server: list[str]) -> tuple[int, dict[str, object]]:
+    result = run_cli("-c", str(ini), "verify", *server, "--json")
+    assert result.exit_code in (0, 1), result.stdout + result.stderr
+    return result.exit_code, json.loads(result.stdout)
+
+
+def _findings(report: dict[str, object]) -> set[tuple[str, str, str | None, str]]:
+    return {(f["rule"], f["revision"], f["table"], f["severity"])  # type: ignore[index]
+            for f in report["findings"]}  # type: ignore[attr-defined]  # fmt: skip
+
+
+def _clean_with_data(report: dict[str, object], revisions: list[str]) -> None:
+    assert report["findings"] == [], report["findings"]
+    assert report["refused_rows"] == {}
+    assert report["coverage"] == {  # type: ignore[comparison-overlap]
+        "with_data": revisions, "schema_only": {}, "upgrade_only": {}, "not_checked": {}
+    }  # fmt: skip
+    assert report["fully_checked"] is True
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    [
+        "verify_cyclic_fk",  # users.team_id <-> teams.captain_id: NULL first, linked afterwards
+        "verify_enum_cast",  # status text cast to an enum: rows shaped by the enum survive it
+        "verify_no_primary_key",  # compared as a multiset: a dropped added column loses no row
+    ],
+)
+def test_scenario_is_verified_with_rows_it_can_hold(
+    tmp_path: Path, server: list[str], scenario: str
+) -> None:
+    ini = make_project(tmp_path / "p", "generic", scenario)
+    code, report = _verify(ini, server)
+    assert code == 0
+    _clean_with_data(report, ["0001", "0002"])
+
+
+def test_check_array_and_numeric_columns_get_rows_and_a_deleting_downgrade_is_data_lost(
+    tmp_path: Path, server: list[str]
+) -> None:
+    ini = make_project(tmp_path / "p", "generic", "verify_check_array_numeric")
+    code, report = _verify(ini, server)
+    assert code == 1
+    assert _findings(report) == {("data-lost", "0002", "prices", "error")}
+    assert report["refused_rows"] == {}
+    lost = report["findings"][0]["message"]  # type: ignore[index]
+    assert lost.startswith("20 of 20 rows of prices")
+
+
+def test_declared_rows_let_a_data_migration_that_needs_them_be_checked(
+    tmp_path: Path, server: list[str]
+) -> None:
+    ini = make_project(tmp_path / "p", "generic", "verify_fixture_rows")
+    code, report = _verify(ini, server)
+    assert code == 1  # the setting it needs is not among generated rows, nor in empty tables
+    assert ("upgrade-failed", "0002", None, "error") in _findings(report)
+    assert report["coverage"]["not_checked"] == {  # type: ignore[index]
+        "0002": "its upgrade failed, even on empty tables"
+    }
+    (ini.parent / "pyproject.toml").write_text(
+        "[tool.migrasafe.verify.before_revision_data]\n"
+        '"0002" = { settings = [{ key = "theme", value = "dark" }] }\n'
+    )
+    code, report = _verify(ini, server)
+    assert code == 0
+    _clean_with_data(report, ["0001", "0002"])
+
+
+def test_a_revision_declared_irreversible_is_a_note_and_verify_goes_on(
+    tmp_path: Path, server: list[str]
+) -> None:
+    ini = make_project(tmp_path / "p", "generic", "verify_no_primary_key")
+    (ini.parent / "pyproject.toml").write_text('[tool.migrasafe.verify]\nirreversible = ["0001"]\n')
+    code, report = _verify(ini, server)
+    assert code == 0
+    assert _findings(report) == {("irreversible", "0001", None, "info")}
+    coverage = report["coverage"]
+    assert coverage["upgrade_only"] == {  # type: ignore[index]
+        "0001": "declared irreversible: only its upgrade ran"
+    }
+    assert coverage["with_data"] == ["0002"]  # type: ignore[index]
+    assert report["fully_checked"] is False
+
+
+_ITEMS = '''"""items"""
+from alembic import op
+import sqlalchemy as sa
+
+revision = "0001"
+down_revision = None
+
+
+def upgrade():
+    op.create_table(
+        "items",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column("note", sa.String(30), nullable=True),
+        sa.Column("code", sa.String(10), nullable=False),
+    )
+
+
+def downgrade():
+    op.drop_table("items")
+'''
+
+_COLUMN = '''"""column c{n}"""
+from alembic import op
+import sqlalchemy as sa
+
+revision = "{rev}"
+down_revision = "{down}"
+
+
+def upgrade():
+    op.add_column("items", sa.Column("c{n}", sa.Integer(), nullable=True))
+    {extra_up}
+
+
+def downgrade():
+    {extra_down}
+    with op.batch_alter_table("items") as batch:
+        batch.drop_column("c{n}")
+'''
+
+# 0010 makes a column NOT NULL: generated NULLs refuse it, rows shaped by 0010's schema pass.
+_NOT_NULL_UP = (
+    'with op.batch_alter_table("items") as batch:\n'
+    '        batch.alter_column("note", existing_type=sa.String(30), nullable=False)'
+)
+_NOT_NULL_DOWN = (
+    'with op.batch_alter_table("items") as batch:\n'
+    '        batch.alter_column("note", existing_type=sa.String(30), nullable=True)'
+)
+# 0020 reads every code as a number in Python: no generated text survives it.
+_PARSE_UP = (
+    "for id_, code in op.get_bind().execute(sa.text('SELECT id, code FROM items')).all():\n"
+    "        op.execute(sa.text('UPDATE items SET c20 = :n WHERE id = :id')"
+    ".bindparams(n=int(code), id=id_))"
+)
+
+
+def test_a_50_revision_history_is_checked_to_the_end_past_revisions_that_refuse_its_rows(
+    tmp_path: Path, server: list[str]
+) -> None:
+    ini = make_project(tmp_path / "p", "generic")
+    versions = ini.parent / "migrations" / "versions"
+    (versions / "0001_items.py").write_text(_ITEMS)
+    for n in range(2, 51):
+        extra_up, extra_down = {10: (_NOT_NULL_UP, _NOT_NULL_DOWN),
+                                20: (_PARSE_UP, "pass")}.get(n, ("pass", "pass"))  # fmt: skip
+        (versions / f"{n:04d}_c{n}.py").write_text(_COLUMN.format(
+            n=n, rev=f"{n:04d}", down=f"{n - 1:04d}", extra_up=extra_up, extra_down=extra_down
+        ))  # fmt: skip
+    code, report = _verify(ini, server)
+    assert code == 0, report["findings"]  # warnings only: nothing is wrong, one thing unchecked
+    coverage = report["coverage"]
+    assert coverage["with_data"] == [f"{n:04d}" for n in range(1, 51) if n != 20]  # type: ignore[index]
+    assert list(coverage["schema_only"]) == ["0020"]  # type: ignore[index,call-overload]
+    assert coverage["not_checked"] == {}  # type: ignore[index]
+    assert _findings(report) == {("data-not-checked", "0020", None, "warning")}
+    assert "invalid literal for int()" in report["findings"][0]["message"]  # type: ignore[index]
+    assert report["complete"] is True and report["fully_checked"] is False
+    text = run_cli("-c", str(ini), "verify", *server)
+    assert "Coverage: 49 with data, 1 schema only (0020), 0 upgrade only, 0 not checked." in (
+        text.stdout
+    )
+    assert "Every revision reverses cleanly" not in text.stdout
