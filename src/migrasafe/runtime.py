@@ -289,15 +289,18 @@ def _guarded(on_do_connect: Callable[..., None] | None,
     out, so none of them is reused by code that runs later (nor left for the
     garbage collector by an ``env.py`` that never disposes of its engine).
     """
-    made: list[Any] = []
+    made: dict[int, Any] = {}  # id -> pool record; verify makes thousands: no list to scan
 
     def on_pool_connect(dbapi_connection: Any, record: Any) -> None:
-        made.append(record)
+        if len(made) > 64:  # forget the ones already closed (NullPool closes at checkin)
+            for key in [k for k, r in made.items() if r.dbapi_connection is None]:
+                del made[key]
+        made[id(record)] = record
         if on_connect is not None:
             on_connect(dbapi_connection)
 
     def on_checkout(_dbapi_connection: Any, record: Any, _proxy: Any) -> None:
-        if not any(record is mine for mine in made):
+        if made.get(id(record)) is not record:
             raise sa.exc.DisconnectionError("made before migrasafe's guard: connect anew")
 
     listeners: list[tuple[Any, str, Callable[..., Any]]] = [
@@ -315,7 +318,7 @@ def _guarded(on_do_connect: Callable[..., None] | None,
     finally:
         for target, name, fn in listeners:
             sa.event.remove(target, name, fn)
-        for record in made:  # those still in use (migrasafe's own lock) are left alone
+        for record in made.values():  # those still in use (migrasafe's own lock) are left alone
             try:
                 if record.dbapi_connection is not None and not record.in_use:
                     record.invalidate()

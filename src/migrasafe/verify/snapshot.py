@@ -7,7 +7,7 @@ rows that were there before the upgrade.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -107,26 +107,32 @@ class Schema:
 
     @cached_property
     def owners(self) -> dict[str, set[str]]:
-        """Name of every named index and constraint -> its tables (built once per schema)."""
+        """Every named index and constraint -> its tables, by :func:`name_key`."""
         found: dict[str, set[str]] = {}
         for table_name, table in self.tables.items():
             for group in (table.indexes, table.uniques, table.foreign_keys, table.checks):
                 for item in group:
                     if item[0]:
-                        found.setdefault(item[0], set()).add(table_name)
+                        found.setdefault(name_key(item[0]), set()).add(table_name)
         return found
 
-    def named_objects(self) -> Iterator[tuple[str, str]]:
-        """(table, name) for every named index and constraint."""
-        for name, tables in self.owners.items():
-            for table in tables:
-                yield table, name
-
     def replace(self, fresh: Schema, gone: Iterable[str]) -> Schema:
-        """This schema with ``fresh``'s tables re-read and the ``gone`` tables removed."""
-        tables = {k: v for k, v in self.tables.items() if k not in set(gone)}
+        """This schema with ``fresh``'s tables re-read and the ``gone`` tables removed.
+
+        The name index (:attr:`owners`) is carried over and patched for the
+        tables that changed, not rebuilt: verify replaces after every step.
+        """
+        dropped = set(gone)
+        tables = {k: v for k, v in self.tables.items() if k not in dropped}
         tables.update(fresh.tables)
-        return Schema(tables)
+        result = Schema(tables)
+        changed = dropped | fresh.tables.keys()
+        for index in ("owners", "_children"):
+            if index in self.__dict__:
+                result.__dict__[index] = _patched(
+                    self.__dict__[index], getattr(fresh, index), changed
+                )
+        return result
 
     def differences(self, other: Schema) -> dict[str, list[str]]:
         """Per table, how ``other`` differs from this schema."""
@@ -142,6 +148,25 @@ class Schema:
             elif diff := mine.differences(theirs):
                 found[name] = diff
         return found
+
+
+def name_key(name: str) -> str:
+    """How SQL text names an object: case-folded; "*" for a name that needs quoting."""
+    return name.lower() if name.isidentifier() else "*"
+
+
+def _patched(
+    index: dict[str, set[str]], fresh: dict[str, set[str]], changed: set[str]
+) -> dict[str, set[str]]:
+    """``index`` (key -> tables) with the ``changed`` tables' entries replaced by ``fresh``'s."""
+    patched = {}
+    for key, tables in index.items():
+        kept = tables - changed if not tables.isdisjoint(changed) else tables
+        if kept:
+            patched[key] = kept
+    for key, tables in fresh.items():
+        patched[key] = patched.get(key, set()) | tables
+    return patched
 
 
 def table_names(connection: Connection, exclude: Iterable[str] = ()) -> set[str]:

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from .snapshot import Schema
+from .snapshot import Schema, name_key
 
 IDENTIFIER = re.compile(r"[A-Za-z_][\w$]*")
 _DDL = re.compile(r"\s*(CREATE|ALTER|DROP|RENAME|TRUNCATE|COMMENT|PRAGMA)\b", re.I)
@@ -56,9 +56,12 @@ class SqlWatch:
         self.active = False
         if not self.statements:
             return None
-        words = self.words
-        found = {name for name in now if name.lower() in words or not IDENTIFIER.fullmatch(name)}
-        for name, tables in schema.owners.items():
-            if name.lower() in words or not IDENTIFIER.fullmatch(name):
-                found |= tables
+        by_key: dict[str, set[str]] = {}
+        for name in now:
+            by_key.setdefault(name_key(name), set()).add(name)
+        owners = schema.owners
+        found = set(by_key.get("*", ())) | owners.get("*", set())  # quoted names: always
+        for word in self.words:  # a few words per statement: look them up, scan nothing
+            found |= by_key.get(word, set())
+            found |= owners.get(word, set())
         return found
