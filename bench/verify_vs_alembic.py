@@ -1,23 +1,27 @@
-"""Benchmark: `migrasafe verify` against `alembic upgrade head` + `alembic downgrade base`.
+"""Benchmark: `migrasafe verify` against Alembic's and pytest-alembic's round trips.
 
-Generates a project of N revisions (default 200: tables created, columns
-added, indexes created, alternately), then times, in one run on one machine:
+For each size (default 200 and 1,000 generated revisions: tables created,
+columns added, indexes created, alternately) and each database (SQLite, and
+PostgreSQL when a server is given with --pg URL or $MIGRASAFE_BENCH_PG, e.g.
+postgresql+psycopg://postgres@127.0.0.1:5432/postgres), in one run:
 
-  (a) Alembic's upgrade head + downgrade base on a fresh SQLite file;
+  (a) Alembic's upgrade head + downgrade base on a fresh database;
   (b) pytest-alembic's test_up_down_consistency + test_upgrade, run by pytest
-      in a separate virtualenv (pytest-alembic 0.13 does not load under
-      pytest 9, which migrasafe's own tests use), created once in
+      in a separate virtualenv (pytest-alembic does not load under pytest 9,
+      which migrasafe's own tests use), created once in
       bench/.venv-pytest-alembic; the time is pytest's own session time;
-  (v) migrasafe verify (3 steps per revision, generated rows, schema and data
-      compared after each step).
+  (v) migrasafe verify (3 steps per revision, 20 generated rows per table,
+      schema and data compared after each step).
 
-Prints the times and the ratios. Target: v <= 4x (a), while checking data
-that (a) and (b) do not. Run: python bench/verify_vs_alembic.py [N]
-(--no-pytest-alembic skips (b), e.g. without network).
+Prints the times, the ratios and the time per revision. Targets: v <= 3x (a)
+on every row, time per revision at 1,000 within 20% of that at 200, and v no
+slower than (b) while checking data that (a) and (b) do not.
+Run: python bench/verify_vs_alembic.py [200,1000] [--pg URL] [--no-pytest-alembic]
 """
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -25,9 +29,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import sqlalchemy as sa
 from alembic import command
 
 from migrasafe import init, load_project
+from migrasafe.database import support_for
 from migrasafe.verify import verify
 
 TEMPLATE = '''"""Revision {n}"""
@@ -85,19 +91,19 @@ def alembic_config():
 
 @pytest.fixture
 def alembic_engine(tmp_path):
-    return sa.create_engine(f"sqlite:///{tmp_path}/pytest_alembic.db")
+    return sa.create_engine(URL or f"sqlite:///{tmp_path}/pytest_alembic.db")
 """
 PYTEST_ALEMBIC_TESTS = "from pytest_alembic.tests import test_up_down_consistency, test_upgrade\n"
 
 
-def pytest_alembic_seconds(project: Path) -> float:
+def pytest_alembic_seconds(project: Path, url: str | None) -> float:
     """pytest-alembic's two tests on the project, in their own virtualenv."""
     python = PYTEST_ALEMBIC_VENV / "bin" / "python"
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(PYTEST_ALEMBIC_VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "pytest<9",
-                        "pytest-alembic", "alembic", "sqlalchemy>=2"], check=True)  # fmt: skip
-    (project / "conftest.py").write_text(PYTEST_ALEMBIC_CONFTEST)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "pytest<9", "pytest-alembic",
+                        "alembic", "sqlalchemy>=2", "psycopg[binary]"], check=True)  # fmt: skip
+    (project / "conftest.py").write_text(f"URL = {url!r}\n" + PYTEST_ALEMBIC_CONFTEST)
     (project / "test_pytest_alembic.py").write_text(PYTEST_ALEMBIC_TESTS)
     result = subprocess.run(
         [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_pytest_alembic.py"],
@@ -109,38 +115,59 @@ def pytest_alembic_seconds(project: Path) -> float:
     return float(passed.group(2))
 
 
-def main() -> None:
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    count = int(args[0]) if args else 200
-    with_pytest_alembic = "--no-pytest-alembic" not in sys.argv
-    with tempfile.TemporaryDirectory() as tmp:
-        ini = generate(Path(tmp) / "project", count)
-        project = load_project(ini, url=f"sqlite:///{tmp}/alembic.db")
+def measure(count: int, root: Path, server: str | None, with_pa: bool) -> tuple[float, ...]:
+    """(a), (b) (or nan) and (v) seconds for ``count`` revisions on SQLite or ``server``."""
+    ini = generate(root / f"project{count}{'pg' if server else ''}", count)
+    support = support_for(sa.make_url(server)) if server else None
+    with support.scratch() if support else _sqlite(root, count) as url:
+        project = load_project(ini, url=url)
         project.config.attributes["configure_logger"] = False
         project.script  # noqa: B018 - load the scripts once for both, outside the timings
-
         start = time.perf_counter()
         command.upgrade(project.config, "head")
         command.downgrade(project.config, "base")
         alembic_seconds = time.perf_counter() - start
-
+        if with_pa:
+            with support.scratch() if support else _sqlite(root, count, "pa") as pa_url:
+                pa_seconds = pytest_alembic_seconds(ini.parent, pa_url if server else None)
+        else:
+            pa_seconds = float("nan")
         start = time.perf_counter()
-        report = verify(project)
+        report = verify(project, url=server)
         verify_seconds = time.perf_counter() - start
+    assert report.ok and report.fully_checked, report.findings
+    return alembic_seconds, pa_seconds, verify_seconds, float(report.steps)
 
-        pa_seconds = pytest_alembic_seconds(ini.parent) if with_pytest_alembic else None
 
-    assert report.ok, report.findings
-    print(f"{count} revisions, SQLite")
-    print(f"{'command':<58}{'seconds':>10}")
-    print(f"{'(a) alembic upgrade head + downgrade base':<58}{alembic_seconds:>10.2f}")
-    if pa_seconds is not None:
-        print(f"{'(b) pytest-alembic up_down_consistency + upgrade':<58}{pa_seconds:>10.2f}")
-    print(f"{'(v) migrasafe verify (' + str(report.steps) + ' steps, rows=20, data checked)':<58}"
-          f"{verify_seconds:>10.2f}")  # fmt: skip
-    print(f"ratio v/a: {verify_seconds / alembic_seconds:.2f}x (target <= 4x)")
-    if pa_seconds is not None:
-        print(f"ratio v/b: {verify_seconds / pa_seconds:.2f}x")
+class _sqlite:
+    def __init__(self, root: Path, count: int, tag: str = "alembic") -> None:
+        self.url = f"sqlite:///{root}/{tag}{count}.db"
+
+    def __enter__(self) -> str:
+        return self.url
+
+    def __exit__(self, *_exc: object) -> None:
+        pass
+
+
+def main() -> None:
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    sizes = [int(n) for n in (args[0] if args else "200,1000").split(",")]
+    with_pa = "--no-pytest-alembic" not in sys.argv
+    server = os.environ.get("MIGRASAFE_BENCH_PG")
+    if "--pg" in sys.argv:
+        server = sys.argv[sys.argv.index("--pg") + 1]
+    databases = [("SQLite", None)] + ([("PostgreSQL", server)] if server else [])
+    print(f"Python {sys.version.split()[0]}, in process (imports done); verify: 20 rows per "
+          "table, schema and data compared after every step")  # fmt: skip
+    print(f"{'database':<11}{'revisions':>9}{'(a) alembic':>13}{'(b) pytest-alembic':>20}"
+          f"{'(v) verify':>12}{'v/a':>7}{'v/b':>7}{'v per rev':>11}", flush=True)  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, url in databases:
+            for count in sizes:
+                a, b, v, _steps = measure(count, Path(tmp), url, with_pa)
+                print(f"{name:<11}{count:>9}{a:>12.2f}s{b:>19.2f}s{v:>11.2f}s{v / a:>6.2f}x"
+                      f"{v / b:>6.2f}x{v / count * 1000:>8.1f} ms", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -192,3 +192,18 @@ def test_a_50_revision_history_is_checked_to_the_end_past_revisions_that_refuse_
         text.stdout
     )
     assert "Every revision reverses cleanly" not in text.stdout
+
+
+def test_tables_of_every_schema_the_migrations_create_are_seeded_and_compared(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """PostgreSQL schemas (SQLite and MySQL have one per database, and nothing to compare).
+
+    Whether or not env.py sets include_schemas: every schema of the scratch
+    database was made by the migrations.
+    """
+    ini = make_project(tmp_path / "p", "generic", "verify_other_schema")
+    code, report = _verify(ini, ["--url", pg_url])
+    assert code == 1
+    assert _findings(report) == {("data-lost", "0002", "other.ledger", "error")}
+    assert report["coverage"]["with_data"] == ["0001", "0002"]  # type: ignore[index]

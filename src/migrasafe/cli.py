@@ -119,11 +119,11 @@ def _emit_findings(
     text: Callable[[], None], code: int,
 ) -> None:  # fmt: skip
     """Findings in the format asked for (text and json as every command prints them)."""
-    from . import formats
-
     if fmt in ("text", "json"):
         _emit(fmt == "json", data, text, code)
-    elif fmt == "sarif":
+    from . import formats
+
+    if fmt == "sarif":
         sys.stdout.write(formats.sarif(findings, checks, tool))
     else:
         sys.stdout.write(formats.github(findings) if fmt == "github" else formats.gcc(findings))

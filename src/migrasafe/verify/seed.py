@@ -32,6 +32,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.ddl import sort_tables_and_constraints
 
 from .checks import Allowed, allowed_values
+from .snapshot import DEFAULT, Namespaces
 
 _RETRIES = 3
 
@@ -53,6 +54,7 @@ class _Plan:
     parents: dict[str, list[Any]]
     deferred: set[str]  # foreign-key columns of a cycle: NULL first, set afterwards
     hint: sa.Table | None = None
+    key: str = ""  # the table's name in verify's reports (schema.name outside the default)
 
 
 def _allowed(table: sa.Table, dialect: str) -> dict[str, Allowed]:
@@ -75,6 +77,7 @@ class Seeder:
         only: set[str] | None = None,
         hints: dict[str, sa.Table] | None = None,
         rows: int | None = None,
+        where: Namespaces = DEFAULT,
     ) -> SeedReport:
         """Empty the tables (children first), then insert fresh rows (parents first).
 
@@ -82,12 +85,9 @@ class Seeder:
         foreign-key children, whose rows would otherwise point at deleted keys.
         ``rows=0`` only empties them.
         """
-        metadata = sa.MetaData()
-        if only is None:
-            metadata.reflect(connection, only=lambda name, _m: name not in exclude)
-        else:
-            metadata.reflect(connection, only=sorted(only - exclude))  # parents come along
-        chosen = [t for t in metadata.tables.values() if only is None or t.name in only]
+        metadata = reflect(connection, exclude, only, where)
+        chosen = [t for t in metadata.tables.values()
+                  if only is None or where.key(t.schema, t.name) in only]  # fmt: skip
         ordered, cyclic = _order(chosen)
         for table, columns in cyclic.items():  # break the cycles, then delete children first
             connection.execute(table.update().values({c: None for c in columns}))
@@ -100,7 +100,8 @@ class Seeder:
         dialect = connection.dialect.name
         plans = []
         for table in ordered:
-            plan = self._plan(connection, table, cyclic.get(table, set()), dialect, hints)
+            key = where.key(table.schema, table.name)
+            plan = self._plan(connection, table, cyclic.get(table, set()), dialect, hints, key)
             self._fill_table(connection, plan, count, report)
             plans.append(plan)
         for plan in plans:
@@ -115,8 +116,9 @@ class Seeder:
         deferred: set[str],
         dialect: str,
         hints: dict[str, sa.Table] | None,
+        key: str,
     ) -> _Plan:
-        hint = (hints or {}).get(table.name)
+        hint = (hints or {}).get(key)
         allowed = _allowed(table, dialect)
         if hint is not None:
             for column, rule in _allowed(hint, dialect).items():
@@ -127,7 +129,7 @@ class Seeder:
             for fk in table.foreign_keys
             if fk.parent.name not in deferred
         }
-        return _Plan(table, allowed, unique, parents, deferred, hint)
+        return _Plan(table, allowed, unique, parents, deferred, hint, key)
 
     def _fill_table(
         self, connection: Connection, plan: _Plan, count: int, report: SeedReport
@@ -145,10 +147,10 @@ class Seeder:
             inserted, refused = len(ready), len(rows) - len(ready)
         except sa_exc.DBAPIError:
             inserted, refused = self._one_by_one(connection, plan, count, report)
-        report.inserted[table.name] = inserted
+        report.inserted[plan.key] = inserted
         if refused:
-            report.refused[table.name] = refused
-            report.why.setdefault(table.name, "no parent row to point at (NOT NULL foreign key)")
+            report.refused[plan.key] = refused
+            report.why.setdefault(plan.key, "no parent row to point at (NOT NULL foreign key)")
 
     def _one_by_one(
         self, connection: Connection, plan: _Plan, count: int, report: SeedReport
@@ -164,7 +166,7 @@ class Seeder:
                     with connection.begin_nested():
                         connection.execute(plan.table.insert().values(row))
                 except sa_exc.DBAPIError as exc:
-                    report.why[plan.table.name] = " ".join(str(exc.orig).split())[:200]
+                    report.why[plan.key] = " ".join(str(exc.orig).split())[:200]
                     continue
                 inserted += 1
                 break
@@ -318,6 +320,21 @@ class Seeder:
         if getattr(kind, "asdecimal", False):
             return decimal.Decimal(str(value)).quantize(decimal.Decimal(1).scaleb(-scale))
         return value
+
+
+def reflect(
+    connection: Connection, exclude: set[str], only: set[str] | None, where: Namespaces
+) -> sa.MetaData:
+    """The tables (``only`` those keys, their foreign-key parents along) of every schema read."""
+    metadata = sa.MetaData()
+    for schema in where.listed(sa.inspect(connection)):
+        if only is None:
+            metadata.reflect(connection, schema=schema, only=lambda name, _m: name not in exclude)
+            continue
+        names = sorted(n for s, n in map(where.split, only) if s == schema and n not in exclude)
+        if names:
+            metadata.reflect(connection, schema=schema, only=names)
+    return metadata
 
 
 def _order(tables: list[sa.Table]) -> tuple[list[sa.Table], dict[sa.Table, set[str]]]:

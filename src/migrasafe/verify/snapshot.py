@@ -151,7 +151,11 @@ class Schema:
 
 
 def name_key(name: str) -> str:
-    """How SQL text names an object: case-folded; "*" for a name that needs quoting."""
+    """How SQL text names an object: case-folded; "*" for a name that needs quoting.
+
+    A table of another schema (``schema.name``) is named by its own name.
+    """
+    name = name.rpartition(".")[2] if "." in name else name
     return name.lower() if name.isidentifier() else "*"
 
 
@@ -169,9 +173,54 @@ def _patched(
     return patched
 
 
-def table_names(connection: Connection, exclude: Iterable[str] = ()) -> set[str]:
+class Namespaces:
+    """The schemas verify reads, and how a table is named across them.
+
+    A table of the default schema is known by its name, any other as
+    ``schema.name``: every schema the project uses is seeded and compared
+    (``version_table_schema``, tables declared with ``schema=``, and every
+    schema of the database when ``env.py`` sets ``include_schemas``).
+    """
+
+    def __init__(self, schemas: Iterable[str | None] = (None,), every: bool = False) -> None:
+        self.schemas = tuple(dict.fromkeys([None, *schemas]))
+        self.every = every
+        self.places: dict[str, tuple[str | None, str]] = {}
+
+    def listed(self, inspector: Any) -> tuple[str | None, ...]:
+        default = inspector.default_schema_name
+        found = [s for s in self.schemas if s != default]
+        if self.every:
+            found += [
+                s for s in inspector.get_schema_names()
+                if s != default and s != "information_schema" and not s.startswith("pg_")
+            ]  # fmt: skip
+        return tuple(dict.fromkeys(found))
+
+    def key(self, schema: str | None, name: str) -> str:
+        found = f"{schema}.{name}" if schema else name
+        self.places[found] = (schema, name)
+        return found
+
+    def split(self, key: str) -> tuple[str | None, str]:
+        return self.places.get(key, (None, key))
+
+
+DEFAULT = Namespaces()
+
+
+def table_names(
+    connection: Connection, exclude: Iterable[str] = (), where: Namespaces = DEFAULT
+) -> set[str]:
+    """The tables there now, by key (see :class:`Namespaces`), leaving out ``exclude``."""
     skip = set(exclude)
-    return {name for name in sa.inspect(connection).get_table_names() if name not in skip}
+    inspector = sa.inspect(connection)
+    return {
+        where.key(schema, name)
+        for schema in where.listed(inspector)
+        for name in inspector.get_table_names(schema=schema)
+        if name not in skip
+    }
 
 
 def read_schema(
@@ -179,6 +228,7 @@ def read_schema(
     exclude: Iterable[str] = (),
     only: Iterable[str] | None = None,
     present: set[str] | None = None,
+    where: Namespaces = DEFAULT,
 ) -> Schema:
     """Reflect every table (or ``only`` those named), leaving out ``exclude``.
 
@@ -186,44 +236,45 @@ def read_schema(
     """
     inspector = sa.inspect(connection)
     dialect = connection.dialect
-    names = set(present) if present is not None else table_names(connection, exclude)
+    names = set(present) if present is not None else table_names(connection, exclude, where)
     if only is not None:
         names &= set(only)
     tables = {}
-    for table in sorted(names):
+    for key in sorted(names):
+        schema, table = where.split(key)
         columns = {
             c["name"]: (
                 str(c["type"].compile(dialect=dialect)),
                 bool(c["nullable"]),
                 _normalise_sql(c.get("default")),
             )
-            for c in inspector.get_columns(table)
+            for c in inspector.get_columns(table, schema=schema)
         }
-        pk = inspector.get_pk_constraint(table)
-        tables[table] = TableSchema(
+        pk = inspector.get_pk_constraint(table, schema=schema)
+        tables[key] = TableSchema(
             columns=columns,
             primary_key=tuple(pk.get("constrained_columns") or ()),
             indexes=frozenset(
                 (ix["name"], tuple(str(c) for c in ix["column_names"]), bool(ix["unique"]))
-                for ix in inspector.get_indexes(table)
+                for ix in inspector.get_indexes(table, schema=schema)
             ),
             uniques=frozenset(
                 (uc["name"], tuple(uc["column_names"]))
-                for uc in inspector.get_unique_constraints(table)
+                for uc in inspector.get_unique_constraints(table, schema=schema)
             ),
             foreign_keys=frozenset(
                 (
                     fk["name"],
                     tuple(fk["constrained_columns"]),
-                    fk["referred_table"],
+                    where.key(fk.get("referred_schema"), fk["referred_table"]),
                     tuple(fk["referred_columns"]),
                     (fk.get("options") or {}).get("ondelete"),
                 )
-                for fk in inspector.get_foreign_keys(table)
+                for fk in inspector.get_foreign_keys(table, schema=schema)
             ),
             checks=frozenset(
                 (ck["name"], _normalise_sql(ck["sqltext"]))
-                for ck in inspector.get_check_constraints(table)
+                for ck in inspector.get_check_constraints(table, schema=schema)
             ),
         )
     return Schema(tables)
@@ -233,7 +284,10 @@ Rows = dict[tuple[Any, ...], dict[str, Any]]
 
 
 def read_rows(
-    connection: Connection, schema: Schema, only: Iterable[str] | None = None
+    connection: Connection,
+    schema: Schema,
+    only: Iterable[str] | None = None,
+    where: Namespaces = DEFAULT,
 ) -> dict[str, Rows]:
     """Every row of every table (or ``only`` those), keyed by primary key.
 
@@ -245,7 +299,8 @@ def read_rows(
     for name in wanted:
         table = schema.tables[name]
         columns = sorted(table.columns)
-        select = sa.table(name, *(sa.column(c) for c in columns)).select()
+        owner, table_name = where.split(name)
+        select = sa.table(table_name, *(sa.column(c) for c in columns), schema=owner).select()
         rows: Rows = {}
         seen: dict[tuple[Any, ...], int] = {}
         for row in connection.execute(select).mappings():

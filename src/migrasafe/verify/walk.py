@@ -41,8 +41,8 @@ from .compare import data_differences
 from .declarations import Declarations
 from .drift import describe_diff
 from .report import Coverage, Progress, VerifyReport
-from .seed import Seeder
-from .snapshot import Rows, Schema, read_rows, read_schema, table_names
+from .seed import Seeder, reflect
+from .snapshot import Namespaces, Rows, Schema, read_rows, read_schema, table_names
 from .sqlwatch import SqlWatch
 
 Severity = Literal["error", "warning", "info"]
@@ -83,6 +83,7 @@ class Verifier:
         self.rows_before: dict[str, dict[str, int]] = {}  # revision -> table -> rows
         self.exclude = {CHECKSUM_TABLE, "alembic_version"}
         self.watch = SqlWatch()
+        self.where = Namespaces()
         self.schema = Schema()
         self.data: dict[str, Rows] = {}
         self.with_data: list[str] = []
@@ -114,6 +115,9 @@ class Verifier:
         context = self._run_env(connection, lambda _rev, _ctx: [], dont_mutate=True)
         self.exclude = {CHECKSUM_TABLE, context.version_table}
         self.transactional = support_class(connection.dialect.name).ddl_is_transactional
+        if connection.dialect.name == "postgresql":  # SQLite and MySQL: one schema, one database
+            # Every schema of the scratch database: the migrations made each of them.
+            self.where = Namespaces(_schemas(context), every=True)
         schema = context.version_table_schema
         if schema and connection.dialect.name == "postgresql":
             connection.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
@@ -146,12 +150,12 @@ class Verifier:
             self._refresh(connection, None)
             raise _StepFailed(exc) from exc
         if self.watch.ddl or not self.watch.statements:
-            now = table_names(connection, self.exclude)
+            now = table_names(connection, self.exclude, self.where)
             touched = self.watch.tables(self.schema, now)
             self._refresh(connection, touched, now)
         else:  # data only: the schema is as it was, only rows are read again
             touched = self.watch.tables(self.schema, set(self.schema.tables))
-            self.data.update(read_rows(connection, self.schema, only=touched))
+            self.data.update(read_rows(connection, self.schema, only=touched, where=self.where))
             connection.commit()
         return touched
 
@@ -160,16 +164,16 @@ class Verifier:
     ) -> None:
         """Re-read the schema and rows of the tables that may have changed (``now``: all)."""
         if now is None:
-            now = table_names(connection, self.exclude)
+            now = table_names(connection, self.exclude, self.where)
         gone = self.schema.tables.keys() - now
         if touched is None:
             reread = now
         else:
             reread = (self.schema.with_children(touched) | (now - self.schema.tables.keys())) & now
-        fresh = read_schema(connection, self.exclude, only=reread, present=now)
+        fresh = read_schema(connection, self.exclude, only=reread, present=now, where=self.where)
         self.schema = self.schema.replace(fresh, gone)
         self.data = {k: v for k, v in self.data.items() if k not in gone}
-        self.data.update(read_rows(connection, self.schema, only=reread))
+        self.data.update(read_rows(connection, self.schema, only=reread, where=self.where))
         connection.commit()
 
     def _reseed(
@@ -186,7 +190,8 @@ class Verifier:
             tables = self.schema.with_children(dirty) & self.schema.tables.keys()
             if not tables:
                 return
-        report = self.seeder.fill(connection, self.exclude, only=tables, hints=hints, rows=rows)
+        report = self.seeder.fill(connection, self.exclude, only=tables, hints=hints, rows=rows,
+                                  where=self.where)  # fmt: skip
         connection.commit()
         if rows is None:
             for table, count in report.refused.items():
@@ -194,7 +199,7 @@ class Verifier:
                 self.refused_at.setdefault(table, revision)
                 self.refused_why.setdefault(table, report.why.get(table, "?"))
         self._insert_declared(connection, revision, rows)
-        self.data.update(read_rows(connection, self.schema, only=tables))
+        self.data.update(read_rows(connection, self.schema, only=tables, where=self.where))
         connection.commit()
 
     def _insert_declared(self, connection: Connection, revision: Script, rows: int | None) -> None:
@@ -203,7 +208,8 @@ class Verifier:
         if not declared or rows == 0:
             return
         for table, values in declared.items():
-            reflected = sa.Table(table, sa.MetaData(), autoload_with=connection)
+            schema, name = table.rpartition(".")[0] or None, table.rpartition(".")[2]
+            reflected = sa.Table(name, sa.MetaData(), schema=schema, autoload_with=connection)
             connection.execute(reflected.insert(), values)
         connection.commit()
 
@@ -411,7 +417,7 @@ class Verifier:
             self.not_checked[rev] = "its upgrade failed, even on empty tables"
             return None
         # R passes on empty tables: learn the schema it leaves, shape the rows to it, retry.
-        hints = _reflect(connection, set(self.schema.tables))
+        hints = self._reflect(connection)
         _, down_failure = self._attempt(connection, revision, False)
         if down_failure is not None:
             return self._reverse(connection, revision, schema_before, dict(self.data), touched,
@@ -433,6 +439,12 @@ class Verifier:
         touched, _ = self._attempt(connection, revision, True)
         return self._reverse(connection, revision, schema_before, dict(self.data), touched,
                              "its upgrade refused the generated rows")  # fmt: skip
+
+    def _reflect(self, connection: Connection) -> dict[str, sa.Table]:
+        """Every table as it stands now, by key: the schema a revision leaves (for hints)."""
+        metadata = reflect(connection, self.exclude, set(self.schema.tables), self.where)
+        connection.commit()
+        return {self.where.key(t.schema, t.name): t for t in metadata.tables.values()}
 
     def _compare_schema(
         self, revision: Script, expected: Schema, found: Schema, rule: str, when: str
@@ -477,11 +489,14 @@ def model_diffs(run: Callable[[Callable[..., list[Any]]], object], verifier: Ver
     return diffs
 
 
-def _reflect(connection: Connection, names: set[str]) -> dict[str, sa.Table]:
-    metadata = sa.MetaData()
-    metadata.reflect(connection, only=sorted(names))
-    connection.commit()
-    return {table.name: table for table in metadata.tables.values()}
+def _schemas(context: MigrationContext) -> set[str]:
+    """The schemas env.py's project uses: its version table's, and its models' tables'."""
+    found = {context.version_table_schema} if context.version_table_schema else set()
+    metadata = context.opts.get("target_metadata")
+    for each in metadata if isinstance(metadata, list | tuple) else [metadata]:
+        if each is not None:
+            found |= {t.schema for t in each.tables.values() if t.schema}
+    return found
 
 
 def _union(a: set[str] | None, b: set[str] | None) -> set[str] | None:
