@@ -194,14 +194,17 @@ def _cycles(scripts: ScriptSet) -> list[list[str]]:
         if start in done:
             continue
         stack: list[tuple[str, Iterator[str]]] = [(start, parents_of(start))]
+        on_path = {start: 0}  # revision -> its place on the stack: a long history is deep
         while stack:
-            path = [rev for rev, _ in stack]
             parent = next(stack[-1][1], None)
             if parent is None:
-                done.add(stack.pop()[0])
-            elif parent in path:
-                found.append(path[path.index(parent) :])
+                rev = stack.pop()[0]
+                del on_path[rev]
+                done.add(rev)
+            elif parent in on_path:
+                found.append([rev for rev, _ in stack[on_path[parent] :]])
             elif parent not in done:
+                on_path[parent] = len(stack)
                 stack.append((parent, parents_of(parent)))
     return found
 
