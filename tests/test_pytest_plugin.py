@@ -69,3 +69,12 @@ def test_models_not_compared_is_a_skip_not_a_pass(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout
     assert "::migrasafe::roundtrip PASSED" in result.stdout
     assert "::migrasafe::model_match SKIPPED" in result.stdout
+
+
+def test_roundtrip_whose_data_was_not_checked_is_a_skip_not_a_pass(tmp_path: Path) -> None:
+    """Rows refused by a CHECK verify cannot read: the schema came back, the data is unproven."""
+    make_project(tmp_path / "p", "generic", "verify_unchecked")
+    result = _pytest(tmp_path / "p", "migrasafe_config = alembic.ini")
+    assert result.returncode == 0, result.stdout
+    assert "::migrasafe::roundtrip SKIPPED" in result.stdout
+    assert "data not checked: 0002 (orders)" in result.stdout
