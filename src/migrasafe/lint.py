@@ -67,7 +67,8 @@ class RevisionLint:
 
     @cached_property
     def created(self) -> set[str]:
-        """Tables this revision creates: empty, so nothing done to them can lock or fail."""
+        """Tables this revision creates (op.create_table or CREATE TABLE): empty, so nothing
+        done to them can lock or fail."""
         return {r.operation.table_name for r in self.operations
                 if isinstance(r.operation, ops.CreateTableOp)}  # fmt: skip
 
@@ -300,7 +301,9 @@ def _create_index(lint: RevisionLint) -> Iterator[Hit]:
                       "PostgreSQL blocks every write to the table for the whole build. Safer: "
                       "op.create_index(..., postgresql_concurrently=True) inside "
                       "`with op.get_context().autocommit_block():`", op.table_name)  # fmt: skip
-    for r, op in lint.of(ops.ExecuteSQLOp):
+    for r, op in lint.of(ops.ExecuteSQLOp):  # SQL that could not be read: the words tell
+        if r.read_sql:
+            continue
         if re.search(r"\bCREATE\s+(UNIQUE\s+)?INDEX\s+(?!CONCURRENTLY)", str(op.sqltext), re.I):
             yield Hit(r, "runs CREATE INDEX without CONCURRENTLY: PostgreSQL blocks every write "
                       "to the table for the whole build. Safer: CREATE INDEX CONCURRENTLY inside "
@@ -325,9 +328,8 @@ def _concurrently_in_transaction(lint: RevisionLint) -> Iterator[Hit]:
                       op.table_name)  # fmt: skip
     for r, op in lint.of(ops.ExecuteSQLOp):
         sql = str(op.sqltext)
-        if re.search(r"\b(CREATE|DROP|REINDEX)\b[^;]*\bCONCURRENTLY\b", sql, re.I | re.S) and (
-            not r.autocommit
-        ):
+        words = r"\bREINDEX\b" if r.read_sql else r"\b(CREATE|DROP|REINDEX)\b"  # read: as ops
+        if re.search(words + r"[^;]*\bCONCURRENTLY\b", sql, re.I | re.S) and (not r.autocommit):
             yield Hit(r, f"runs {' '.join(sql.split())[:60]!r} CONCURRENTLY, which {why}")
 
 

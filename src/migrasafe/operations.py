@@ -34,6 +34,10 @@ class Recorded:
     line: int | None
     batch: bool = False
     autocommit: bool = False  # inside ``op.get_context().autocommit_block()``
+    # An op.execute() whose SQL was read into the operations that follow it (see sqlops),
+    # and those operations: rules judge them as if written with op.*.
+    read_sql: bool = False
+    from_sql: bool = False
 
 
 @dataclass
@@ -69,9 +73,13 @@ def _recorder(context: MigrationContext, record: RevisionOperations) -> Operatio
     inside = {"autocommit": False}
 
     def invoke(operation: Any) -> Any:
+        line, autocommit = _caller_line(record.path), inside["autocommit"]
+        read = _read_sql(operation, context.dialect.name)
         record.operations.append(
-            Recorded(operation, _caller_line(record.path), autocommit=inside["autocommit"])
+            Recorded(operation, line, autocommit=autocommit, read_sql=read is not None)
         )
+        record.operations += [Recorded(found, line, autocommit=autocommit, from_sql=True)
+                              for found in read or ()]  # fmt: skip
         return None
 
     @contextmanager
@@ -95,6 +103,19 @@ def _recorder(context: MigrationContext, record: RevisionOperations) -> Operatio
     operations.invoke = invoke  # type: ignore[method-assign]
     operations.batch_alter_table = batch_alter_table  # type: ignore[method-assign,assignment]
     return operations
+
+
+def _read_sql(operation: Any, dialect: str) -> list[alembic_ops.MigrateOperation] | None:
+    """The operations an ``op.execute`` of SQL text performs (None: not SQL text, or unread)."""
+    if not isinstance(operation, alembic_ops.ExecuteSQLOp):
+        return None
+    sql = operation.sqltext
+    text = sql if isinstance(sql, str) else getattr(sql, "text", None)
+    if not isinstance(text, str):
+        return None  # a SQLAlchemy construct (update(), insert()): data, judged as such
+    from .sqlops import operations_in
+
+    return operations_in(text, dialect)
 
 
 class _BatchRecorder(BatchOperations):

@@ -1,0 +1,184 @@
+"""Raw SQL read as the Alembic operations it performs, so that lint judges both forms alike.
+
+``op.execute("ALTER TABLE books ALTER COLUMN pages TYPE bigint")`` does what
+``op.alter_column("books", "pages", type_=sa.BigInteger())`` does; lint's
+rules are written against Alembic's operation objects, so each statement of
+a raw SQL string is parsed (sqlglot, in the linted dialect) and turned into
+the operation it amounts to: the rules then give the same finding, on the
+line of the ``op.execute`` call. A statement that does not parse, or that no
+operation describes (data changes, grants, functions), yields nothing here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from alembic.operations import ops
+
+_DIALECTS = {"postgresql": "postgres", "sqlite": "sqlite", "mysql": "mysql"}
+
+
+def operations_in(sql: str, dialect: str) -> list[ops.MigrateOperation] | None:
+    """The operations ``sql`` performs; None when it cannot be parsed."""
+    import sqlglot
+    from sqlglot import exp
+
+    try:
+        statements = sqlglot.parse(sql, read=_DIALECTS.get(dialect, dialect))
+    except (sqlglot.errors.ParseError, sqlglot.errors.TokenError):
+        return None
+    found: list[ops.MigrateOperation] = []
+    for statement in statements:
+        if statement is not None:
+            found += _statement(statement, exp)
+    return found
+
+
+def _name(node: Any) -> str | None:
+    return node.name if node is not None and node.name else None
+
+
+def _schema(table: Any) -> str | None:
+    return table.args.get("db").name if table.args.get("db") is not None else None
+
+
+def _statement(node: Any, exp: Any) -> list[ops.MigrateOperation]:
+    if isinstance(node, exp.Create):
+        return _create(node, exp)
+    if isinstance(node, exp.Drop):
+        kind = (node.args.get("kind") or "").upper()
+        targets = node.args.get("tables") or []
+        if kind == "TABLE":
+            return [ops.DropTableOp(t.name, schema=_schema(t)) for t in targets]
+        if kind == "INDEX":
+            concurrently = bool(node.args.get("concurrently"))
+            return [ops.DropIndexOp(t.name, schema=_schema(t), postgresql_concurrently=concurrently)
+                    for t in targets]  # fmt: skip
+        return []
+    if isinstance(node, exp.Alter) and (node.args.get("kind") or "").upper() == "TABLE":
+        return _alter(node, exp)
+    return []
+
+
+def _create(node: Any, exp: Any) -> list[ops.MigrateOperation]:
+    kind = (node.args.get("kind") or "").upper()
+    target = node.this
+    if kind == "TABLE":
+        table = target.this if isinstance(target, exp.Schema) else target
+        return [ops.CreateTableOp(table.name, [], schema=_schema(table))]
+    if kind == "INDEX" and isinstance(target, exp.Index):
+        table = target.args.get("table")
+        params = target.args.get("params")
+        columns = [c.this.name if isinstance(c, exp.Ordered) else c.name
+                   for c in (params.args.get("columns") if params else None) or []]  # fmt: skip
+        return [ops.CreateIndexOp(
+            _name(target.this) or "(unnamed)", table.name if table is not None else "",
+            columns, schema=_schema(table) if table is not None else None,
+            unique=bool(node.args.get("unique")),
+            postgresql_concurrently=bool(node.args.get("concurrently")),
+        )]  # fmt: skip
+    return []
+
+
+def _alter(node: Any, exp: Any) -> list[ops.MigrateOperation]:
+    table, schema = node.this.name, _schema(node.this)
+    not_valid = bool(node.args.get("not_valid"))
+    found: list[ops.MigrateOperation] = []
+    for action in node.args.get("actions") or []:
+        if isinstance(action, exp.AlterColumn):
+            column = action.this.name
+            dtype = action.args.get("dtype")
+            if dtype is not None:
+                found.append(ops.AlterColumnOp(table, column, schema=schema,
+                                               modify_type=_type(dtype, exp)))  # fmt: skip
+            allow_null = action.args.get("allow_null")
+            if allow_null is not None:
+                found.append(ops.AlterColumnOp(table, column, schema=schema,
+                                               modify_nullable=bool(allow_null)))  # fmt: skip
+        elif isinstance(action, exp.ColumnDef):
+            found.append(ops.AddColumnOp(table, _column(action, exp), schema=schema))
+        elif isinstance(action, exp.Drop) and (action.args.get("kind") or "").upper() == "COLUMN":
+            found += [ops.DropColumnOp(table, c.name, schema=schema)
+                      for c in action.args.get("tables") or []]  # fmt: skip
+        elif isinstance(action, exp.RenameColumn):
+            found.append(ops.AlterColumnOp(table, action.this.name, schema=schema,
+                                           modify_name=action.args["to"].name))  # fmt: skip
+        elif isinstance(action, exp.AlterRename):
+            found.append(ops.RenameTableOp(table, action.this.name, schema=schema))
+        elif isinstance(action, exp.AddConstraint):
+            for constraint in action.expressions:
+                found += _constraint(table, schema, constraint, not_valid, exp)
+    return found
+
+
+def _constraint(
+    table: str, schema: str | None, constraint: Any, not_valid: bool, exp: Any
+) -> list[ops.MigrateOperation]:
+    name = _name(constraint.this) if isinstance(constraint, exp.Constraint) else None
+    parts = constraint.expressions if isinstance(constraint, exp.Constraint) else [constraint]
+    found: list[ops.MigrateOperation] = []
+    for part in parts:
+        if isinstance(part, exp.ForeignKey):
+            reference = part.args.get("reference")
+            target = reference.this if reference is not None else None
+            referent = target.this if isinstance(target, exp.Schema) else target
+            remote = [c.name for c in target.expressions] if isinstance(target, exp.Schema) else []
+            found.append(ops.CreateForeignKeyOp(
+                name, table, referent.name if referent is not None else "",
+                [c.name for c in part.expressions], remote, source_schema=schema,
+                postgresql_not_valid=not_valid,
+            ))  # fmt: skip
+        elif isinstance(part, exp.CheckColumnConstraint):
+            found.append(ops.CreateCheckConstraintOp(name, table, sa.text(part.this.sql()),
+                                                     schema=schema,
+                                                     postgresql_not_valid=not_valid))  # fmt: skip
+        elif isinstance(part, exp.UniqueColumnConstraint):
+            columns = [c.name for c in getattr(part.this, "expressions", None) or []]
+            found.append(ops.CreateUniqueConstraintOp(name, table, columns, schema=schema))
+        elif isinstance(part, exp.PrimaryKey):
+            found.append(ops.CreatePrimaryKeyOp(name, table, [c.name for c in part.expressions],
+                                                schema=schema))  # fmt: skip
+    return found
+
+
+def _column(node: Any, exp: Any) -> sa.Column[Any]:
+    constraints = [c.args.get("kind") for c in node.args.get("constraints") or []]
+    not_null = any(isinstance(k, exp.NotNullColumnConstraint) and not k.args.get("allow_null")
+                   for k in constraints)  # fmt: skip
+    default = next((k for k in constraints if isinstance(k, exp.DefaultColumnConstraint)), None)
+    primary = any(isinstance(k, exp.PrimaryKeyColumnConstraint) for k in constraints)
+    kind = node.args.get("kind")
+    return sa.Column(
+        node.this.name, _type(kind, exp) if kind is not None else sa.types.NullType(),
+        nullable=not (not_null or primary), primary_key=primary,
+        server_default=sa.text(default.this.sql()) if default is not None else None,
+    )  # fmt: skip
+
+
+def _type(node: Any, exp: Any) -> Any:
+    """A SQLAlchemy type for a parsed one: strings keep their length (widening is judged on it)."""
+    kind = node.this
+    size = node.expressions[0].this.name if node.expressions else None
+    length = int(size) if size is not None and str(size).isdigit() else None
+    types = exp.DataType.Type
+    if kind in (types.VARCHAR, types.NVARCHAR, types.CHAR, types.NCHAR):
+        return sa.String(length)
+    if kind == types.TEXT:
+        return sa.Text()
+    return sa.types.NullType() if kind is None else _Named(node.sql())
+
+
+class _Named(sa.types.UserDefinedType[Any]):
+    """A type known by its SQL name only (what lint prints)."""
+
+    cache_ok = True
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def get_col_spec(self, **_kw: Any) -> str:
+        return self.name
+
+    def __repr__(self) -> str:
+        return self.name

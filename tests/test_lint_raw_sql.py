@@ -1,0 +1,158 @@
+"""lint judges raw SQL in op.execute() as it judges the same operation written with op.*.
+
+A corpus of dangerous operations as users write them, each in its ``op.*``
+form and its raw-SQL form, on a table created by an earlier revision; and
+safe rewrites, which must give nothing. Linted for PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import make_project, run_cli
+
+BASE = '''"""books and authors"""
+from alembic import op
+import sqlalchemy as sa
+
+revision = "0001"
+down_revision = None
+
+
+def upgrade():
+    op.create_table("authors", sa.Column("id", sa.Integer(), primary_key=True))
+    op.create_table(
+        "books",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column("title", sa.String(200), nullable=True),
+        sa.Column("pages", sa.Integer(), nullable=True),
+        sa.Column("author_id", sa.Integer(), nullable=True),
+    )
+    op.create_index("ix_books_title", "books", ["title"])
+
+
+def downgrade():
+    op.drop_table("books")
+    op.drop_table("authors")
+'''
+
+REVISION = '''"""the change"""
+from alembic import op
+import sqlalchemy as sa
+
+revision = "0002"
+down_revision = "0001"
+
+
+def upgrade():
+{body}
+
+
+def downgrade():
+    pass
+'''
+
+# rule: (the op.* form, the raw SQL form)
+DANGEROUS = {
+    "change-column-type": (
+        'op.alter_column("books", "pages", type_=sa.BigInteger(), existing_type=sa.Integer())',
+        "ALTER TABLE books ALTER COLUMN pages TYPE bigint USING pages::bigint",
+    ),
+    "set-not-null": (
+        'op.alter_column("books", "title", nullable=False, existing_type=sa.String(200))',
+        "ALTER TABLE books ALTER COLUMN title SET NOT NULL",
+    ),
+    "add-not-null-column-without-default": (
+        'op.add_column("books", sa.Column("isbn", sa.String(20), nullable=False))',
+        "ALTER TABLE books ADD COLUMN isbn varchar(20) NOT NULL",
+    ),
+    "drop-column": ('op.drop_column("books", "pages")', "ALTER TABLE books DROP COLUMN pages"),
+    "drop-table": ('op.drop_table("books")', "DROP TABLE books"),
+    "rename-column": (
+        'op.alter_column("books", "title", new_column_name="name")',
+        "ALTER TABLE books RENAME COLUMN title TO name",
+    ),
+    "rename-table": ('op.rename_table("books", "volumes")', "ALTER TABLE books RENAME TO volumes"),
+    "create-index-without-concurrently": (
+        'op.create_index("ix_books_pages", "books", ["pages"])',
+        "CREATE INDEX ix_books_pages ON books (pages)",
+    ),
+    "drop-index-without-concurrently": (
+        'op.drop_index("ix_books_title", table_name="books")',
+        "DROP INDEX ix_books_title",
+    ),
+    "add-foreign-key-without-not-valid": (
+        'op.create_foreign_key("fk_books_author", "books", "authors", ["author_id"], ["id"])',
+        "ALTER TABLE books ADD CONSTRAINT fk_books_author FOREIGN KEY (author_id) "
+        "REFERENCES authors (id)",
+    ),
+    "add-check-constraint-without-not-valid": (
+        'op.create_check_constraint("ck_books_pages", "books", "pages > 0")',
+        "ALTER TABLE books ADD CONSTRAINT ck_books_pages CHECK (pages > 0)",
+    ),
+    "add-unique-constraint": (
+        'op.create_unique_constraint("uq_books_title", "books", ["title"])',
+        "ALTER TABLE books ADD CONSTRAINT uq_books_title UNIQUE (title)",
+    ),
+    "concurrently-inside-transaction": (
+        'op.create_index("ix_books_pages", "books", ["pages"], postgresql_concurrently=True)',
+        "CREATE INDEX CONCURRENTLY ix_books_pages ON books (pages)",
+    ),
+}
+
+# The safer way, in both forms: nothing to report.
+SAFE = {
+    "index built concurrently, outside the transaction": (
+        "with op.get_context().autocommit_block():\n        op.create_index("
+        '"ix_books_pages", "books", ["pages"], postgresql_concurrently=True)',
+        "with op.get_context().autocommit_block():\n        op.execute("
+        '"CREATE INDEX CONCURRENTLY ix_books_pages ON books (pages)")',
+    ),
+    "foreign key NOT VALID": (
+        'op.create_foreign_key("fk_books_author", "books", "authors", ["author_id"], ["id"], '
+        "postgresql_not_valid=True)",
+        'op.execute("ALTER TABLE books ADD CONSTRAINT fk_books_author FOREIGN KEY (author_id) '
+        'REFERENCES authors (id) NOT VALID")',
+    ),
+    "index on a table created in the same revision": (
+        'op.create_table("loans", sa.Column("id", sa.Integer(), primary_key=True))\n    '
+        'op.create_index("ix_loans_id", "loans", ["id"])',
+        'op.execute("CREATE TABLE loans (id integer PRIMARY KEY)")\n    '
+        'op.execute("CREATE INDEX ix_loans_id ON loans (id)")',
+    ),
+    "a nullable column": (
+        'op.add_column("books", sa.Column("isbn", sa.String(20), nullable=True))',
+        'op.execute("ALTER TABLE books ADD COLUMN isbn varchar(20)")',
+    ),
+}
+
+
+def _rules(tmp_path: Path, body: str) -> set[str]:
+    ini = make_project(tmp_path, "generic")
+    versions = ini.parent / "migrations" / "versions"
+    (versions / "0001_base.py").write_text(BASE)
+    (versions / "0002_change.py").write_text(REVISION.format(body="    " + body))
+    result = run_cli("-c", str(ini), "lint", "--dialect", "postgresql", "--json")
+    assert result.exit_code in (0, 1), result.stderr
+    findings = json.loads(result.stdout)["findings"]
+    assert all(f["line"] == 10 or "\n" in body for f in findings), findings  # the call's line
+    return {f["rule"] for f in findings if f["revision"] == "0002"}
+
+
+@pytest.mark.parametrize("rule", sorted(DANGEROUS))
+def test_a_dangerous_operation_is_found_in_its_op_form_and_its_raw_sql_form(
+    tmp_path: Path, rule: str
+) -> None:
+    op_form, sql = DANGEROUS[rule]
+    assert _rules(tmp_path / "op", op_form) == {rule}
+    assert _rules(tmp_path / "sql", f"op.execute({sql!r})") == {rule}
+
+
+@pytest.mark.parametrize("case", sorted(SAFE))
+def test_a_safe_rewrite_is_not_flagged_in_either_form(tmp_path: Path, case: str) -> None:
+    op_form, sql_form = SAFE[case]
+    assert _rules(tmp_path / "op", op_form) == set()
+    assert _rules(tmp_path / "sql", sql_form) == set()
