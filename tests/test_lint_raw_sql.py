@@ -156,3 +156,52 @@ def test_a_safe_rewrite_is_not_flagged_in_either_form(tmp_path: Path, case: str)
     op_form, sql_form = SAFE[case]
     assert _rules(tmp_path / "op", op_form) == set()
     assert _rules(tmp_path / "sql", sql_form) == set()
+
+
+# The history says what a column is: restating it is no change (issue: false positives).
+RESTATED = {
+    "a type restated without existing_type": (
+        'op.alter_column("books", "title", type_=sa.String(200))', "postgresql"),
+    "nullability restated on a NOT NULL column": (
+        'op.alter_column("books", "id", nullable=False)', "postgresql"),
+    "a varchar widened, known from the history": (
+        'op.alter_column("books", "title", type_=sa.String(300))', "postgresql"),
+    "a restated type in raw SQL": (
+        'op.execute("ALTER TABLE books ALTER COLUMN title TYPE varchar(200)")', "postgresql"),
+    "a column made NOT NULL by an earlier revision, restated": (
+        'op.alter_column("books", "pages", nullable=False, server_default=None)', "sqlite"),
+}  # fmt: skip
+
+
+def _rules_on(tmp_path: Path, body: str, dialect: str, base: str = BASE) -> set[str]:
+    ini = make_project(tmp_path, "generic")
+    versions = ini.parent / "migrations" / "versions"
+    (versions / "0001_base.py").write_text(base)
+    (versions / "0002_change.py").write_text(REVISION.format(body="    " + body))
+    result = run_cli("-c", str(ini), "lint", "--dialect", dialect, "--json")
+    assert result.exit_code in (0, 1), result.stderr
+    return {f["rule"] for f in json.loads(result.stdout)["findings"] if f["revision"] == "0002"}
+
+
+@pytest.mark.parametrize("case", sorted(RESTATED))
+def test_alter_column_restating_what_the_history_built_is_no_finding(
+    tmp_path: Path, case: str
+) -> None:
+    body, dialect = RESTATED[case]
+    base = BASE.replace('sa.Column("pages", sa.Integer(), nullable=True)',
+                        'sa.Column("pages", sa.Integer(), nullable=False)')  # fmt: skip
+    found = _rules_on(tmp_path, body, dialect, base)
+    assert not found & {"change-column-type", "set-not-null"}, found
+
+
+def test_a_real_change_is_still_found_and_named_from_the_history(tmp_path: Path) -> None:
+    ini = make_project(tmp_path, "generic")
+    versions = ini.parent / "migrations" / "versions"
+    (versions / "0001_base.py").write_text(BASE)
+    (versions / "0002_change.py").write_text(REVISION.format(
+        body='    op.alter_column("books", "title", type_=sa.JSON)'
+    ))  # fmt: skip
+    result = run_cli("-c", str(ini), "lint", "--dialect", "postgresql", "--json")
+    (finding,) = json.loads(result.stdout)["findings"]
+    assert finding["rule"] == "change-column-type"
+    assert "to JSON (from VARCHAR(200))" in finding["message"]  # not "<class '...JSON'>"

@@ -36,6 +36,7 @@ from .errors import ConfigError, MigrasafeError, RevisionError
 from .findings import Finding, Registry
 from .graph import apply_order
 from .operations import Recorded, RevisionOperations, record_upgrade
+from .replay import Tables
 from .runtime import discover_url
 from .settings import tool_section
 
@@ -60,6 +61,7 @@ class RevisionLint:
 
     dialect: str
     recorded: RevisionOperations
+    before: Tables = field(default_factory=Tables)  # the schema before it, replayed from base
 
     @property
     def operations(self) -> list[Recorded]:
@@ -176,6 +178,27 @@ def _is_widening(old: Any, new: Any) -> bool:
     return new.length is None or (old.length is not None and new.length >= old.length)
 
 
+def type_name(kind: Any, dialect: str) -> str:
+    """A type as the dialect writes it (``sa.JSON`` passed as a class included)."""
+    instance = kind() if isinstance(kind, type) else kind
+    try:
+        return str(instance.compile(dialect=_dialect(dialect)))
+    except Exception:  # a type the dialect cannot render: its Python name
+        return type(instance).__name__.upper()
+
+
+def _dialect(name: str) -> Any:
+    return sa.make_url(f"{name}://").get_dialect()()
+
+
+def _existing_type(lint: RevisionLint, op: ops.AlterColumnOp) -> Any:
+    """The type before: as the call restates it, else as the history built it."""
+    if op.existing_type is not None:
+        return op.existing_type
+    known = lint.before.column(op.table_name, op.column_name)
+    return known.type if known is not None else None
+
+
 @RULES.register("change-column-type", "error", "changing a column's type")
 def _change_type(lint: RevisionLint) -> Iterator[Hit]:
     why = _why(
@@ -191,11 +214,16 @@ def _change_type(lint: RevisionLint) -> Iterator[Hit]:
     for r, op in lint.of(ops.AlterColumnOp):
         if op.modify_type is None or not lint.existing(op.table_name):
             continue
-        if lint.dialect in _WIDENING_IS_FREE and _is_widening(op.existing_type, op.modify_type):
+        existing = _existing_type(lint, op)
+        new = type_name(op.modify_type, lint.dialect)
+        if existing is not None and type_name(existing, lint.dialect) == new:
+            continue  # the type restated, as autogenerate and careful authors do: no change
+        if lint.dialect in _WIDENING_IS_FREE and _is_widening(existing, op.modify_type):
             continue
-        yield Hit(r, f"changes the type of {op.table_name}.{op.column_name} to "
-                  f"{op.modify_type!r}: {why}. Safer: add a new column of the new type, backfill "
-                  "it in batches, switch the code, then drop the old column",
+        was = f" (from {type_name(existing, lint.dialect)})" if existing is not None else ""
+        yield Hit(r, f"changes the type of {op.table_name}.{op.column_name} to {new}{was}: "
+                  f"{why}. Safer: add a new column of the new type, backfill it in batches, "
+                  "switch the code, then drop the old column",
                   op.table_name, op.column_name)  # fmt: skip
 
 
@@ -211,6 +239,9 @@ def _set_not_null(lint: RevisionLint) -> Iterator[Hit]:
         },
     )
     for r, op in lint.of(ops.AlterColumnOp):
+        known = lint.before.column(op.table_name, op.column_name)
+        if op.existing_nullable is False or (known is not None and known.nullable is False):
+            continue  # already NOT NULL: restated, no change
         if op.modify_nullable is False and lint.existing(op.table_name):
             safer = ("add CHECK (col IS NOT NULL) NOT VALID, VALIDATE CONSTRAINT it, then SET NOT "
                      "NULL (PostgreSQL 12+ uses the check and skips the scan)"
@@ -631,10 +662,17 @@ def lint(
     settings = load_settings(project.config_path.parent.resolve())
     findings: list[Finding] = []
     suppressed = 0
-    order = [s for s in apply_order(project.script) if revisions is None or s.revision in revisions]
+    every = apply_order(project.script)
+    order = [s for s in every if revisions is None or s.revision in revisions]
     environment = EnvironmentContext(project.config, project.script)
-    for script in order:
+    schema = Tables()  # replayed from base, through the revisions not linted too
+    for script in every:
         recorded = record_upgrade(script, name, environment)
+        before = schema.copy() if revisions is None or script.revision in revisions else None
+        for r in recorded.operations:
+            schema.apply(r.operation)
+        if before is None:
+            continue
         path = Path(script.path)
         comments = _Suppressions(path)
         off = settings.ignore | settings.per_revision.get(script.revision, frozenset())
@@ -644,7 +682,7 @@ def lint(
                 f"upgrade() could not run without a database ({recorded.error}); the operations "
                 "after that point were not checked",
             ))  # fmt: skip
-        view = RevisionLint(name, recorded)
+        view = RevisionLint(name, recorded, before)
         for rule in rules:
             for hit in rule.run(view):
                 if rule.rule in off or comments.covers(hit.at.line, rule.rule):
