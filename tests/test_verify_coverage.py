@@ -166,10 +166,20 @@ _PARSE_UP = (
 )
 
 
+@pytest.mark.parametrize("per_migration", [True, False], ids=["transaction-per-migration",
+                                                               "one-transaction"])  # fmt: skip
 def test_a_50_revision_history_is_checked_to_the_end_past_revisions_that_refuse_its_rows(
-    tmp_path: Path, server: list[str]
+    tmp_path: Path, server: list[str], per_migration: bool
 ) -> None:
+    """verify runs a revision's three steps in one run of env.py: a failing step must be
+    undone and walked again step by step, whether env.py commits each migration or not."""
     ini = make_project(tmp_path / "p", "generic")
+    env = ini.parent / "migrations" / "env.py"
+    env.write_text(
+        env.read_text().replace(
+            '"transaction_per_migration": True', f'"transaction_per_migration": {per_migration}'
+        )
+    )
     versions = ini.parent / "migrations" / "versions"
     (versions / "0001_items.py").write_text(_ITEMS)
     for n in range(2, 51):
@@ -207,3 +217,20 @@ def test_tables_of_every_schema_the_migrations_create_are_seeded_and_compared(
     assert code == 1
     assert _findings(report) == {("data-lost", "0002", "other.ledger", "error")}
     assert report["coverage"]["with_data"] == ["0001", "0002"]  # type: ignore[index]
+
+
+def test_a_failing_downgrade_in_one_transaction_is_walked_again_step_by_step(
+    tmp_path: Path, server: list[str]
+) -> None:
+    """Without transaction_per_migration, the failed downgrade undoes the upgrade too."""
+    ini = make_project(tmp_path / "p", "generic", "verify_unchecked")
+    env = ini.parent / "migrations" / "env.py"
+    env.write_text(env.read_text().replace('"transaction_per_migration": True',
+                                           '"transaction_per_migration": False'))  # fmt: skip
+    code, report = _verify(ini, server)
+    assert code == 0
+    assert ("irreversible", "0002", None, "info") in _findings(report)
+    assert report["coverage"]["upgrade_only"] == {  # type: ignore[index]
+        "0002": "its downgrade raises NotImplementedError"
+    }
+    assert report["coverage"]["with_data"] == ["0001", "0003"]  # type: ignore[index]

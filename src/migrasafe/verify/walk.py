@@ -18,7 +18,7 @@ which not at all.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
 from typing import Any, Literal
 
@@ -93,11 +93,13 @@ class Verifier:
         self.stuck: set[str] = set()  # checked, but left unapplied: their descendants cannot run
         self.leftovers = False  # a step failed or left the schema changed: drift needs a clean run
         self.transactional = True
+        self.batch = False
+        self.per_migration = False
         self.seeder = Seeder(rows, seed)
 
     # -- running one migration step --------------------------------------------
     def _run_env(
-        self, connection: Connection, fn: Callable[..., list[Any]], **opts: Any
+        self, connection: Connection, fn: Callable[..., Iterable[Any]], **opts: Any
     ) -> MigrationContext:
         """Run ``env.py`` as it is, on its own connection (redirected to the scratch database).
 
@@ -115,6 +117,14 @@ class Verifier:
         context = self._run_env(connection, lambda _rev, _ctx: [], dont_mutate=True)
         self.exclude = {CHECKSUM_TABLE, context.version_table}
         self.transactional = support_class(connection.dialect.name).ddl_is_transactional
+        # One env.py run per revision (its three steps) where DDL is transactional: a failure
+        # undoes the failed step (all three, without transaction_per_migration).
+        # Each step commits on its own with transaction_per_migration, and wherever Alembic
+        # assumes DDL is not transactional (SQLite): then only the failed step is undone.
+        self.per_migration = bool(context.opts.get("transaction_per_migration")) or not (
+            context.impl.transactional_ddl
+        )
+        self.batch = self.transactional and not self.trace_locks
         if connection.dialect.name == "postgresql":  # SQLite and MySQL: one schema, one database
             # Every schema of the scratch database: the migrations made each of them.
             self.where = Namespaces(_schemas(context), every=True)
@@ -149,18 +159,30 @@ class Verifier:
                 connection.rollback()
             self._refresh(connection, None)
             raise _StepFailed(exc) from exc
+        return self._after_step(connection)
+
+    def _after_step(self, connection: Connection, commit: bool = True) -> set[str] | None:
+        """Read back what the step just run may have changed; the tables its SQL named.
+
+        ``commit=False`` on env.py's own connection, inside its transaction.
+        """
         if self.watch.ddl or not self.watch.statements:
             now = table_names(connection, self.exclude, self.where)
             touched = self.watch.tables(self.schema, now)
-            self._refresh(connection, touched, now)
+            self._refresh(connection, touched, now, commit=commit)
         else:  # data only: the schema is as it was, only rows are read again
             touched = self.watch.tables(self.schema, set(self.schema.tables))
             self.data.update(read_rows(connection, self.schema, only=touched, where=self.where))
-            connection.commit()
+            if commit:
+                connection.commit()
         return touched
 
     def _refresh(
-        self, connection: Connection, touched: set[str] | None, now: set[str] | None = None
+        self,
+        connection: Connection,
+        touched: set[str] | None,
+        now: set[str] | None = None,
+        commit: bool = True,
     ) -> None:
         """Re-read the schema and rows of the tables that may have changed (``now``: all)."""
         if now is None:
@@ -174,7 +196,8 @@ class Verifier:
         self.schema = self.schema.replace(fresh, gone)
         self.data = {k: v for k, v in self.data.items() if k not in gone}
         self.data.update(read_rows(connection, self.schema, only=reread, where=self.where))
-        connection.commit()
+        if commit:
+            connection.commit()
 
     def _reseed(
         self,
@@ -337,12 +360,74 @@ class Verifier:
 
     def _round_trip(self, connection: Connection, revision: Script) -> set[str] | None:
         """Up, down, up again; returns the tables whose rows may have changed (None: all)."""
+        if self.batch and revision.revision not in self.declared.irreversible:
+            done, touched = self._batched(connection, revision)
+            if done:
+                return touched
         schema_before, data_before = self.schema, dict(self.data)
         touched, failure = self._attempt(connection, revision, True, trace=True)
         if failure is not None:
             return self._without_data(connection, revision, failure)
         coverage = "data" if self.rows else "--rows 0: no generated rows"
         return self._reverse(connection, revision, schema_before, data_before, touched, coverage)
+
+    def _batched(self, connection: Connection, revision: Script) -> tuple[bool, set[str] | None]:
+        """The round trip in one run of env.py, read back on its connection between steps.
+
+        Returns (False, None) when a step failed: everything was rolled back
+        (one transaction), and the caller walks the revision step by step,
+        which reports the failure as it should.
+        """
+        rev = revision.revision
+        saved = (self.schema, dict(self.data), self.steps)
+        states: list[tuple[Schema, dict[str, Rows]]] = [(self.schema, dict(self.data))]
+        touched: list[set[str] | None] = []
+        revisions = self.script.revision_map
+
+        def steps(_heads: object, context: MigrationContext) -> Iterator[MigrationStep]:
+            assert context.connection is not None
+            for up in (True, False, True):
+                make = MigrationStep.upgrade_from_script if up else (
+                    MigrationStep.downgrade_from_script)  # fmt: skip
+                self.steps += 1
+                self.watch.start()
+                yield make(revisions, revision)
+                touched.append(self._after_step(context.connection, commit=False))
+                states.append((self.schema, dict(self.data)))
+
+        coverage = "data" if self.rows else "--rows 0: no generated rows"
+        try:
+            self._run_env(connection, steps)
+        except MigrasafeError:
+            raise
+        except (Exception, SystemExit) as failure:
+            self.watch.active = False
+            self.leftovers = True
+            if connection.in_transaction():
+                connection.rollback()
+            done = len(touched)
+            if not self.per_migration or done == 0:  # all undone: walk it step by step
+                self.schema, self.data, self.steps = saved[0], saved[1], saved[2]
+                return False, None
+            self._refresh(connection, None)  # each step committed: read where it stands
+            if done == 1:  # applied, and its downgrade failed
+                self._down_failed(revision, failure, coverage)
+                return True, None
+            (before, data_before), _, (back, data_back) = states[:3]
+            self._compare_round_trip(revision, before, data_before, back, data_back)
+            self._failed(revision, True, failure, " the second time")
+            self._covered(rev, coverage)
+            self.stuck.add(rev)
+            return True, None
+        (before, data_before), (after, _), (back, data_back), _ = states
+        self._compare_round_trip(revision, before, data_before, back, data_back)
+        when = "after upgrade, downgrade, upgrade, compared with the first upgrade"
+        self._compare_schema(revision, after, self.schema, "reapply-differs", when)
+        self._covered(rev, coverage)
+        result: set[str] | None = set()
+        for each in touched:
+            result = _union(result, each)
+        return True, result
 
     def _reverse(
         self,
@@ -362,19 +447,9 @@ class Verifier:
             return touched
         touched_down, failure = self._attempt(connection, revision, False)
         if failure is not None:
-            if isinstance(failure, NotImplementedError):
-                self._irreversible(revision, "its downgrade raises NotImplementedError",
-                                   "its downgrade raises NotImplementedError")  # fmt: skip
-            else:
-                self._failed(revision, False, failure)
-                self._covered(rev, coverage)
+            self._down_failed(revision, failure, coverage)
             return None  # the database is still at R: its descendants can be checked
-        self._compare_schema(revision, schema_before, self.schema, "schema-not-restored",
-                             "after the downgrade, compared with before the upgrade")  # fmt: skip
-        for rule, table, column, message in data_differences(
-            schema_before, data_before, self.data, self.schema
-        ):
-            self._finding(rule, revision, message, table=table, column=column)
+        self._compare_round_trip(revision, schema_before, data_before, self.schema, self.data)
         touched_again, failure = self._attempt(connection, revision, True)
         if failure is not None:
             self._failed(revision, True, failure, " the second time")
@@ -385,6 +460,24 @@ class Verifier:
         self._compare_schema(revision, schema_after, self.schema, "reapply-differs", when)
         self._covered(rev, coverage)
         return _union(touched, _union(touched_down, touched_again))
+
+    def _down_failed(self, revision: Script, failure: BaseException, coverage: str) -> None:
+        if isinstance(failure, NotImplementedError):
+            self._irreversible(revision, "its downgrade raises NotImplementedError",
+                               "its downgrade raises NotImplementedError")  # fmt: skip
+        else:
+            self._failed(revision, False, failure)
+            self._covered(revision.revision, coverage)
+
+    def _compare_round_trip(
+        self, revision: Script, before: Schema, data_before: dict[str, Rows],
+        back: Schema, data_back: dict[str, Rows],
+    ) -> None:  # fmt: skip
+        """After the downgrade against before the upgrade: the schema, then the rows."""
+        self._compare_schema(revision, before, back, "schema-not-restored",
+                             "after the downgrade, compared with before the upgrade")  # fmt: skip
+        for rule, table, column, message in data_differences(before, data_before, data_back, back):
+            self._finding(rule, revision, message, table=table, column=column)
 
     def _irreversible(self, revision: Script, why: str, coverage: str) -> None:
         self._finding("irreversible", revision,
