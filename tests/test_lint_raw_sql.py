@@ -205,3 +205,29 @@ def test_a_real_change_is_still_found_and_named_from_the_history(tmp_path: Path)
     (finding,) = json.loads(result.stdout)["findings"]
     assert finding["rule"] == "change-column-type"
     assert "to JSON (from VARCHAR(200))" in finding["message"]  # not "<class '...JSON'>"
+
+
+def test_strict_reports_suppressions_that_silence_nothing_in_either_form(tmp_path: Path) -> None:
+    ini = make_project(tmp_path, "generic")
+    versions = ini.parent / "migrations" / "versions"
+    (versions / "0001_base.py").write_text(BASE)
+    (versions / "0002_change.py").write_text(REVISION.format(body=(
+        '    op.execute("DROP INDEX ix_books_title")  # migrasafe: ignore[drop-index-without-'
+        'concurrently]\n    op.add_column("books", sa.Column("isbn", sa.String(20)))  '
+        "# migrasafe: ignore[drop-column]"
+    )))  # fmt: skip
+    (ini.parent / "pyproject.toml").write_text('[tool.migrasafe.lint]\nignore = ["rename-table"]\n')
+    plain = run_cli("-c", str(ini), "lint", "--dialect", "postgresql", "--json")
+    assert plain.exit_code == 0, plain.stdout  # the raw DROP INDEX is silenced by its comment
+    strict = run_cli("-c", str(ini), "lint", "--dialect", "postgresql", "--strict", "--json")
+    assert strict.exit_code == 1
+    found = [(f["rule"], f["line"], f["message"]) for f in json.loads(strict.stdout)["findings"]]
+    assert [(rule, line) for rule, line, _ in found] == [
+        ("unused-suppression", None),
+        ("unused-suppression", 11),
+    ] or sorted((r, line or 0) for r, line, _ in found) == [
+        ("unused-suppression", 0),
+        ("unused-suppression", 11),
+    ]
+    messages = " ".join(m for _, _, m in found)
+    assert "ignore[drop-column]" in messages and 'ignore = ["rename-table"]' in messages

@@ -452,6 +452,9 @@ def validate(
 @click.option("--skip", "skips", multiple=True, metavar="RULE", help="Skip this rule (repeatable).")
 @click.option("--list-rules", is_flag=True, help="List the rules and exit.")
 @click.option("--since", metavar="REV", help="Lint only the revisions after REV.")
+@click.option("--strict", is_flag=True,
+              help="A suppression (ignore comment or pyproject entry) that silences nothing "
+              "is an error.")  # fmt: skip
 @click.option(
     "--git-base", metavar="REF",
     help="Lint only the revision files added or changed since git REF (e.g. origin/main).",
@@ -466,6 +469,7 @@ def lint(
     skips: Sequence[str],
     list_rules: bool,
     since: str | None,
+    strict: bool,
     git_base: str | None,
     as_json: bool,
     fmt: str,
@@ -484,7 +488,8 @@ def lint(
         _emit(as_json, LINT_RULES.describe(), lambda: render.rules(LINT_RULES.select()))
     project = options.project()
     chosen = select_revisions(project, since, git_base)
-    result = run_lint(project, dialect=dialect, only=rules, skip=skips, revisions=chosen)
+    result = run_lint(project, dialect=dialect, only=rules, skip=skips, revisions=chosen,
+                      strict=strict)  # fmt: skip
     code = EXIT_OK if result.ok else EXIT_FOUND
     _emit_findings("json" if as_json else fmt, result.to_dict, result.findings,
                    LINT_RULES.select(only=rules, skip=skips), "lint",

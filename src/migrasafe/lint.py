@@ -473,6 +473,14 @@ def _mysql_rebuild(lint: RevisionLint) -> Iterator[Hit]:
                       "it last", op.table_name, op.column.name)  # fmt: skip
 
 
+@RULES.register(
+    "unused-suppression", "error",
+    "with --strict: an ignore comment or pyproject entry that silences nothing",
+)  # fmt: skip
+def _unused_suppression(_lint: RevisionLint) -> Iterator[Hit]:
+    return iter(())  # found by lint() itself, from what the other rules' findings used
+
+
 # -- running the rules ---------------------------------------------------------------
 
 
@@ -529,12 +537,44 @@ class _Suppressions:
             if isinstance(node, ast.stmt) and not isinstance(node, ast.FunctionDef | ast.With)
         ]
 
+        self.used: set[tuple[int, str]] = set()
+
     def covers(self, line: int | None, rule: str) -> bool:
         if line is None or not self.comments:
             return False
         spans = [(a, b) for a, b in self.statements if a <= line <= b] or [(line, line)]
         first, last = min(spans, key=lambda s: s[1] - s[0])
-        return any(rule in self.comments.get(n, ()) for n in range(first, last + 1))
+        for n in range(first, last + 1):
+            if rule in self.comments.get(n, ()):
+                self.used.add((n, rule))
+                return True
+        return False
+
+    def unused(self) -> Iterator[tuple[int, str]]:
+        """(line, rule) of each ignore comment that silenced nothing."""
+        for line, rules in sorted(self.comments.items()):
+            for rule in sorted(rules):
+                if (line, rule) not in self.used:
+                    yield line, rule
+
+
+def _unused_settings(
+    settings: LintSettings, used: set[tuple[str, str]], selected: set[str]
+) -> list[Finding]:
+    """pyproject.toml ignores that silenced nothing (``--strict``)."""
+    found = []
+    for rule in sorted(settings.ignore & selected):
+        if not any(r == rule for _, r in used):
+            found.append(Finding("unused-suppression", "error", None, settings.source,
+                                 f'ignore = ["{rule}"] in [tool.migrasafe.lint] silences '
+                                 "nothing: remove it"))  # fmt: skip
+    for revision, rules in sorted(settings.per_revision.items()):
+        for rule in sorted(rules & selected - settings.ignore):
+            if (revision, rule) not in used:
+                found.append(Finding("unused-suppression", "error", revision, settings.source,
+                                     f"per-revision-ignore {revision} = [{rule!r}] silences "
+                                     "nothing: remove it"))  # fmt: skip
+    return found
 
 
 @dataclass(frozen=True)
@@ -652,10 +692,13 @@ def lint(
     only: Iterable[str] = (),
     skip: Iterable[str] = (),
     revisions: set[str] | None = None,
+    strict: bool = False,
 ) -> LintReport:
     """Record each revision's upgrade operations offline and run the selected rules.
 
     ``revisions``: only these (see :func:`select_revisions`); default all.
+    ``strict``: a suppression that silenced nothing is an ``unused-suppression``
+    error (a rule fixed long ago, or a comment on the wrong line).
     """
     name = resolve_dialect(project, dialect)
     rules = RULES.select(only, skip)
@@ -666,6 +709,7 @@ def lint(
     order = [s for s in every if revisions is None or s.revision in revisions]
     environment = EnvironmentContext(project.config, project.script)
     schema = Tables()  # replayed from base, through the revisions not linted too
+    used_settings: set[tuple[str, str]] = set()  # (revision, rule) silenced by pyproject.toml
     for script in every:
         recorded = record_upgrade(script, name, environment)
         before = schema.copy() if revisions is None or script.revision in revisions else None
@@ -685,13 +729,28 @@ def lint(
         view = RevisionLint(name, recorded, before)
         for rule in rules:
             for hit in rule.run(view):
-                if rule.rule in off or comments.covers(hit.at.line, rule.rule):
+                if rule.rule in off:
+                    suppressed += 1
+                    used_settings.add((script.revision, rule.rule))
+                    continue
+                if comments.covers(hit.at.line, rule.rule):
                     suppressed += 1
                     continue
                 findings.append(
                     Finding(rule.rule, rule.severity, script.revision, str(path), hit.message,
                             hit.at.line, hit.table, hit.column)
                 )  # fmt: skip
+        selected = {r.rule for r in rules}
+        if strict and "unused-suppression" in selected:
+            findings += [
+                Finding("unused-suppression", "error", script.revision, str(path),
+                        f"`# migrasafe: ignore[{rule}]` silences nothing here: remove it (the "
+                        "operation is gone or safe now), or move it to the statement it is for",
+                        line)
+                for line, rule in comments.unused() if rule in selected
+            ]  # fmt: skip
+    if strict and any(r.rule == "unused-suppression" for r in rules):
+        findings += _unused_settings(settings, used_settings, {r.rule for r in rules})
     revision_index = {s.revision: n for n, s in enumerate(order)}
     findings.sort(key=lambda f: (revision_index.get(f.revision or "", 0), f.line or 0))
     return LintReport(name, tuple(findings), len(order), suppressed)
