@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import signal
 import sys
-import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -53,6 +52,8 @@ class Options:
 
 def _fail(message: str, debug: bool, url: str | None = None, code: int = EXIT_ERROR) -> NoReturn:
     """One line on stderr (the traceback too with --debug), every password masked."""
+    import traceback
+
     from .database import scrub
 
     if debug:

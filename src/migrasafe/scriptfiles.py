@@ -22,12 +22,12 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # imported where used: ScriptFile and RevisionCache serve the lean path
     import ast
+    from pathlib import Path
 
     from alembic.script import ScriptDirectory
 
@@ -219,12 +219,20 @@ def _is_empty(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
 
 def cache_directory() -> Path | None:
     """Where migrasafe caches what it read; None when ``MIGRASAFE_NO_CACHE`` is set."""
+    from pathlib import Path
+
+    base = cache_base()
+    return None if base is None else Path(base)
+
+
+def cache_base() -> str | None:
+    """:func:`cache_directory` as a string, for the lean path (which does without pathlib)."""
     if os.environ.get("MIGRASAFE_NO_CACHE"):
         return None
-    base = os.environ.get("MIGRASAFE_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache"), "migrasafe"
+    return os.environ.get("MIGRASAFE_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
+        "migrasafe",
     )
-    return Path(base)
 
 
 class RevisionCache:
@@ -240,6 +248,8 @@ class RevisionCache:
     _FIELDS = tuple(f.name for f in dataclasses.fields(ScriptFile) if f.name != "path")
 
     def __init__(self, directory: str | Path) -> None:
+        from pathlib import Path
+
         self.path = self._location(Path(directory))
         self.entries: dict[str, dict[str, Any]] = {}
         self.used: set[str] = set()

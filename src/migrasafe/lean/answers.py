@@ -28,14 +28,14 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from ..records import checksum
-from ..scriptfiles import cache_directory
-from .watch import VOLATILE
+from ..scriptfiles import cache_base
 
 FORMAT = 1
+# Shell bookkeeping that differs between two runs of the same command.
+VOLATILE = frozenset({"_", "OLDPWD", "PWD", "SHLVL"})
 
 
 @dataclass(frozen=True)
@@ -48,14 +48,14 @@ class Invocation:
     name: str = "alembic"
     app: str | None = None
 
-    def location(self) -> Path | None:
-        base = cache_directory()
+    def location(self) -> str | None:
+        base = cache_base()
         if base is None:
             return None
         chosen = [os.getcwd(), list(self.config), self.url, list(self.x_args), self.name, self.app]
         chosen += [os.environ.get("ALEMBIC_CONFIG"), os.environ.get("FLASK_APP")]
         name = hashlib.blake2b(json.dumps(chosen).encode(), digest_size=12).hexdigest()
-        return base / f"answers-{name}.json"
+        return os.path.join(base, f"answers-{name}.json")
 
 
 def salted(salt: str, value: str) -> str:
@@ -108,7 +108,8 @@ def load(invocation: Invocation) -> dict[str, Any] | None:
     if location is None:
         return None
     try:
-        answers = json.loads(location.read_text())
+        with open(location, encoding="utf-8") as handle:
+            answers = json.loads(handle.read())
     except (OSError, ValueError):
         return None
     if not isinstance(answers, dict) or answers.get("format") != FORMAT:
@@ -152,8 +153,8 @@ def save(invocation: Invocation, answers: dict[str, Any]) -> None:
         return
     answers = {"format": FORMAT, **answers}
     try:
-        location.parent.mkdir(parents=True, exist_ok=True)
-        temporary = location.with_name(f"{location.name}.{os.getpid()}.tmp")
+        os.makedirs(os.path.dirname(location), exist_ok=True)
+        temporary = f"{location}.{os.getpid()}.tmp"
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "w") as handle:
             handle.write(json.dumps(answers))  # the C encoder: json.dump is pure Python
@@ -167,4 +168,4 @@ def forget(invocation: Invocation) -> None:
     location = invocation.location()
     if location is not None:
         with contextlib.suppress(OSError):
-            location.unlink()
+            os.unlink(location)

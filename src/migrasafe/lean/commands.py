@@ -9,7 +9,6 @@ answers.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import Any
 
 from ..history import History, HistoryEntry
@@ -114,6 +113,8 @@ def status(invocation: Invocation) -> Status | None:
 def validate(
     invocation: Invocation, only: Sequence[str], skip: Sequence[str], database: bool
 ) -> ValidationReport | None:
+    from pathlib import Path
+
     from ..validate import CHECKS, run_checks
 
     answers = load(invocation)

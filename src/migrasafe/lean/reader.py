@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 from typing import Any
-from urllib.parse import quote
 
 from ..records import Recorded, aware
 
@@ -53,7 +52,7 @@ def _sqlite(database: dict[str, Any]) -> tuple[tuple[str, ...], list[Recorded]]:
     path = database["path"]
     if not os.path.isfile(path):
         return (), []  # as the cold path: a missing file is a database at base
-    connection = sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True)
+    connection = sqlite3.connect(f"file:{_uri_path(path)}?mode=ro", uri=True)
     try:
         tables = {
             name.lower()
@@ -108,6 +107,11 @@ def _postgresql(database: dict[str, Any]) -> tuple[tuple[str, ...], list[Recorde
             records = _records(found, utc=database.get("driver") == "asyncpg")
         connection.rollback()
     return heads, records
+
+
+def _uri_path(path: str) -> str:
+    """A path inside a SQLite ``file:`` URI: what would end or escape it, percent-encoded."""
+    return path.replace("%", "%25").replace("?", "%3f").replace("#", "%23")
 
 
 def _quote(name: str) -> str:

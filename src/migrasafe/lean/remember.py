@@ -85,8 +85,11 @@ class Recording:
 def _earlier(invocation: Invocation) -> dict[str, Any]:
     """The answers file as it stands (valid or not), for a run that adds to it."""
     location = invocation.location()
+    if location is None:
+        return {}
     try:
-        found = json.loads(location.read_text()) if location is not None else {}
+        with open(location, encoding="utf-8") as handle:
+            found = json.loads(handle.read())
     except (OSError, ValueError):
         return {}
     return found if isinstance(found, dict) and found.get("format") == FORMAT else {}

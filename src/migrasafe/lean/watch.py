@@ -16,7 +16,7 @@ code reads on its own (libpq's ``PGHOST``). The cache can be turned off with
 
 from __future__ import annotations
 
-import importlib.util
+import importlib.util  # imported by the cold run only (see lean/remember.py)
 import os
 import sys
 from collections.abc import Iterator
@@ -25,8 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# Shell bookkeeping that differs between two runs of the same command.
-VOLATILE = frozenset({"_", "OLDPWD", "PWD", "SHLVL"})
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 
 
