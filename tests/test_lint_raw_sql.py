@@ -97,6 +97,15 @@ DANGEROUS = {
         'op.create_unique_constraint("uq_books_title", "books", ["title"])',
         "ALTER TABLE books ADD CONSTRAINT uq_books_title UNIQUE (title)",
     ),
+    "add-column-volatile-default": (
+        'op.add_column("books", sa.Column("token", sa.Uuid(), '
+        'server_default=sa.text("gen_random_uuid()"), nullable=True))',
+        "ALTER TABLE books ADD COLUMN token uuid DEFAULT gen_random_uuid()",
+    ),
+    "add-primary-key": (
+        'op.create_primary_key("pk_authors2", "books", ["author_id"])',
+        "ALTER TABLE books ADD CONSTRAINT pk_authors2 PRIMARY KEY (author_id)",
+    ),
     "concurrently-inside-transaction": (
         'op.create_index("ix_books_pages", "books", ["pages"], postgresql_concurrently=True)',
         "CREATE INDEX CONCURRENTLY ix_books_pages ON books (pages)",
@@ -122,6 +131,11 @@ SAFE = {
         'op.create_index("ix_loans_id", "loans", ["id"])',
         'op.execute("CREATE TABLE loans (id integer PRIMARY KEY)")\n    '
         'op.execute("CREATE INDEX ix_loans_id ON loans (id)")',
+    ),
+    "a constant default on a new column (PostgreSQL 11+)": (
+        'op.add_column("books", sa.Column("lang", sa.String(2), server_default="en", '
+        "nullable=True))",
+        """op.execute("ALTER TABLE books ADD COLUMN lang varchar(2) DEFAULT 'en'")""",
     ),
     "a nullable column": (
         'op.add_column("books", sa.Column("isbn", sa.String(20), nullable=True))',
@@ -231,3 +245,16 @@ def test_strict_reports_suppressions_that_silence_nothing_in_either_form(tmp_pat
     ]
     messages = " ".join(m for _, _, m in found)
     assert "ignore[drop-column]" in messages and 'ignore = ["rename-table"]' in messages
+
+
+def test_pg_version_decides_whether_a_constant_default_rewrites_the_table(tmp_path: Path) -> None:
+    ini = make_project(tmp_path, "generic")
+    versions = ini.parent / "migrations" / "versions"
+    (versions / "0001_base.py").write_text(BASE)
+    (versions / "0002_change.py").write_text(REVISION.format(
+        body="""    op.execute("ALTER TABLE books ADD COLUMN lang varchar(2) DEFAULT 'en'")"""
+    ))  # fmt: skip
+    for version, expected in (("11", set()), ("10", {"add-column-volatile-default"})):
+        result = run_cli("-c", str(ini), "lint", "--dialect", "postgresql", "--pg-version",
+                         version, "--json")  # fmt: skip
+        assert {f["rule"] for f in json.loads(result.stdout)["findings"]} == expected, version

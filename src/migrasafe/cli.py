@@ -453,6 +453,11 @@ def validate(
 @click.option("--skip", "skips", multiple=True, metavar="RULE", help="Skip this rule (repeatable).")
 @click.option("--list-rules", is_flag=True, help="List the rules and exit.")
 @click.option("--since", metavar="REV", help="Lint only the revisions after REV.")
+@click.option(
+    "--pg-version", type=click.IntRange(9, 99), default=15, show_default=True, metavar="N",
+    help="The PostgreSQL major version to judge for (what is safe changed over versions, "
+    "e.g. a constant default on a new column from 11).",
+)  # fmt: skip
 @click.option("--strict", is_flag=True,
               help="A suppression (ignore comment or pyproject entry) that silences nothing "
               "is an error.")  # fmt: skip
@@ -470,6 +475,7 @@ def lint(
     skips: Sequence[str],
     list_rules: bool,
     since: str | None,
+    pg_version: int,
     strict: bool,
     git_base: str | None,
     as_json: bool,
@@ -490,7 +496,7 @@ def lint(
     project = options.project()
     chosen = select_revisions(project, since, git_base)
     result = run_lint(project, dialect=dialect, only=rules, skip=skips, revisions=chosen,
-                      strict=strict)  # fmt: skip
+                      strict=strict, pg_version=pg_version)  # fmt: skip
     code = EXIT_OK if result.ok else EXIT_FOUND
     _emit_findings("json" if as_json else fmt, result.to_dict, result.findings,
                    LINT_RULES.select(only=rules, skip=skips), "lint",

@@ -62,6 +62,7 @@ class RevisionLint:
     dialect: str
     recorded: RevisionOperations
     before: Tables = field(default_factory=Tables)  # the schema before it, replayed from base
+    pg_version: int = 15  # PostgreSQL major version linted for (--pg-version)
 
     @property
     def operations(self) -> list[Recorded]:
@@ -362,6 +363,61 @@ def _concurrently_in_transaction(lint: RevisionLint) -> Iterator[Hit]:
         words = r"\bREINDEX\b" if r.read_sql else r"\b(CREATE|DROP|REINDEX)\b"  # read: as ops
         if re.search(words + r"[^;]*\bCONCURRENTLY\b", sql, re.I | re.S) and (not r.autocommit):
             yield Hit(r, f"runs {' '.join(sql.split())[:60]!r} CONCURRENTLY, which {why}")
+
+
+# Functions PostgreSQL evaluates per row: a default calling one is written into every row.
+_VOLATILE = re.compile(
+    r"\b(random|gen_random_uuid|uuid_generate_v[14]|clock_timestamp|timeofday|nextval|"
+    r"txid_current|statement_timestamp)\s*\(", re.I,
+)  # fmt: skip
+
+
+def _default_sql(column: Any) -> str | None:
+    default = column.server_default
+    if default is None:
+        return None
+    arg = getattr(default, "arg", default)
+    return str(getattr(arg, "text", arg))
+
+
+@RULES.register(
+    "add-column-volatile-default",
+    "error",
+    "PostgreSQL: adding a column whose default is volatile (or any default before 11)",
+)
+def _volatile_default(lint: RevisionLint) -> Iterator[Hit]:
+    if lint.dialect != "postgresql":
+        return
+    for r, op in lint.of(ops.AddColumnOp):
+        default = _default_sql(op.column)
+        if default is None or not lint.existing(op.table_name):
+            continue
+        volatile = _VOLATILE.search(default)
+        if volatile or lint.pg_version < 11:
+            old = f"before PostgreSQL 11 (linting for {lint.pg_version}) any default"
+            why = f"{volatile.group(1)}() is evaluated for each row" if volatile else old
+            yield Hit(r, f"adds {op.table_name}.{op.column.name} DEFAULT {default}: {why}, so "
+                      "PostgreSQL rewrites the whole table under an ACCESS EXCLUSIVE lock. Safer: "
+                      "add the column without a default (or with a constant one), set the default "
+                      "afterwards, backfill in batches", op.table_name, op.column.name)  # fmt: skip
+
+
+@RULES.register(
+    "add-primary-key",
+    "error",
+    "PostgreSQL: adding a primary key to an existing table without an index built beforehand",
+)
+def _add_primary_key(lint: RevisionLint) -> Iterator[Hit]:
+    if lint.dialect != "postgresql":
+        return
+    for r, op in lint.of(ops.CreatePrimaryKeyOp):
+        if lint.existing(op.table_name):
+            yield Hit(r, f"adds primary key {op.constraint_name or '(unnamed)'} to "
+                      f"{op.table_name}: PostgreSQL builds its unique index, and checks every "
+                      "column for NULLs, under an ACCESS EXCLUSIVE lock (no reads, no writes). "
+                      "Safer: CREATE UNIQUE INDEX CONCURRENTLY (in autocommit_block()), then "
+                      "ALTER TABLE ... ADD CONSTRAINT ... PRIMARY KEY USING INDEX",
+                      op.table_name)  # fmt: skip
 
 
 @RULES.register(
@@ -693,6 +749,7 @@ def lint(
     skip: Iterable[str] = (),
     revisions: set[str] | None = None,
     strict: bool = False,
+    pg_version: int = 15,
 ) -> LintReport:
     """Record each revision's upgrade operations offline and run the selected rules.
 
@@ -726,7 +783,7 @@ def lint(
                 f"upgrade() could not run without a database ({recorded.error}); the operations "
                 "after that point were not checked",
             ))  # fmt: skip
-        view = RevisionLint(name, recorded, before)
+        view = RevisionLint(name, recorded, before, pg_version)
         for rule in rules:
             for hit in rule.run(view):
                 if rule.rule in off:

@@ -31,7 +31,7 @@ def operations_in(sql: str, dialect: str) -> list[ops.MigrateOperation] | None:
     found: list[ops.MigrateOperation] = []
     for statement in statements:
         if statement is not None:
-            found += _statement(statement, exp)
+            found += _statement(statement, exp, _DIALECTS.get(dialect, dialect))
     return found
 
 
@@ -43,7 +43,7 @@ def _schema(table: Any) -> str | None:
     return table.args.get("db").name if table.args.get("db") is not None else None
 
 
-def _statement(node: Any, exp: Any) -> list[ops.MigrateOperation]:
+def _statement(node: Any, exp: Any, read: str) -> list[ops.MigrateOperation]:
     if isinstance(node, exp.Create):
         return _create(node, exp)
     if isinstance(node, exp.Drop):
@@ -57,7 +57,7 @@ def _statement(node: Any, exp: Any) -> list[ops.MigrateOperation]:
                     for t in targets]  # fmt: skip
         return []
     if isinstance(node, exp.Alter) and (node.args.get("kind") or "").upper() == "TABLE":
-        return _alter(node, exp)
+        return _alter(node, exp, read)
     return []
 
 
@@ -81,7 +81,7 @@ def _create(node: Any, exp: Any) -> list[ops.MigrateOperation]:
     return []
 
 
-def _alter(node: Any, exp: Any) -> list[ops.MigrateOperation]:
+def _alter(node: Any, exp: Any, read: str) -> list[ops.MigrateOperation]:
     table, schema = node.this.name, _schema(node.this)
     not_valid = bool(node.args.get("not_valid"))
     found: list[ops.MigrateOperation] = []
@@ -97,7 +97,7 @@ def _alter(node: Any, exp: Any) -> list[ops.MigrateOperation]:
                 found.append(ops.AlterColumnOp(table, column, schema=schema,
                                                modify_nullable=bool(allow_null)))  # fmt: skip
         elif isinstance(action, exp.ColumnDef):
-            found.append(ops.AddColumnOp(table, _column(action, exp), schema=schema))
+            found.append(ops.AddColumnOp(table, _column(action, exp, read), schema=schema))
         elif isinstance(action, exp.Drop) and (action.args.get("kind") or "").upper() == "COLUMN":
             found += [ops.DropColumnOp(table, c.name, schema=schema)
                       for c in action.args.get("tables") or []]  # fmt: skip
@@ -108,12 +108,12 @@ def _alter(node: Any, exp: Any) -> list[ops.MigrateOperation]:
             found.append(ops.RenameTableOp(table, action.this.name, schema=schema))
         elif isinstance(action, exp.AddConstraint):
             for constraint in action.expressions:
-                found += _constraint(table, schema, constraint, not_valid, exp)
+                found += _constraint(table, schema, constraint, not_valid, exp, read)
     return found
 
 
 def _constraint(
-    table: str, schema: str | None, constraint: Any, not_valid: bool, exp: Any
+    table: str, schema: str | None, constraint: Any, not_valid: bool, exp: Any, read: str
 ) -> list[ops.MigrateOperation]:
     name = _name(constraint.this) if isinstance(constraint, exp.Constraint) else None
     parts = constraint.expressions if isinstance(constraint, exp.Constraint) else [constraint]
@@ -130,8 +130,8 @@ def _constraint(
                 postgresql_not_valid=not_valid,
             ))  # fmt: skip
         elif isinstance(part, exp.CheckColumnConstraint):
-            found.append(ops.CreateCheckConstraintOp(name, table, sa.text(part.this.sql()),
-                                                     schema=schema,
+            condition = sa.text(part.this.sql(dialect=read))
+            found.append(ops.CreateCheckConstraintOp(name, table, condition, schema=schema,
                                                      postgresql_not_valid=not_valid))  # fmt: skip
         elif isinstance(part, exp.UniqueColumnConstraint):
             columns = [c.name for c in getattr(part.this, "expressions", None) or []]
@@ -142,7 +142,7 @@ def _constraint(
     return found
 
 
-def _column(node: Any, exp: Any) -> sa.Column[Any]:
+def _column(node: Any, exp: Any, read: str) -> sa.Column[Any]:
     constraints = [c.args.get("kind") for c in node.args.get("constraints") or []]
     not_null = any(isinstance(k, exp.NotNullColumnConstraint) and not k.args.get("allow_null")
                    for k in constraints)  # fmt: skip
@@ -152,7 +152,7 @@ def _column(node: Any, exp: Any) -> sa.Column[Any]:
     return sa.Column(
         node.this.name, _type(kind, exp) if kind is not None else sa.types.NullType(),
         nullable=not (not_null or primary), primary_key=primary,
-        server_default=sa.text(default.this.sql()) if default is not None else None,
+        server_default=sa.text(default.this.sql(dialect=read)) if default is not None else None,
     )  # fmt: skip
 
 
