@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import hashlib
 import logging
 import math
 import os
@@ -137,6 +138,15 @@ class DialectSupport:
         return {}
 
     @classmethod
+    def fingerprints(
+        cls, connection: Connection, tables: list[tuple[str | None, str]]
+    ) -> dict[tuple[str | None, str], str] | None:
+        """A digest per table of everything reflection reads of it (columns, keys, indexes,
+        constraints), in one query; equal digests mean equal schemas. None: not offered here,
+        reflect every time."""
+        return None
+
+    @classmethod
     def sync_url(cls, url: URL) -> URL:
         """The URL with a synchronous driver, for migrasafe's own connections."""
         # From the name as written: asking the URL would load the dialect, which may be missing.
@@ -255,9 +265,48 @@ class _Lock:
     alive: Callable[[], bool]
 
 
+def _digest(parts: list[str]) -> str:
+    return hashlib.blake2b("\n".join(parts).encode(), digest_size=16).hexdigest()
+
+
+# pg_get_constraintdef and pg_get_indexdef render each constraint and index completely.
+_PG_FINGERPRINTS = """
+SELECT n.nspname, c.relname, md5(concat_ws(E'\\n',
+  (SELECT string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod) || ' '
+                     || a.attnotnull || ' ' || coalesce(pg_get_expr(d.adbin, d.adrelid), ''),
+                     ',' ORDER BY a.attnum)
+     FROM pg_catalog.pg_attribute a
+     LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+    WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),
+  (SELECT string_agg(k.conname || ' ' || pg_get_constraintdef(k.oid), ',' ORDER BY k.conname)
+     FROM pg_catalog.pg_constraint k WHERE k.conrelid = c.oid),
+  (SELECT string_agg(pg_get_indexdef(i.indexrelid), ',' ORDER BY pg_get_indexdef(i.indexrelid))
+     FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid)))
+  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.relname = ANY(%s) AND c.relkind IN ('r', 'p')
+"""
+
+
 class SQLiteSupport(DialectSupport):
     name = "sqlite"
     sync_drivers: ClassVar[dict[str, str]] = {"aiosqlite": "pysqlite"}
+
+    @classmethod
+    def fingerprints(
+        cls, connection: Connection, tables: list[tuple[str | None, str]]
+    ) -> dict[tuple[str | None, str], str] | None:
+        names = [name for schema, name in tables if schema is None]
+        if not names:
+            return {}
+        marks = ", ".join("?" for _ in names)
+        rows = connection.exec_driver_sql(
+            f"SELECT tbl_name, type, name, coalesce(sql, '') FROM sqlite_master "
+            f"WHERE tbl_name IN ({marks}) ORDER BY tbl_name, type, name", tuple(names),
+        ).all()  # fmt: skip
+        found: dict[str, list[str]] = {}
+        for table, kind, name, sql in rows:  # the DDL as SQLite keeps it, tables and indexes
+            found.setdefault(table, []).append(f"{kind}:{name}:{sql}")
+        return {(None, t): _digest(parts) for t, parts in found.items()}
 
     @classmethod
     def make_readonly_args(
@@ -536,6 +585,22 @@ class PostgreSQLSupport(_ServerSupport):
         # after a migration changes a column's type ("cached plan must not change result type").
         if hasattr(dbapi_connection, "prepare_threshold"):
             dbapi_connection.prepare_threshold = None
+
+    @classmethod
+    def fingerprints(
+        cls, connection: Connection, tables: list[tuple[str | None, str]]
+    ) -> dict[tuple[str | None, str], str] | None:
+        if not tables:
+            return {}
+        rows = connection.exec_driver_sql(_PG_FINGERPRINTS, ([n for _, n in tables],)).all()
+        default = connection.exec_driver_sql("SELECT current_schema()").scalar()
+        wanted = set(tables)
+        found = {}
+        for schema, name, digest in rows:
+            key = (None if schema == default else schema, name)
+            if key in wanted:
+                found[key] = digest
+        return found
 
     @classmethod
     def session_facts(cls, connection: Connection) -> dict[str, str]:

@@ -229,19 +229,35 @@ def read_schema(
     only: Iterable[str] | None = None,
     present: set[str] | None = None,
     where: Namespaces = DEFAULT,
+    known: dict[tuple[str, str], TableSchema] | None = None,
 ) -> Schema:
     """Reflect every table (or ``only`` those named), leaving out ``exclude``.
 
     ``present``: the tables there now, when the caller just listed them.
+    ``known``: tables read before, by name and the database's fingerprint of
+    them (one query for all): a table whose fingerprint was seen is not
+    reflected again. A downgrade gives back the schema from before the
+    upgrade, so verify reflects a table once per revision, not three times.
     """
     inspector = sa.inspect(connection)
     dialect = connection.dialect
     names = set(present) if present is not None else table_names(connection, exclude, where)
     if only is not None:
         names &= set(only)
+    prints: dict[tuple[str | None, str], str] | None = None
+    if known is not None and names:
+        from ..database import support_class
+
+        prints = support_class(dialect.name).fingerprints(
+            connection, [where.split(k) for k in names]
+        )
     tables = {}
     for key in sorted(names):
         schema, table = where.split(key)
+        fingerprint = prints.get((schema, table)) if prints is not None else None
+        if fingerprint is not None and known is not None and (key, fingerprint) in known:
+            tables[key] = known[(key, fingerprint)]
+            continue
         columns = {
             c["name"]: (
                 str(c["type"].compile(dialect=dialect)),
@@ -277,6 +293,8 @@ def read_schema(
                 for ck in inspector.get_check_constraints(table, schema=schema)
             ),
         )
+        if fingerprint is not None and known is not None:
+            known[(key, fingerprint)] = tables[key]
     return Schema(tables)
 
 

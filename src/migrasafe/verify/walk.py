@@ -42,7 +42,15 @@ from .declarations import Declarations
 from .drift import describe_diff
 from .report import Coverage, Progress, VerifyReport
 from .seed import Seeder, reflect
-from .snapshot import Namespaces, Rows, Schema, read_rows, read_schema, table_names
+from .snapshot import (
+    Namespaces,
+    Rows,
+    Schema,
+    TableSchema,
+    read_rows,
+    read_schema,
+    table_names,
+)
 from .sqlwatch import SqlWatch
 
 Severity = Literal["error", "warning", "info"]
@@ -84,6 +92,7 @@ class Verifier:
         self.exclude = {CHECKSUM_TABLE, "alembic_version"}
         self.watch = SqlWatch()
         self.where = Namespaces()
+        self.known: dict[tuple[str, str], TableSchema] = {}  # (table, fingerprint) -> as read
         self.schema = Schema()
         self.data: dict[str, Rows] = {}
         self.with_data: list[str] = []
@@ -192,7 +201,8 @@ class Verifier:
             reread = now
         else:
             reread = (self.schema.with_children(touched) | (now - self.schema.tables.keys())) & now
-        fresh = read_schema(connection, self.exclude, only=reread, present=now, where=self.where)
+        fresh = read_schema(connection, self.exclude, only=reread, present=now, where=self.where,
+                            known=self.known)  # fmt: skip
         self.schema = self.schema.replace(fresh, gone)
         self.data = {k: v for k, v in self.data.items() if k not in gone}
         self.data.update(read_rows(connection, self.schema, only=reread, where=self.where))
