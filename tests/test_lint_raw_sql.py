@@ -102,6 +102,10 @@ DANGEROUS = {
         'server_default=sa.text("gen_random_uuid()"), nullable=True))',
         "ALTER TABLE books ADD COLUMN token uuid DEFAULT gen_random_uuid()",
     ),
+    # No op.* exists for these three: raw SQL is their only form.
+    "truncate-table": ('op.execute("TRUNCATE books CASCADE")', "TRUNCATE books CASCADE"),
+    "reindex-without-concurrently": ('op.execute("REINDEX TABLE books")', "REINDEX TABLE books"),
+    "drop-database": ('op.execute("DROP DATABASE app")', "DROP DATABASE app"),
     "add-primary-key": (
         'op.create_primary_key("pk_authors2", "books", ["author_id"])',
         "ALTER TABLE books ADD CONSTRAINT pk_authors2 PRIMARY KEY (author_id)",
@@ -258,3 +262,20 @@ def test_pg_version_decides_whether_a_constant_default_rewrites_the_table(tmp_pa
         result = run_cli("-c", str(ini), "lint", "--dialect", "postgresql", "--pg-version",
                          version, "--json")  # fmt: skip
         assert {f["rule"] for f in json.loads(result.stdout)["findings"]} == expected, version
+
+
+@pytest.mark.parametrize(
+    ("op_form", "sql"),
+    [
+        ('op.add_column("books", sa.Column("n", sa.BigInteger(), sa.Identity()))',
+         "ALTER TABLE books ADD COLUMN n bigint GENERATED ALWAYS AS IDENTITY"),
+        ('op.add_column("books", sa.Column("twice", sa.Integer(), sa.Computed("pages * 2")))',
+         "ALTER TABLE books ADD COLUMN twice int GENERATED ALWAYS AS (pages * 2) STORED"),
+    ],
+    ids=["identity", "stored-generated"],
+)  # fmt: skip
+def test_a_column_filled_for_every_row_rewrites_the_table_in_both_forms(
+    tmp_path: Path, op_form: str, sql: str
+) -> None:
+    assert _rules(tmp_path / "op", op_form) == {"add-column-volatile-default"}
+    assert _rules(tmp_path / "sql", f"op.execute({sql!r})") == {"add-column-volatile-default"}

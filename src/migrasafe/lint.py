@@ -39,6 +39,7 @@ from .operations import Recorded, RevisionOperations, record_upgrade
 from .replay import Tables
 from .runtime import discover_url
 from .settings import tool_section
+from .sqlops import Statement
 
 DIALECTS = ("postgresql", "sqlite", "mysql")
 _DIALECT_ALIASES = {"mariadb": "mysql", "postgres": "postgresql"}
@@ -389,7 +390,16 @@ def _volatile_default(lint: RevisionLint) -> Iterator[Hit]:
     if lint.dialect != "postgresql":
         return
     for r, op in lint.of(ops.AddColumnOp):
-        default = _default_sql(op.column)
+        column = op.column
+        filled = _filled_per_row(column)
+        if filled is not None and lint.existing(op.table_name):
+            yield Hit(r, f"adds {op.table_name}.{column.name} as {filled}: PostgreSQL computes "
+                      "it for every row and rewrites the whole table under an ACCESS EXCLUSIVE "
+                      "lock. Safer: add a plain nullable column, backfill it in batches, then add "
+                      "the identity or the expression in a later step",
+                      op.table_name, column.name)  # fmt: skip
+            continue
+        default = _default_sql(column)
         if default is None or not lint.existing(op.table_name):
             continue
         volatile = _VOLATILE.search(default)
@@ -400,6 +410,50 @@ def _volatile_default(lint: RevisionLint) -> Iterator[Hit]:
                       "PostgreSQL rewrites the whole table under an ACCESS EXCLUSIVE lock. Safer: "
                       "add the column without a default (or with a constant one), set the default "
                       "afterwards, backfill in batches", op.table_name, op.column.name)  # fmt: skip
+
+
+def _filled_per_row(column: Any) -> str | None:
+    """An identity or a stored generated column: a value written into every existing row."""
+    if getattr(column, "identity", None) is not None:
+        return "an identity column"
+    computed = getattr(column, "computed", None)
+    if computed is not None and computed.persisted is not False:
+        return f"a stored generated column ({computed.sqltext})"
+    return None
+
+
+@RULES.register("truncate-table", "error", "TRUNCATE in a migration (and CASCADE to others)")
+def _truncate(lint: RevisionLint) -> Iterator[Hit]:
+    for r, op in lint.of(Statement):
+        if op.kind == "truncate" and lint.existing(op.table_name):
+            also = (" and, by CASCADE, every row of every table that references it"
+                    if op.cascade else "")  # fmt: skip
+            yield Hit(r, f"truncates {op.table_name}: every row is gone for good{also}, under an "
+                      "ACCESS EXCLUSIVE lock. Safer: delete what must go in a reviewed data "
+                      "migration (in batches), keep a backup", op.table_name)  # fmt: skip
+
+
+@RULES.register("drop-database", "error", "DROP DATABASE in a migration")
+def _drop_database(lint: RevisionLint) -> Iterator[Hit]:
+    for r, op in lint.of(Statement):
+        if op.kind == "drop-database":
+            yield Hit(r, f"drops database {op.table_name}: everything in it is gone for good. A "
+                      "migration manages one database's schema; drop databases by hand, "
+                      "after a backup")  # fmt: skip
+
+
+@RULES.register("reindex-without-concurrently", "error", "PostgreSQL: REINDEX without CONCURRENTLY")
+def _reindex(lint: RevisionLint) -> Iterator[Hit]:
+    if lint.dialect != "postgresql":
+        return
+    for r, op in lint.of(Statement):
+        if op.kind == "reindex" and not op.concurrently:
+            safer = ("REINDEX ... CONCURRENTLY inside `with op.get_context().autocommit_block():`"
+                     if lint.pg_version >= 12
+                     else "CREATE INDEX CONCURRENTLY a copy, then drop the old one")  # fmt: skip
+            yield Hit(r, f"runs REINDEX {op.table_name or ''} without CONCURRENTLY: PostgreSQL "
+                      "blocks writes to the table (and reads through the index) for the whole "
+                      f"rebuild. Safer: {safer}", op.table_name)  # fmt: skip
 
 
 @RULES.register(

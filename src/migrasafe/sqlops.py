@@ -11,6 +11,7 @@ operation describes (data changes, grants, functions), yields nothing here.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,11 +20,23 @@ from alembic.operations import ops
 _DIALECTS = {"postgresql": "postgres", "sqlite": "sqlite", "mysql": "mysql"}
 
 
+class Statement(ops.MigrateOperation):
+    """A raw statement no Alembic operation describes (TRUNCATE, DROP DATABASE, REINDEX)."""
+
+    def __init__(self, kind: str, target: str | None, *, cascade: bool = False,
+                 concurrently: bool = False) -> None:  # fmt: skip
+        self.kind = kind
+        self.table_name = target
+        self.cascade = cascade
+        self.concurrently = concurrently
+
+
 def operations_in(sql: str, dialect: str) -> list[ops.MigrateOperation] | None:
     """The operations ``sql`` performs; None when it cannot be parsed."""
     import sqlglot
     from sqlglot import exp
 
+    logging.getLogger("sqlglot").setLevel(logging.ERROR)  # "falling back to a Command": ours
     try:
         statements = sqlglot.parse(sql, read=_DIALECTS.get(dialect, dialect))
     except (sqlglot.errors.ParseError, sqlglot.errors.TokenError):
@@ -51,6 +64,8 @@ def _statement(node: Any, exp: Any, read: str) -> list[ops.MigrateOperation]:
         targets = node.args.get("tables") or []
         if kind == "TABLE":
             return [ops.DropTableOp(t.name, schema=_schema(t)) for t in targets]
+        if kind == "DATABASE":
+            return [Statement("drop-database", t.name) for t in targets]
         if kind == "INDEX":
             concurrently = bool(node.args.get("concurrently"))
             return [ops.DropIndexOp(t.name, schema=_schema(t), postgresql_concurrently=concurrently)
@@ -58,6 +73,13 @@ def _statement(node: Any, exp: Any, read: str) -> list[ops.MigrateOperation]:
         return []
     if isinstance(node, exp.Alter) and (node.args.get("kind") or "").upper() == "TABLE":
         return _alter(node, exp, read)
+    if isinstance(node, exp.TruncateTable):
+        cascade = str(node.args.get("option") or "").upper() == "CASCADE"
+        return [Statement("truncate", t.name, cascade=cascade) for t in node.expressions]
+    if isinstance(node, exp.Command) and str(node.this).upper() == "REINDEX":
+        words = str(node.expression.this if node.expression is not None else "").split()
+        concurrently = any(w.upper() == "CONCURRENTLY" for w in words)
+        return [Statement("reindex", words[-1] if words else None, concurrently=concurrently)]
     return []
 
 
@@ -149,8 +171,14 @@ def _column(node: Any, exp: Any, read: str) -> sa.Column[Any]:
     default = next((k for k in constraints if isinstance(k, exp.DefaultColumnConstraint)), None)
     primary = any(isinstance(k, exp.PrimaryKeyColumnConstraint) for k in constraints)
     kind = node.args.get("kind")
+    extra: list[Any] = []
+    for k in constraints:
+        if isinstance(k, exp.GeneratedAsIdentityColumnConstraint):
+            extra.append(sa.Identity())
+        elif isinstance(k, exp.ComputedColumnConstraint) and k.this is not None:
+            extra.append(sa.Computed(k.this.sql(dialect=read), persisted=True))
     return sa.Column(
-        node.this.name, _type(kind, exp) if kind is not None else sa.types.NullType(),
+        node.this.name, _type(kind, exp) if kind is not None else sa.types.NullType(), *extra,
         nullable=not (not_null or primary), primary_key=primary,
         server_default=sa.text(default.this.sql(dialect=read)) if default is not None else None,
     )  # fmt: skip
