@@ -331,9 +331,12 @@ def reflect(
         if only is None:
             metadata.reflect(connection, schema=schema, only=lambda name, _m: name not in exclude)
             continue
-        names = sorted(n for s, n in map(where.split, only) if s == schema and n not in exclude)
-        if names:
-            metadata.reflect(connection, schema=schema, only=names)
+        for name in sorted(
+            n for s, n in map(where.split, only) if s == schema and n not in exclude
+        ):
+            # One table at a time (its parents come along): MetaData.reflect(only=...) would
+            # list every table of the database first, each time.
+            sa.Table(name, metadata, schema=schema, autoload_with=connection)
     return metadata
 
 

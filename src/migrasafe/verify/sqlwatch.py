@@ -19,6 +19,11 @@ from .snapshot import Schema, name_key
 
 IDENTIFIER = re.compile(r"[A-Za-z_][\w$]*")
 _DDL = re.compile(r"\s*(CREATE|ALTER|DROP|RENAME|TRUNCATE|COMMENT|PRAGMA)\b", re.I)
+# What can add, drop or rename a table (or run code that might): then the tables are listed.
+_TABLE_SET = re.compile(
+    r"\b(CREATE|DROP)\s+(\w+\s+)*?TABLE\b|\bRENAME\s+(TO|TABLE)\b|^\s*(DO|CALL|EXECUTE|SELECT\b.*\bINTO)\b",
+    re.I | re.S,
+)  # fmt: skip
 
 
 class SqlWatch:
@@ -28,12 +33,14 @@ class SqlWatch:
         self.words: set[str] = set()
         self.statements = 0
         self.ddl = False
+        self.table_set = False  # a statement may have added, dropped or renamed a table
         self.active = False
 
     def __call__(self, _conn: object, _cursor: object, statement: str, *_args: object) -> None:
         if self.active:
             self.statements += 1
             self.ddl = self.ddl or bool(_DDL.match(statement))
+            self.table_set = self.table_set or bool(_TABLE_SET.search(statement))
             self.words.update(word.lower() for word in IDENTIFIER.findall(statement))
 
     @contextmanager
@@ -46,6 +53,7 @@ class SqlWatch:
 
     def start(self) -> None:
         self.words, self.statements, self.ddl, self.active = set(), 0, False, True
+        self.table_set = False
 
     def tables(self, schema: Schema, now: set[str]) -> set[str] | None:
         """The tables the statements named, directly or by one of their indexes or constraints.

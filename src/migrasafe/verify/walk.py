@@ -176,7 +176,10 @@ class Verifier:
         ``commit=False`` on env.py's own connection, inside its transaction.
         """
         if self.watch.ddl or not self.watch.statements:
-            now = table_names(connection, self.exclude, self.where)
+            if self.watch.table_set or not self.watch.statements:
+                now = table_names(connection, self.exclude, self.where)
+            else:  # an index, a column, a constraint: the same tables are there
+                now = set(self.schema.tables)
             touched = self.watch.tables(self.schema, now)
             self._refresh(connection, touched, now, commit=commit)
         else:  # data only: the schema is as it was, only rows are read again
