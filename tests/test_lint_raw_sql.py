@@ -279,3 +279,34 @@ def test_a_column_filled_for_every_row_rewrites_the_table_in_both_forms(
 ) -> None:
     assert _rules(tmp_path / "op", op_form) == {"add-column-volatile-default"}
     assert _rules(tmp_path / "sql", f"op.execute({sql!r})") == {"add-column-volatile-default"}
+
+
+STYLE = ("prefer-bigint", "prefer-timestamptz", "prefer-text", "prefer-identity")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        'op.create_table("loans", sa.Column("id", sa.Integer(), primary_key=True), '
+        'sa.Column("due", sa.DateTime()), sa.Column("note", sa.String(80)))',
+        'op.execute("CREATE TABLE loans (id serial PRIMARY KEY, due timestamp, '
+        'note varchar(80))")',
+    ],
+    ids=["op", "raw SQL"],
+)  # fmt: skip
+def test_style_rules_are_opt_in_and_judge_both_forms(tmp_path: Path, body: str) -> None:
+    ini = make_project(tmp_path, "generic")
+    versions = ini.parent / "migrations" / "versions"
+    (versions / "0001_base.py").write_text(BASE)
+    (versions / "0002_change.py").write_text(REVISION.format(body="    " + body))
+    plain = run_cli("-c", str(ini), "lint", "--dialect", "postgresql", "--json")
+    assert json.loads(plain.stdout)["findings"] == []  # off unless asked for
+    asked = [arg for rule in STYLE for arg in ("--rule", rule)]
+    result = run_cli("-c", str(ini), "lint", "--dialect", "postgresql", *asked, "--json")
+    findings = json.loads(result.stdout)["findings"]
+    found = {(f["rule"], f["column"], f["severity"]) for f in findings if f["revision"] == "0002"}
+    assert found == {
+        ("prefer-bigint", "id", "info"), ("prefer-identity", "id", "info"),
+        ("prefer-timestamptz", "due", "info"), ("prefer-text", "note", "info"),
+    }  # fmt: skip
+    assert result.exit_code == 0  # notes, not errors

@@ -38,6 +38,7 @@ class Check(Generic[T, U]):
     severity: Severity
     summary: str
     run: Callable[[T], Iterable[U]]
+    optional: bool = False  # opt-in: runs only when named (--rule)
 
 
 class Registry(Generic[T, U]):
@@ -48,10 +49,10 @@ class Registry(Generic[T, U]):
         self.checks: dict[str, Check[T, U]] = {}
 
     def register(
-        self, rule: str, severity: Severity, summary: str
+        self, rule: str, severity: Severity, summary: str, *, optional: bool = False
     ) -> Callable[[Callable[[T], Iterable[U]]], Callable[[T], Iterable[U]]]:
         def decorate(fn: Callable[[T], Iterable[U]]) -> Callable[[T], Iterable[U]]:
-            self.checks[rule] = Check(rule, severity, summary, fn)
+            self.checks[rule] = Check(rule, severity, summary, fn, optional)
             return fn
 
         return decorate
@@ -69,5 +70,5 @@ class Registry(Generic[T, U]):
                 f"unknown {self.kind} rule(s): {', '.join(unknown)}; "
                 f"known rules: {', '.join(sorted(self.checks))}"
             )
-        names = only or list(self.checks)
+        names = only or [name for name, check in self.checks.items() if not check.optional]
         return [self.checks[name] for name in names if name not in skip]

@@ -58,7 +58,7 @@ def _schema(table: Any) -> str | None:
 
 def _statement(node: Any, exp: Any, read: str) -> list[ops.MigrateOperation]:
     if isinstance(node, exp.Create):
-        return _create(node, exp)
+        return _create(node, exp, read)
     if isinstance(node, exp.Drop):
         kind = (node.args.get("kind") or "").upper()
         targets = node.args.get("tables") or []
@@ -83,12 +83,15 @@ def _statement(node: Any, exp: Any, read: str) -> list[ops.MigrateOperation]:
     return []
 
 
-def _create(node: Any, exp: Any) -> list[ops.MigrateOperation]:
+def _create(node: Any, exp: Any, read: str) -> list[ops.MigrateOperation]:
     kind = (node.args.get("kind") or "").upper()
     target = node.this
     if kind == "TABLE":
         table = target.this if isinstance(target, exp.Schema) else target
-        return [ops.CreateTableOp(table.name, [], schema=_schema(table))]
+        columns = ([_column(c, exp, read) for c in target.expressions
+                    if isinstance(c, exp.ColumnDef)]
+                   if isinstance(target, exp.Schema) else [])  # fmt: skip
+        return [ops.CreateTableOp(table.name, columns, schema=_schema(table))]
     if kind == "INDEX" and isinstance(target, exp.Index):
         table = target.args.get("table")
         params = target.args.get("params")
