@@ -357,16 +357,9 @@ def status(options: Options, as_json: bool) -> None:
     edited since it was applied; 1 otherwise.
     """
     from . import lean, render
+    from .status import status as run_status
 
-    result = lean.status(options.invocation())
-    if result is None:
-        from .lean.remember import recording
-        from .status import status as run_status
-
-        with recording(options.invocation()) as cold:
-            project = options.project()
-            result = run_status(project)
-            cold.remember(project)
+    result = lean.answer(options.invocation(), lean.status, run_status, options.project)
     code = EXIT_OK if result.ok else EXIT_FOUND
     _emit(as_json, result.to_dict(), lambda: render.status(result), code)
 
@@ -377,17 +370,10 @@ def status(options: Options, as_json: bool) -> None:
 def history(options: Options, as_json: bool) -> None:
     """List revisions from base to head(s), following the revision graph."""
     from . import lean, render
+    from .history import history as run_history
 
-    result = lean.history(options.invocation())
-    if result is None:
-        from .history import history as run_history
-        from .lean.remember import recording
-
-        with recording(options.invocation()) as cold:
-            project = options.project()
-            result = run_history(project)
-            if result.warning is None:
-                cold.remember(project)
+    result = lean.answer(options.invocation(), lean.history, run_history, options.project,
+                         keep=lambda found: found.warning is None)  # fmt: skip
     if result.warning:
         click.echo(f"migrasafe: warning: {result.warning}", err=True)
     _emit(as_json, lambda: [e.to_dict() for e in result.entries],
@@ -423,19 +409,17 @@ def validate(
     """
     from . import lean, render
     from .validate import CHECKS as VALIDATE_CHECKS
+    from .validate import validate as run_validate
 
     if list_rules:
         _emit(as_json, VALIDATE_CHECKS.describe(), lambda: render.rules(VALIDATE_CHECKS.select()))
     use_database = options.url is not None if database is None else database
-    result = lean.validate(options.invocation(), rules, skips, use_database)
-    if result is None:
-        from .lean.remember import recording
-        from .validate import validate as run_validate
-
-        with recording(options.invocation()) as cold:
-            project = options.project()
-            result = run_validate(project, only=rules, skip=skips, database=use_database)
-            cold.remember(project)
+    result = lean.answer(
+        options.invocation(),
+        lambda invocation: lean.validate(invocation, rules, skips, use_database),
+        lambda project: run_validate(project, only=rules, skip=skips, database=use_database),
+        options.project,
+    )
     code = EXIT_OK if result.ok else EXIT_FOUND
     _emit_findings("json" if as_json else fmt, result.to_dict, result.findings,
                    VALIDATE_CHECKS.select(), "validate",

@@ -10,7 +10,37 @@ importing Alembic, SQLAlchemy, mako or rich.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
+
 from .answers import Invocation
 from .commands import history, status, validate
 
-__all__ = ["Invocation", "history", "status", "validate"]
+if TYPE_CHECKING:
+    from ..config import Project
+
+__all__ = ["Invocation", "answer", "history", "status", "validate"]
+
+R = TypeVar("R")
+
+
+def answer(
+    invocation: Invocation,
+    warm: Callable[[Invocation], R | None],
+    cold: Callable[[Project], R],
+    load: Callable[[], Project],
+    keep: Callable[[R], bool] = lambda _result: True,
+) -> R:
+    """``warm`` from the cached answers, else ``cold`` on the loaded project, watched, and
+    its answers cached for next time (when ``keep`` says the result is worth caching)."""
+    found = warm(invocation)
+    if found is not None:
+        return found
+    from .remember import recording
+
+    with recording(invocation) as watched:
+        project = load()
+        result = cold(project)
+        if keep(result):
+            watched.remember(project)
+    return result

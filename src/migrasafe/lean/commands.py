@@ -17,7 +17,7 @@ from ..scriptfiles import ScriptFile
 from ..status import Status
 from ..validate import ValidationReport
 from .answers import Invocation, load
-from .reader import Unreadable, read
+from .reader import read
 
 
 def _applied(answers: dict[str, Any], current: Iterable[str]) -> set[str]:
@@ -42,7 +42,7 @@ def _state(answers: dict[str, Any]) -> State | None:
         return None
     try:
         return read(database)
-    except (Unreadable, Exception):  # the cold path reports the database's error properly
+    except Exception:  # Unreadable, or the driver's error: the cold path reports it properly
         return None
 
 
