@@ -219,6 +219,18 @@ def test_tables_of_every_schema_the_migrations_create_are_seeded_and_compared(
     assert report["coverage"]["with_data"] == ["0001", "0002"]  # type: ignore[index]
 
 
+def test_an_index_recreated_without_its_predicate_is_not_restored(
+    tmp_path: Path, server: list[str]
+) -> None:
+    """Same name, same columns, but over every row now: the downgrade changed the index."""
+    ini = make_project(tmp_path / "p", "generic", "verify_partial_index")
+    code, report = _verify(ini, server)
+    assert code == 1
+    assert _findings(report) == {("schema-not-restored", "0002", "events", "error")}
+    message = report["findings"][0]["message"]  # type: ignore[index]
+    assert "ix_events_open" in message and "closed_at is null" in message.lower()
+
+
 def test_a_failing_downgrade_in_one_transaction_is_walked_again_step_by_step(
     tmp_path: Path, server: list[str]
 ) -> None:

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 from urllib.parse import quote
 
 import sqlalchemy as sa
@@ -144,6 +144,14 @@ class DialectSupport:
         """A digest per table of everything reflection reads of it (columns, keys, indexes,
         constraints), in one query; equal digests mean equal schemas. None: not offered here,
         reflect every time."""
+        return None
+
+    @classmethod
+    def describe(
+        cls, connection: Connection, tables: list[tuple[str | None, str]]
+    ) -> dict[tuple[str | None, str], Described] | None:
+        """The tables named, from the catalog in one query, instead of reflecting them one
+        by one (several queries each). None: not offered here, reflect."""
         return None
 
     @classmethod
@@ -269,22 +277,93 @@ def _digest(parts: list[str]) -> str:
     return hashlib.blake2b("\n".join(parts).encode(), digest_size=16).hexdigest()
 
 
-# pg_get_constraintdef and pg_get_indexdef render each constraint and index completely.
-_PG_FINGERPRINTS = """
-SELECT n.nspname, c.relname, md5(concat_ws(E'\\n',
-  (SELECT string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod) || ' '
-                     || a.attnotnull || ' ' || coalesce(pg_get_expr(d.adbin, d.adrelid), ''),
-                     ',' ORDER BY a.attnum)
+# One query for everything verify compares of the tables named: columns (type, nullability,
+# default, identity, generated), constraints as pg_get_constraintdef renders them, indexes
+# key by key (expressions included) with their predicate.
+_PG_DESCRIBE = """
+SELECT n.nspname, c.relname, current_schema(),
+  (SELECT json_agg(json_build_array(a.attname, format_type(a.atttypid, a.atttypmod),
+                   NOT a.attnotnull, pg_get_expr(d.adbin, d.adrelid), a.attidentity,
+                   a.attgenerated) ORDER BY a.attnum)
      FROM pg_catalog.pg_attribute a
      LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
     WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),
-  (SELECT string_agg(k.conname || ' ' || pg_get_constraintdef(k.oid), ',' ORDER BY k.conname)
-     FROM pg_catalog.pg_constraint k WHERE k.conrelid = c.oid),
-  (SELECT string_agg(pg_get_indexdef(i.indexrelid), ',' ORDER BY pg_get_indexdef(i.indexrelid))
-     FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid)))
+  (SELECT json_agg(json_build_array(k.conname, k.contype,
+            (SELECT json_agg(a.attname ORDER BY u.ord)
+               FROM unnest(k.conkey) WITH ORDINALITY u(num, ord)
+               JOIN pg_catalog.pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.num),
+            fn.nspname, fc.relname,
+            (SELECT json_agg(a.attname ORDER BY u.ord)
+               FROM unnest(k.confkey) WITH ORDINALITY u(num, ord)
+               JOIN pg_catalog.pg_attribute a ON a.attrelid = k.confrelid AND a.attnum = u.num),
+            k.confdeltype, pg_get_constraintdef(k.oid, true)) ORDER BY k.conname)
+     FROM pg_catalog.pg_constraint k
+     LEFT JOIN pg_catalog.pg_class fc ON fc.oid = k.confrelid
+     LEFT JOIN pg_catalog.pg_namespace fn ON fn.oid = fc.relnamespace
+    WHERE k.conrelid = c.oid),
+  (SELECT json_agg(json_build_array(ic.relname, i.indisunique, i.indisprimary,
+            (SELECT json_agg(pg_get_indexdef(i.indexrelid, s, true) ORDER BY s)
+               FROM generate_series(1, i.indnkeyatts) s),
+            pg_get_expr(i.indpred, i.indrelid, true), am.amname) ORDER BY ic.relname)
+     FROM pg_catalog.pg_index i
+     JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+     JOIN pg_catalog.pg_am am ON am.oid = ic.relam
+    WHERE i.indrelid = c.oid)
   FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
  WHERE c.relname = ANY(%s) AND c.relkind IN ('r', 'p')
 """
+
+# pg_constraint.confdeltype -> the ON DELETE rule; "a" (NO ACTION) is the default, as None.
+_PG_ON_DELETE = {"r": "RESTRICT", "c": "CASCADE", "n": "SET NULL", "d": "SET DEFAULT"}
+
+
+class Described(NamedTuple):
+    """One table as the catalog describes it, in the parts verify compares."""
+
+    columns: dict[str, tuple[str, bool, str | None]]  # name -> (type, nullable, default)
+    primary_key: tuple[str, ...]
+    indexes: frozenset[tuple[str | None, tuple[str, ...], bool]]
+    uniques: frozenset[tuple[str | None, tuple[str, ...]]]
+    # (name, columns, (referred schema, referred table), referred columns, on delete)
+    foreign_keys: frozenset[
+        tuple[str | None, tuple[str, ...], tuple[str | None, str], tuple[str, ...], str | None]
+    ]
+    checks: frozenset[tuple[str | None, str | None]]  # (name, text as the database renders it)
+
+
+def _pg_described(row: Any) -> Described:
+    _schema, _name, default_schema, columns, constraints, indexes = row
+    described_columns = {}
+    for name, kind, nullable, default, identity, generated in columns or ():
+        if identity:
+            default = f"identity {'always' if identity == 'a' else 'by default'}"
+        elif generated:
+            default = f"generated always as {default} stored"
+        described_columns[name] = (kind, nullable, default)
+    primary: tuple[str, ...] = ()
+    uniques, foreign_keys, checks = set(), set(), set()
+    for name, kind, keys, fschema, ftable, fkeys, on_delete, text in constraints or ():
+        if kind == "p":
+            primary = tuple(keys)
+        elif kind == "u":
+            uniques.add((name, tuple(keys)))
+        elif kind == "f":
+            where = None if fschema == default_schema else fschema
+            rule = _PG_ON_DELETE.get(on_delete)
+            foreign_keys.add((name, tuple(keys), (where, ftable), tuple(fkeys), rule))
+        elif kind == "c":
+            checks.add((name, text.removeprefix("CHECK ")))
+        else:  # exclusion and trigger constraints: compared as the database renders them
+            checks.add((name, text))
+    described_indexes = set()
+    for name, unique, is_primary, keys, predicate, method in indexes or ():
+        if is_primary:
+            continue
+        parts = tuple(keys) + ((f"USING {method}",) if method != "btree" else ())
+        parts += (f"WHERE {predicate}",) if predicate else ()
+        described_indexes.add((name, parts, bool(unique)))
+    return Described(described_columns, primary, frozenset(described_indexes),
+                     frozenset(uniques), frozenset(foreign_keys), frozenset(checks))  # fmt: skip
 
 
 class SQLiteSupport(DialectSupport):
@@ -487,6 +566,10 @@ class _ServerSupport(DialectSupport):
     def _drop(self, name: str) -> str:
         return f"DROP DATABASE IF EXISTS {self._quote(name)}"
 
+    def _scratch_settings(self, name: str) -> list[str]:
+        """Statements run on a new scratch database's behalf, for every session on it."""
+        return []
+
     @contextmanager
     def scratch(self) -> Iterator[str]:
         """A new database on the same server, created and dropped through the admin database,
@@ -497,6 +580,8 @@ class _ServerSupport(DialectSupport):
                                      isolation_level="AUTOCOMMIT", poolclass=NullPool)  # fmt: skip
             with admin.connect() as conn:
                 conn.exec_driver_sql(f"CREATE DATABASE {self._quote(name)}")
+                for statement in self._scratch_settings(name):
+                    conn.exec_driver_sql(statement)
         except (sa_exc.NoSuchModuleError, ImportError) as exc:
             raise DatabaseError(
                 f"no driver for {redact(self.url)}: {describe_error(exc, self.url)}. "
@@ -573,6 +658,10 @@ class PostgreSQLSupport(_ServerSupport):
     def _drop(self, name: str) -> str:
         return f"{super()._drop(name)} WITH (FORCE)"
 
+    def _scratch_settings(self, name: str) -> list[str]:
+        # The database is dropped afterwards: a commit need not wait for its WAL to reach disk.
+        return [f"ALTER DATABASE {self._quote(name)} SET synchronous_commit = off"]
+
     def _session_id(self, connection: Connection) -> object:
         return connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
 
@@ -587,19 +676,18 @@ class PostgreSQLSupport(_ServerSupport):
             dbapi_connection.prepare_threshold = None
 
     @classmethod
-    def fingerprints(
+    def describe(
         cls, connection: Connection, tables: list[tuple[str | None, str]]
-    ) -> dict[tuple[str | None, str], str] | None:
+    ) -> dict[tuple[str | None, str], Described] | None:
         if not tables:
             return {}
-        rows = connection.exec_driver_sql(_PG_FINGERPRINTS, ([n for _, n in tables],)).all()
-        default = connection.exec_driver_sql("SELECT current_schema()").scalar()
+        rows = connection.exec_driver_sql(_PG_DESCRIBE, ([n for _, n in tables],)).all()
         wanted = set(tables)
         found = {}
-        for schema, name, digest in rows:
-            key = (None if schema == default else schema, name)
+        for row in rows:
+            key = (None if row[0] == row[2] else row[0], row[1])
             if key in wanted:
-                found[key] = digest
+                found[key] = _pg_described(row)
         return found
 
     @classmethod

@@ -10,10 +10,13 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+
+if TYPE_CHECKING:
+    from ..database import Described
 
 
 def _normalise_sql(text: object) -> str | None:
@@ -123,24 +126,28 @@ class Schema:
         tables that changed, not rebuilt: verify replaces after every step.
         """
         dropped = set(gone)
-        tables = {k: v for k, v in self.tables.items() if k not in dropped}
+        tables = dict(self.tables)
+        for name in dropped:
+            tables.pop(name, None)
         tables.update(fresh.tables)
         result = Schema(tables)
         changed = dropped | fresh.tables.keys()
-        for index in ("owners", "_children"):
+        for index, keys in (("owners", _named), ("_children", _referred)):
             if index in self.__dict__:
+                old = {k for name in changed if name in self.tables
+                       for k in keys(self.tables[name])}  # fmt: skip
                 result.__dict__[index] = _patched(
-                    self.__dict__[index], getattr(fresh, index), changed
+                    self.__dict__[index], getattr(fresh, index), changed, old
                 )
         return result
 
     def differences(self, other: Schema) -> dict[str, list[str]]:
         """Per table, how ``other`` differs from this schema."""
         found: dict[str, list[str]] = {}
-        for name in sorted(self.tables.keys() | other.tables.keys()):
+        names = self.tables.keys() | other.tables.keys()
+        # Tables not re-read since are the same objects: nothing to compare, nothing to sort.
+        for name in sorted(n for n in names if self.tables.get(n) is not other.tables.get(n)):
             mine, theirs = self.tables.get(name), other.tables.get(name)
-            if mine is theirs:
-                continue  # not re-read since: the same object, nothing to compare
             if mine is None:
                 found[name] = ["table is there but was not before"]
             elif theirs is None:
@@ -159,15 +166,31 @@ def name_key(name: str) -> str:
     return name.lower() if name.isidentifier() else "*"
 
 
+def _named(table: TableSchema) -> set[str]:
+    """The :attr:`Schema.owners` keys of one table's named indexes and constraints."""
+    groups = (table.indexes, table.uniques, table.foreign_keys, table.checks)
+    return {name_key(item[0]) for group in groups for item in group if item[0]}
+
+
+def _referred(table: TableSchema) -> set[str]:
+    """The :attr:`Schema._children` keys of one table: the tables it refers to."""
+    return {fk[2] for fk in table.foreign_keys}
+
+
 def _patched(
-    index: dict[str, set[str]], fresh: dict[str, set[str]], changed: set[str]
+    index: dict[str, set[str]], fresh: dict[str, set[str]], changed: set[str], old: set[str]
 ) -> dict[str, set[str]]:
-    """``index`` (key -> tables) with the ``changed`` tables' entries replaced by ``fresh``'s."""
-    patched = {}
-    for key, tables in index.items():
-        kept = tables - changed if not tables.isdisjoint(changed) else tables
+    """``index`` (key -> tables) with the ``changed`` tables' entries replaced by ``fresh``'s.
+
+    ``old``: the keys under which the changed tables were indexed; only those are touched.
+    """
+    patched = dict(index)
+    for key in old:
+        kept = patched[key] - changed
         if kept:
             patched[key] = kept
+        else:
+            del patched[key]
     for key, tables in fresh.items():
         patched[key] = patched.get(key, set()) | tables
     return patched
@@ -234,23 +257,30 @@ def read_schema(
     """Reflect every table (or ``only`` those named), leaving out ``exclude``.
 
     ``present``: the tables there now, when the caller just listed them.
-    ``known``: tables read before, by name and the database's fingerprint of
+    Where the dialect describes tables from its catalog in one query
+    (PostgreSQL), that replaces reflection, which costs several queries per
+    table. Elsewhere, ``known``: tables read before, by name and the database's fingerprint of
     them (one query for all): a table whose fingerprint was seen is not
     reflected again. A downgrade gives back the schema from before the
     upgrade, so verify reflects a table once per revision, not three times.
     """
-    inspector = sa.inspect(connection)
+    from ..database import support_class
+
     dialect = connection.dialect
+    support = support_class(dialect.name)
     names = set(present) if present is not None else table_names(connection, exclude, where)
     if only is not None:
         names &= set(only)
+    described = support.describe(connection, [where.split(k) for k in names]) if names else {}
+    if described is not None:  # the catalog in one query, where the dialect offers it
+        return Schema({
+            key: _from_catalog(described[where.split(key)], where)
+            for key in sorted(names) if where.split(key) in described
+        })  # fmt: skip
+    inspector = sa.inspect(connection)
     prints: dict[tuple[str | None, str], str] | None = None
     if known is not None and names:
-        from ..database import support_class
-
-        prints = support_class(dialect.name).fingerprints(
-            connection, [where.split(k) for k in names]
-        )
+        prints = support.fingerprints(connection, [where.split(k) for k in names])
     tables = {}
     for key in sorted(names):
         schema, table = where.split(key)
@@ -271,7 +301,7 @@ def read_schema(
             columns=columns,
             primary_key=tuple(pk.get("constrained_columns") or ()),
             indexes=frozenset(
-                (ix["name"], tuple(str(c) for c in ix["column_names"]), bool(ix["unique"]))
+                (ix["name"], _index_keys(ix, dialect.name), bool(ix["unique"]))
                 for ix in inspector.get_indexes(table, schema=schema)
             ),
             uniques=frozenset(
@@ -296,6 +326,32 @@ def read_schema(
         if fingerprint is not None and known is not None:
             known[(key, fingerprint)] = tables[key]
     return Schema(tables)
+
+
+def _index_keys(index: Any, dialect: str) -> tuple[str, ...]:
+    """An index's columns (expressions as written), then its predicate when it is partial."""
+    expressions = index.get("expressions") or [None] * len(index["column_names"])
+    keys = tuple(str(c if c is not None else e) for c, e in
+                 zip(index["column_names"], expressions, strict=False))  # fmt: skip
+    where = (index.get("dialect_options") or {}).get(f"{dialect}_where")
+    return keys + ((f"WHERE {_normalise_sql(where)}",) if where is not None else ())
+
+
+def _from_catalog(described: Described, where: Namespaces) -> TableSchema:
+    return TableSchema(
+        columns={
+            name: (kind, nullable, _normalise_sql(default))
+            for name, (kind, nullable, default) in described.columns.items()
+        },
+        primary_key=described.primary_key,
+        indexes=described.indexes,
+        uniques=described.uniques,
+        foreign_keys=frozenset(
+            (name, columns, where.key(*referred), referred_columns, on_delete)
+            for name, columns, referred, referred_columns, on_delete in described.foreign_keys
+        ),
+        checks=frozenset((name, _normalise_sql(text)) for name, text in described.checks),
+    )
 
 
 Rows = dict[tuple[Any, ...], dict[str, Any]]

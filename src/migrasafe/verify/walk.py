@@ -4,7 +4,10 @@ For each revision R: every table holds generated rows, R is applied,
 reverted and applied again, and after each step the schema and rows are read
 back and compared. Each revision costs three migration steps, and a step
 re-reads only what its SQL touched (:mod:`.sqlwatch`), so the work grows
-linearly with the history.
+linearly with the history. Up to WINDOW revisions share one run of
+``env.py`` (its connection, its transaction), read back on its connection
+between steps; a failure there sends the walk back to take the failing
+revision on its own.
 
 A failing upgrade does not end the walk. When it failed on the generated
 rows, R is retried on empty tables; if that passes, the rows are generated
@@ -54,6 +57,8 @@ from .snapshot import (
 from .sqlwatch import SqlWatch
 
 Severity = Literal["error", "warning", "info"]
+# Revisions that share one run of env.py (one transaction); a failure walks them again.
+WINDOW = 50
 
 
 class _StepFailed(Exception):
@@ -207,7 +212,8 @@ class Verifier:
         fresh = read_schema(connection, self.exclude, only=reread, present=now, where=self.where,
                             known=self.known)  # fmt: skip
         self.schema = self.schema.replace(fresh, gone)
-        self.data = {k: v for k, v in self.data.items() if k not in gone}
+        if gone:
+            self.data = {k: v for k, v in self.data.items() if k not in gone}
         self.data.update(read_rows(connection, self.schema, only=reread, where=self.where))
         if commit:
             connection.commit()
@@ -219,8 +225,12 @@ class Verifier:
         revision: Script,
         hints: dict[str, sa.Table] | None = None,
         rows: int | None = None,
+        commit: bool = True,
     ) -> None:
-        """Fresh rows in the tables a step may have changed (all of them the first time)."""
+        """Fresh rows in the tables a step may have changed (all of them the first time).
+
+        ``commit=False`` on env.py's own connection, inside its transaction.
+        """
         tables = None
         if dirty is not None:
             tables = self.schema.with_children(dirty) & self.schema.tables.keys()
@@ -228,7 +238,8 @@ class Verifier:
                 return
         report = self.seeder.fill(connection, self.exclude, only=tables, hints=hints, rows=rows,
                                   where=self.where)  # fmt: skip
-        connection.commit()
+        if commit:
+            connection.commit()
         if rows is None:
             for table, count in report.refused.items():
                 self.refused[table] = self.refused.get(table, 0) + count
@@ -236,7 +247,8 @@ class Verifier:
                 self.refused_why.setdefault(table, report.why.get(table, "?"))
         self._insert_declared(connection, revision, rows)
         self.data.update(read_rows(connection, self.schema, only=tables, where=self.where))
-        connection.commit()
+        if commit:
+            connection.commit()
 
     def _insert_declared(self, connection: Connection, revision: Script, rows: int | None) -> None:
         """The rows the project declared for this revision (before_revision_data)."""
@@ -259,7 +271,6 @@ class Verifier:
     # -- the walk --------------------------------------------------------------------
     def run(self) -> VerifyReport:
         order = apply_order(self.script)
-        dirty: set[str] | None = None
         engine = sa.create_engine(self.url, poolclass=NullPool)
         try:
             with engine.connect() as connection, self.watch.watching(), ExitStack() as stack:
@@ -268,18 +279,7 @@ class Verifier:
                     stack.enter_context(self.tracer.tracing())
                 self._learn_env(connection)
                 self._refresh(connection, None)
-                for index, revision in enumerate(order, 1):
-                    if self.progress:
-                        self.progress(index, len(order), revision.revision)
-                    blocked = [p for p in revision._all_down_revisions
-                               if p in self.not_checked or p in self.stuck]  # fmt: skip
-                    if blocked:
-                        self.not_checked[revision.revision] = (
-                            f"its parent {blocked[0]} could not be applied"
-                        )
-                        continue
-                    self._reseed(connection, dirty, revision)
-                    dirty = self._round_trip(connection, revision)
+                self._walk(connection, order)
                 if not self.not_checked and not self.stuck and not self.leftovers:
                     self._model_drift(connection, order)
         finally:
@@ -293,6 +293,44 @@ class Verifier:
                               self.upgrade_only),
             refused_rows=self.refused, models_not_compared=self.models_note, lock_trace=trace,
         )  # fmt: skip
+
+    def _walk(self, connection: Connection, order: list[Script]) -> None:
+        """Every revision in order: as many as can share one run of env.py together
+        (:meth:`_window`), the others, and one that failed there, one at a time."""
+        dirty: set[str] | None = None
+        index = 0
+        while index < len(order):
+            end = index
+            while end < len(order) and end - index < WINDOW and self._windowable(order[end]):
+                if self._blocked(order[end]):
+                    break
+                end += 1
+            if end - index > 1:
+                done, reached, kept = self._window(connection, order[index:end], dirty, index,
+                                                   len(order))  # fmt: skip
+                if not kept and done > 1:  # undone: those before the failing one, again
+                    done, reached, kept = self._window(connection, order[index:index + done],
+                                                       dirty, index, len(order))  # fmt: skip
+                if kept and done:
+                    index, dirty = index + done, reached
+                    continue
+            revision = order[index]
+            index += 1
+            if self.progress:
+                self.progress(index, len(order), revision.revision)
+            blocked = self._blocked(revision)
+            if blocked:
+                self.not_checked[revision.revision] = f"its parent {blocked} could not be applied"
+                continue
+            self._reseed(connection, dirty, revision)
+            dirty = self._round_trip(connection, revision)
+
+    def _blocked(self, revision: Script) -> str | None:
+        """A parent of ``revision`` left unapplied: it cannot be reached."""
+        for parent in revision._all_down_revisions:
+            if parent in self.not_checked or parent in self.stuck:
+                return parent
+        return None
 
     def _report_gaps(self) -> None:
         heads = self.script.get_heads()
@@ -391,22 +429,13 @@ class Verifier:
         (one transaction), and the caller walks the revision step by step,
         which reports the failure as it should.
         """
-        rev = revision.revision
         saved = (self.schema, dict(self.data), self.steps)
         states: list[tuple[Schema, dict[str, Rows]]] = [(self.schema, dict(self.data))]
         touched: list[set[str] | None] = []
-        revisions = self.script.revision_map
 
         def steps(_heads: object, context: MigrationContext) -> Iterator[MigrationStep]:
             assert context.connection is not None
-            for up in (True, False, True):
-                make = MigrationStep.upgrade_from_script if up else (
-                    MigrationStep.downgrade_from_script)  # fmt: skip
-                self.steps += 1
-                self.watch.start()
-                yield make(revisions, revision)
-                touched.append(self._after_step(context.connection, commit=False))
-                states.append((self.schema, dict(self.data)))
+            yield from self._three_steps(context.connection, revision, states, touched)
 
         coverage = "data" if self.rows else "--rows 0: no generated rows"
         try:
@@ -418,29 +447,152 @@ class Verifier:
             self.leftovers = True
             if connection.in_transaction():
                 connection.rollback()
-            done = len(touched)
-            if not self.per_migration or done == 0:  # all undone: walk it step by step
+            if not self.per_migration or not touched:  # all undone: walk it step by step
                 self.schema, self.data, self.steps = saved[0], saved[1], saved[2]
                 return False, None
-            self._refresh(connection, None)  # each step committed: read where it stands
-            if done == 1:  # applied, and its downgrade failed
-                self._down_failed(revision, failure, coverage)
-                return True, None
-            (before, data_before), _, (back, data_back) = states[:3]
-            self._compare_round_trip(revision, before, data_before, back, data_back)
-            self._failed(revision, True, failure, " the second time")
-            self._covered(rev, coverage)
-            self.stuck.add(rev)
+            self._part_committed(connection, revision, failure, states, touched, coverage)
             return True, None
+        return True, self._judge(revision, states, touched, coverage)
+
+    def _part_committed(
+        self,
+        connection: Connection,
+        revision: Script,
+        failure: BaseException,
+        states: list[tuple[Schema, dict[str, Rows]]],
+        touched: list[set[str] | None],
+        coverage: str,
+    ) -> None:
+        """A round trip whose later step failed after the earlier ones committed."""
+        self._refresh(connection, None)  # each step committed: read where it stands
+        if len(touched) == 1:  # applied, and its downgrade failed
+            self._down_failed(revision, failure, coverage)
+            return
+        (before, data_before), _, (back, data_back) = states[:3]
+        self._compare_round_trip(revision, before, data_before, back, data_back)
+        self._failed(revision, True, failure, " the second time")
+        self._covered(revision.revision, coverage)
+        self.stuck.add(revision.revision)
+
+    def _three_steps(
+        self,
+        connection: Connection,
+        revision: Script,
+        states: list[tuple[Schema, dict[str, Rows]]],
+        touched: list[set[str] | None],
+    ) -> Iterator[MigrationStep]:
+        """Up, down, up as Alembic steps, each read back on env.py's ``connection``."""
+        for up in (True, False, True):
+            make = MigrationStep.upgrade_from_script if up else MigrationStep.downgrade_from_script
+            self.steps += 1
+            self.watch.start()
+            yield make(self.script.revision_map, revision)
+            touched.append(self._after_step(connection, commit=False))
+            states.append((self.schema, dict(self.data)))
+
+    def _judge(
+        self,
+        revision: Script,
+        states: list[tuple[Schema, dict[str, Rows]]],
+        touched: list[set[str] | None],
+        coverage: str,
+    ) -> set[str] | None:
+        """The findings of a round trip whose three steps passed; the tables they touched."""
         (before, data_before), (after, _), (back, data_back), _ = states
         self._compare_round_trip(revision, before, data_before, back, data_back)
         when = "after upgrade, downgrade, upgrade, compared with the first upgrade"
         self._compare_schema(revision, after, self.schema, "reapply-differs", when)
-        self._covered(rev, coverage)
+        self._covered(revision.revision, coverage)
         result: set[str] | None = set()
         for each in touched:
             result = _union(result, each)
-        return True, result
+        return result
+
+    # -- several revisions in one run of env.py ----------------------------------------
+    def _windowable(self, revision: Script) -> bool:
+        """Whether ``revision`` can share a run of env.py with others (see :meth:`_window`).
+
+        Only where a failed step is undone (transactional DDL); declared
+        revisions take their own path.
+        """
+        rev = revision.revision
+        return (self.batch and rev not in self.declared.irreversible
+                and rev not in self.declared.before_revision_data)  # fmt: skip
+
+    def _window(
+        self, connection: Connection, window: list[Script], dirty: set[str] | None, offset: int,
+        total: int,
+    ) -> tuple[int, set[str] | None, bool]:  # fmt: skip
+        """Reseed and round-trip each revision of ``window`` in one run of env.py.
+
+        Returns how many revisions were done, the tables to reseed next, and
+        whether they stay done. One run instead of one per revision saves a
+        connection, the version table's checks and, on SQLite, a read of the
+        whole schema. When a step fails:
+
+        - in one transaction, everything is undone and the verifier is as it
+          was: the caller runs the revisions that passed again as a window,
+          then the failing one on its own, which reports its failure;
+        - with a transaction per step, the revisions that passed stay; a
+          failing revision whose first step failed is left to the caller,
+          one whose later step failed is judged here, as it stands.
+        """
+        saved = self._checkpoint()
+        passed: list[set[str] | None] = []
+        current: list[Any] = []  # the revision under way: its checkpoint, states, touched
+        coverage = "data" if self.rows else "--rows 0: no generated rows"
+
+        def steps(_heads: object, context: MigrationContext) -> Iterator[MigrationStep]:
+            assert context.connection is not None
+            nonlocal dirty
+            for index, revision in enumerate(window):
+                if self.progress:
+                    self.progress(offset + index + 1, total, revision.revision)
+                states: list[tuple[Schema, dict[str, Rows]]] = []
+                touched: list[set[str] | None] = []
+                current[:] = [self._checkpoint(), states, touched]
+                self._reseed(context.connection, dirty, revision, commit=False)
+                states.append((self.schema, dict(self.data)))
+                yield from self._three_steps(context.connection, revision, states, touched)
+                dirty = self._judge(revision, states, touched, coverage)
+                passed.append(dirty)
+
+        try:
+            self._run_env(connection, steps)
+        except MigrasafeError:
+            self._restore(saved)
+            raise
+        except (Exception, SystemExit) as failure:
+            self.watch.active = False
+            if connection.in_transaction():
+                connection.rollback()
+            if not self.per_migration:
+                self._restore(saved)
+                return min(len(passed), len(window) - 1), None, False
+            checkpoint, states, touched = current
+            self.leftovers = True
+            if not touched:  # its first step failed: the caller walks it on its own
+                self._restore(checkpoint)
+                self._refresh(connection, None)
+                return len(passed), None, True
+            self._part_committed(connection, window[len(passed)], failure, states, touched,
+                                 coverage)  # fmt: skip
+            return len(passed) + 1, None, True
+        return len(window), dirty, True
+
+    def _checkpoint(self) -> tuple[Any, ...]:
+        """What a window changes in the verifier, to go back to when its run is undone."""
+        return (self.schema, dict(self.data), self.steps, len(self.findings),
+                list(self.with_data), dict(self.schema_only), dict(self.refused),
+                dict(self.refused_at), dict(self.refused_why), self.leftovers,
+                self.seeder.rng.getstate(), self.seeder.serial)  # fmt: skip
+
+    def _restore(self, saved: tuple[Any, ...]) -> None:
+        (self.schema, self.data, self.steps, findings, self.with_data, self.schema_only,
+         self.refused, self.refused_at, self.refused_why, self.leftovers, rng,
+         self.seeder.serial) = saved  # fmt: skip
+        del self.findings[findings:]
+        self.seeder.rng.setstate(rng)
 
     def _reverse(
         self,
