@@ -1,0 +1,218 @@
+"""PostgreSQL: the locks each operation takes, and what they block."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from alembic.operations import ops
+
+from ..sqlops import Statement
+from .base import (
+    RULES,
+    Hit,
+    RevisionLint,
+    kw,
+)
+
+
+@RULES.register(
+    "create-index-without-concurrently",
+    "error",
+    "PostgreSQL: CREATE INDEX on an existing table without CONCURRENTLY",
+)
+def _create_index(lint: RevisionLint) -> Iterator[Hit]:
+    if lint.dialect != "postgresql":
+        return
+    for r, op in lint.of(ops.CreateIndexOp):
+        if lint.existing(op.table_name) and not kw(op, "postgresql_concurrently"):
+            yield Hit(r, f"creates index {op.index_name} on {op.table_name} without CONCURRENTLY: "
+                      "PostgreSQL blocks every write to the table for the whole build. Safer: "
+                      "op.create_index(..., postgresql_concurrently=True) inside "
+                      "`with op.get_context().autocommit_block():`", op.table_name)  # fmt: skip
+    for r, op in lint.of(ops.ExecuteSQLOp):  # SQL that could not be read: the words tell
+        if r.read_sql:
+            continue
+        if re.search(r"\bCREATE\s+(UNIQUE\s+)?INDEX\s+(?!CONCURRENTLY)", str(op.sqltext), re.I):
+            yield Hit(r, "runs CREATE INDEX without CONCURRENTLY: PostgreSQL blocks every write "
+                      "to the table for the whole build. Safer: CREATE INDEX CONCURRENTLY inside "
+                      "`with op.get_context().autocommit_block():`")  # fmt: skip
+
+
+@RULES.register(
+    "concurrently-inside-transaction",
+    "error",
+    "PostgreSQL: CREATE/DROP INDEX CONCURRENTLY outside autocommit_block()",
+)
+def _concurrently_in_transaction(lint: RevisionLint) -> Iterator[Hit]:
+    if lint.dialect != "postgresql":
+        return
+    why = ("cannot run inside a transaction block, and Alembic runs each revision in one: "
+           "the migration fails on PostgreSQL. Wrap it: "
+           "`with op.get_context().autocommit_block():`")  # fmt: skip
+    for r, op in lint.of((ops.CreateIndexOp, ops.DropIndexOp)):
+        if kw(op, "postgresql_concurrently") and not r.autocommit:
+            verb = "creates" if isinstance(op, ops.CreateIndexOp) else "drops"
+            yield Hit(r, f"{verb} index {op.index_name} CONCURRENTLY, which {why}",
+                      op.table_name)  # fmt: skip
+    for r, op in lint.of(ops.ExecuteSQLOp):
+        sql = str(op.sqltext)
+        words = r"\bREINDEX\b" if r.read_sql else r"\b(CREATE|DROP|REINDEX)\b"  # read: as ops
+        if re.search(words + r"[^;]*\bCONCURRENTLY\b", sql, re.I | re.S) and (not r.autocommit):
+            yield Hit(r, f"runs {' '.join(sql.split())[:60]!r} CONCURRENTLY, which {why}")
+
+
+# Functions PostgreSQL evaluates per row: a default calling one is written into every row.
+_VOLATILE = re.compile(
+    r"\b(random|gen_random_uuid|uuid_generate_v[14]|clock_timestamp|timeofday|nextval|"
+    r"txid_current|statement_timestamp)\s*\(", re.I,
+)  # fmt: skip
+
+
+def _default_sql(column: Any) -> str | None:
+    default = column.server_default
+    if default is None:
+        return None
+    arg = getattr(default, "arg", default)
+    return str(getattr(arg, "text", arg))
+
+
+@RULES.register(
+    "add-column-volatile-default",
+    "error",
+    "PostgreSQL: adding a column whose default is volatile (or any default before 11)",
+)
+def _volatile_default(lint: RevisionLint) -> Iterator[Hit]:
+    if lint.dialect != "postgresql":
+        return
+    for r, op in lint.of(ops.AddColumnOp):
+        column = op.column
+        filled = _filled_per_row(column)
+        if filled is not None and lint.existing(op.table_name):
+            yield Hit(r, f"adds {op.table_name}.{column.name} as {filled}: PostgreSQL computes "
+                      "it for every row and rewrites the whole table under an ACCESS EXCLUSIVE "
+                      "lock. Safer: add a plain nullable column, backfill it in batches, then add "
+                      "the identity or the expression in a later step",
+                      op.table_name, column.name)  # fmt: skip
+            continue
+        default = _default_sql(column)
+        if default is None or not lint.existing(op.table_name):
+            continue
+        volatile = _VOLATILE.search(default)
+        if volatile or lint.pg_version < 11:
+            old = f"before PostgreSQL 11 (linting for {lint.pg_version}) any default"
+            why = f"{volatile.group(1)}() is evaluated for each row" if volatile else old
+            yield Hit(r, f"adds {op.table_name}.{op.column.name} DEFAULT {default}: {why}, so "
+                      "PostgreSQL rewrites the whole table under an ACCESS EXCLUSIVE lock. Safer: "
+                      "add the column without a default (or with a constant one), set the default "
+                      "afterwards, backfill in batches", op.table_name, op.column.name)  # fmt: skip
+
+
+def _filled_per_row(column: Any) -> str | None:
+    """An identity or a stored generated column: a value written into every existing row."""
+    if getattr(column, "identity", None) is not None:
+        return "an identity column"
+    computed = getattr(column, "computed", None)
+    if computed is not None and computed.persisted is not False:
+        return f"a stored generated column ({computed.sqltext})"
+    return None
+
+
+@RULES.register("truncate-table", "error", "TRUNCATE in a migration (and CASCADE to others)")
+def _truncate(lint: RevisionLint) -> Iterator[Hit]:
+    for r, op in lint.of(Statement):
+        if op.kind == "truncate" and lint.existing(op.table_name):
+            also = (" and, by CASCADE, every row of every table that references it"
+                    if op.cascade else "")  # fmt: skip
+            yield Hit(r, f"truncates {op.table_name}: every row is gone for good{also}, under an "
+                      "ACCESS EXCLUSIVE lock. Safer: delete what must go in a reviewed data "
+                      "migration (in batches), keep a backup", op.table_name)  # fmt: skip
+
+
+@RULES.register("drop-database", "error", "DROP DATABASE in a migration")
+def _drop_database(lint: RevisionLint) -> Iterator[Hit]:
+    for r, op in lint.of(Statement):
+        if op.kind == "drop-database":
+            yield Hit(r, f"drops database {op.table_name}: everything in it is gone for good. A "
+                      "migration manages one database's schema; drop databases by hand, "
+                      "after a backup")  # fmt: skip
+
+
+@RULES.register("reindex-without-concurrently", "error", "PostgreSQL: REINDEX without CONCURRENTLY")
+def _reindex(lint: RevisionLint) -> Iterator[Hit]:
+    if lint.dialect != "postgresql":
+        return
+    for r, op in lint.of(Statement):
+        if op.kind == "reindex" and not op.concurrently:
+            safer = ("REINDEX ... CONCURRENTLY inside `with op.get_context().autocommit_block():`"
+                     if lint.pg_version >= 12
+                     else "CREATE INDEX CONCURRENTLY a copy, then drop the old one")  # fmt: skip
+            yield Hit(r, f"runs REINDEX {op.table_name or ''} without CONCURRENTLY: PostgreSQL "
+                      "blocks writes to the table (and reads through the index) for the whole "
+                      f"rebuild. Safer: {safer}", op.table_name)  # fmt: skip
+
+
+@RULES.register(
+    "add-primary-key",
+    "error",
+    "PostgreSQL: adding a primary key to an existing table without an index built beforehand",
+)
+def _add_primary_key(lint: RevisionLint) -> Iterator[Hit]:
+    if lint.dialect != "postgresql":
+        return
+    for r, op in lint.of(ops.CreatePrimaryKeyOp):
+        if lint.existing(op.table_name):
+            yield Hit(r, f"adds primary key {op.constraint_name or '(unnamed)'} to "
+                      f"{op.table_name}: PostgreSQL builds its unique index, and checks every "
+                      "column for NULLs, under an ACCESS EXCLUSIVE lock (no reads, no writes). "
+                      "Safer: CREATE UNIQUE INDEX CONCURRENTLY (in autocommit_block()), then "
+                      "ALTER TABLE ... ADD CONSTRAINT ... PRIMARY KEY USING INDEX",
+                      op.table_name)  # fmt: skip
+
+
+@RULES.register(
+    "drop-index-without-concurrently", "warning", "PostgreSQL: DROP INDEX without CONCURRENTLY"
+)
+def _drop_index(lint: RevisionLint) -> Iterator[Hit]:
+    if lint.dialect != "postgresql":
+        return
+    for r, op in lint.of(ops.DropIndexOp):
+        if not kw(op, "postgresql_concurrently"):
+            yield Hit(r, f"drops index {op.index_name} without CONCURRENTLY: PostgreSQL takes an "
+                      "ACCESS EXCLUSIVE lock on the table, queued behind every running query and "
+                      "blocking all that come after. Safer: postgresql_concurrently=True inside "
+                      "`with op.get_context().autocommit_block():`", op.table_name)  # fmt: skip
+
+
+@RULES.register(
+    "add-foreign-key-without-not-valid",
+    "error",
+    "PostgreSQL: a foreign key on an existing table without NOT VALID",
+)
+def _add_fk(lint: RevisionLint) -> Iterator[Hit]:
+    if lint.dialect != "postgresql":
+        return
+    for r, op in lint.of(ops.CreateForeignKeyOp):
+        if lint.existing(op.source_table) and not kw(op, "postgresql_not_valid"):
+            yield Hit(r, f"adds foreign key {op.constraint_name or '(unnamed)'} from "
+                      f"{op.source_table} to {op.referent_table} and validates every row at once, "
+                      "blocking writes to both tables meanwhile. Safer: "
+                      "create_foreign_key(..., postgresql_not_valid=True), then VALIDATE "
+                      "CONSTRAINT in a later revision", op.source_table)  # fmt: skip
+
+
+@RULES.register(
+    "add-check-constraint-without-not-valid",
+    "error",
+    "PostgreSQL: a CHECK constraint on an existing table without NOT VALID",
+)
+def _add_check(lint: RevisionLint) -> Iterator[Hit]:
+    if lint.dialect != "postgresql":
+        return
+    for r, op in lint.of(ops.CreateCheckConstraintOp):
+        if lint.existing(op.table_name) and not kw(op, "postgresql_not_valid"):
+            yield Hit(r, f"adds CHECK constraint {op.constraint_name or '(unnamed)'} on "
+                      f"{op.table_name} and scans every row under an ACCESS EXCLUSIVE lock. "
+                      "Safer: create_check_constraint(..., postgresql_not_valid=True), then "
+                      "VALIDATE CONSTRAINT in a later revision", op.table_name)  # fmt: skip

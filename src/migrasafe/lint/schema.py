@@ -1,0 +1,223 @@
+"""Rules for every dialect: operations that break the running application or take long locks."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import sqlalchemy as sa
+from alembic.operations import ops
+
+from .base import (
+    RULES,
+    Hit,
+    RevisionLint,
+    type_name,
+    why_on,
+)
+
+
+@RULES.register(
+    "add-not-null-column-without-default",
+    "error",
+    "adding a NOT NULL column without a server default to an existing table",
+)
+def _add_not_null(lint: RevisionLint) -> Iterator[Hit]:
+    why = why_on(lint.dialect, {
+        "postgresql": "fails as soon as the table has a row (existing rows would be NULL)",
+        "sqlite": "SQLite refuses it outright: Cannot add a NOT NULL column with default NULL",
+        "mysql": "MySQL silently fills existing rows with 0 or '' (or fails in strict mode)",
+    })  # fmt: skip
+    for r, op in lint.of(ops.AddColumnOp):
+        column = op.column
+        if (not column.nullable and column.server_default is None and not column.primary_key
+                and lint.existing(op.table_name)):  # fmt: skip
+            yield Hit(r, f"adds NOT NULL column {op.table_name}.{column.name} without a server "
+                      f"default: {why}. Safer: add it nullable (or with server_default=...), "
+                      "backfill, then set NOT NULL in a later revision",
+                      op.table_name, column.name)  # fmt: skip
+
+
+@RULES.register("drop-column", "error", "dropping a column")
+def _drop_column(lint: RevisionLint) -> Iterator[Hit]:
+    for r, op in lint.of(ops.DropColumnOp):
+        yield Hit(
+            r,
+            f"drops column {op.table_name}.{op.column_name}: its data is gone for good, "
+            "and the application still deployed breaks when it reads or writes it. "
+            "Safer: release code that no longer uses it first, drop it in a later revision "
+            "(and keep a backup)",
+            op.table_name,
+            op.column_name,
+        )
+
+
+@RULES.register("drop-table", "error", "dropping a table")
+def _drop_table(lint: RevisionLint) -> Iterator[Hit]:
+    for r, op in lint.of(ops.DropTableOp):
+        yield Hit(
+            r,
+            f"drops table {op.table_name}: its rows are gone for good, and the "
+            "application still deployed breaks on it. Safer: release code that no longer "
+            "uses it first, drop it in a later revision (and keep a backup)",
+            op.table_name,
+        )
+
+
+@RULES.register("rename-column", "error", "renaming a column")
+def _rename_column(lint: RevisionLint) -> Iterator[Hit]:
+    for r, op in lint.of(ops.AlterColumnOp):
+        if op.modify_name:
+            yield Hit(
+                r,
+                f"renames {op.table_name}.{op.column_name} to {op.modify_name}: the "
+                "application still deployed uses the old name and fails until the new "
+                "code is out. Safer: add the new column, write both, backfill, switch "
+                "reads, then drop the old one",
+                op.table_name,
+                op.column_name,
+            )
+
+
+@RULES.register("rename-table", "error", "renaming a table")
+def _rename_table(lint: RevisionLint) -> Iterator[Hit]:
+    for r, op in lint.of(ops.RenameTableOp):
+        yield Hit(
+            r,
+            f"renames table {op.table_name} to {op.new_table_name}: the application "
+            "still deployed uses the old name and fails until the new code is out. Safer: "
+            "create the new table (or a view under the old name) and move over in steps",
+            op.table_name,
+        )
+
+
+# PostgreSQL changes only the catalog; SQLite does not enforce lengths at all.
+_WIDENING_IS_FREE = ("postgresql", "sqlite")
+
+
+def _is_widening(old: Any, new: Any) -> bool:
+    """varchar(n) -> varchar(m > n) or text: metadata only on PostgreSQL."""
+    if not isinstance(old, sa.String) or not isinstance(new, sa.String):
+        return False
+    return new.length is None or (old.length is not None and new.length >= old.length)
+
+
+def _existing_type(lint: RevisionLint, op: ops.AlterColumnOp) -> Any:
+    """The type before: as the call restates it, else as the history built it."""
+    if op.existing_type is not None:
+        return op.existing_type
+    known = lint.before.column(op.table_name, op.column_name)
+    return known.type if known is not None else None
+
+
+@RULES.register("change-column-type", "error", "changing a column's type")
+def _change_type(lint: RevisionLint) -> Iterator[Hit]:
+    why = why_on(
+        lint.dialect,
+        {
+            "postgresql": "PostgreSQL rewrites the whole table under an ACCESS EXCLUSIVE lock "
+            "(no reads, no writes) while it converts every row",
+            "sqlite": "SQLite recreates and copies the whole table (batch mode), and values "
+            "that do not convert are kept as they were or fail",
+            "mysql": "MySQL copies the whole table (ALGORITHM=COPY), blocking writes meanwhile",
+        },
+    )
+    for r, op in lint.of(ops.AlterColumnOp):
+        if op.modify_type is None or not lint.existing(op.table_name):
+            continue
+        existing = _existing_type(lint, op)
+        new = type_name(op.modify_type, lint.dialect)
+        if existing is not None and type_name(existing, lint.dialect) == new:
+            continue  # the type restated, as autogenerate and careful authors do: no change
+        if lint.dialect in _WIDENING_IS_FREE and _is_widening(existing, op.modify_type):
+            continue
+        was = f" (from {type_name(existing, lint.dialect)})" if existing is not None else ""
+        yield Hit(r, f"changes the type of {op.table_name}.{op.column_name} to {new}{was}: "
+                  f"{why}. Safer: add a new column of the new type, backfill it in batches, "
+                  "switch the code, then drop the old column",
+                  op.table_name, op.column_name)  # fmt: skip
+
+
+@RULES.register("set-not-null", "error", "making an existing column NOT NULL")
+def _set_not_null(lint: RevisionLint) -> Iterator[Hit]:
+    why = why_on(
+        lint.dialect,
+        {
+            "postgresql": "PostgreSQL scans the whole table under an ACCESS EXCLUSIVE lock, "
+            "and the migration fails on the first NULL",
+            "mysql": "MySQL rebuilds the table, and fails (or writes 0/'') on existing NULLs",
+            "sqlite": "SQLite recreates the table, and fails on the first NULL",
+        },
+    )
+    for r, op in lint.of(ops.AlterColumnOp):
+        known = lint.before.column(op.table_name, op.column_name)
+        if op.existing_nullable is False or (known is not None and known.nullable is False):
+            continue  # already NOT NULL: restated, no change
+        if op.modify_nullable is False and lint.existing(op.table_name):
+            safer = ("add CHECK (col IS NOT NULL) NOT VALID, VALIDATE CONSTRAINT it, then SET NOT "
+                     "NULL (PostgreSQL 12+ uses the check and skips the scan)"
+                     if lint.dialect == "postgresql"
+                     else "backfill the NULLs first, in their own revision")  # fmt: skip
+            yield Hit(r, f"sets {op.table_name}.{op.column_name} NOT NULL: {why}. Safer: {safer}",
+                      op.table_name, op.column_name)  # fmt: skip
+
+
+@RULES.register("add-unique-constraint", "error", "adding a unique constraint to an existing table")
+def _add_unique(lint: RevisionLint) -> Iterator[Hit]:
+    why = why_on(lint.dialect, {
+        "postgresql": "PostgreSQL builds its index under a lock that blocks writes for the whole "
+                      "build, and fails on the first duplicate",
+        "*": "the migration fails on the first duplicate already in the table",
+    })  # fmt: skip
+    safer = ("CREATE UNIQUE INDEX CONCURRENTLY, then ADD CONSTRAINT ... UNIQUE USING INDEX"
+             if lint.dialect == "postgresql"
+             else "find and resolve duplicates first")  # fmt: skip
+    for r, op in lint.of(ops.CreateUniqueConstraintOp):
+        if lint.existing(op.table_name):
+            yield Hit(r, f"adds unique constraint {op.constraint_name or '(unnamed)'} on "
+                      f"{op.table_name}({', '.join(op.columns)}): {why}. Safer: {safer}",
+                      op.table_name)  # fmt: skip
+
+
+_DATA_SQL = re.compile(r"^\s*(INSERT|UPDATE|DELETE|MERGE|COPY|WITH|SELECT)\b", re.I)
+
+
+def _is_data(op: Any) -> bool:
+    if isinstance(op, ops.BulkInsertOp):
+        return True
+    if isinstance(op, ops.ExecuteSQLOp):
+        sql = op.sqltext
+        if isinstance(sql, sa.sql.dml.UpdateBase | sa.sql.Select):
+            return True
+        return bool(_DATA_SQL.match(str(sql)))
+    return False
+
+
+def _changes_existing_schema(lint: RevisionLint, op: Any) -> bool:
+    if _is_data(op) or isinstance(op, ops.CreateTableOp):
+        return False
+    return lint.existing(getattr(op, "table_name", None) or getattr(op, "source_table", None)) or (
+        isinstance(op, ops.ExecuteSQLOp)
+    )
+
+
+@RULES.register(
+    "mixed-schema-and-data",
+    "warning",
+    "a revision that changes existing tables' schema and also their data",
+)
+def _mixed(lint: RevisionLint) -> Iterator[Hit]:
+    data = [r for r in lint.operations if _is_data(r.operation)]
+    schema = [r for r in lint.operations if _changes_existing_schema(lint, r.operation)]
+    if data and schema:
+        why = why_on(lint.dialect, {
+            "postgresql": "in one transaction, the schema change's locks are held for the whole "
+                          "data migration",
+            "mysql": "MySQL commits each DDL statement, so a failure in the data part leaves "
+                     "the schema half changed",
+            "sqlite": "the data part runs while the table rebuild holds the database's write lock",
+        })  # fmt: skip
+        yield Hit(data[0], f"changes the schema of existing tables (line {schema[0].line}) and "
+                  f"their data (line {data[0].line}) in one revision: {why}. Safer: one revision "
+                  "for the schema, another for the data")  # fmt: skip
