@@ -35,7 +35,7 @@ from migrasafe import init
 from migrasafe.cli import main as migrasafe
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
-from test_lint_raw_sql import BASE, DANGEROUS, REVISION, SAFE
+from test_lint_raw_sql import BASE, DANGEROUS, PYPROJECT, REVISION, SAFE
 
 SQUAWK_VENV = Path(__file__).parent / ".venv-squawk"
 
@@ -54,6 +54,7 @@ def project(root: Path, body: str) -> Path:
     versions = root / "migrations" / "versions"
     (versions / "0001_base.py").write_text(BASE)
     (versions / "0002_change.py").write_text(REVISION.format(body="    " + body))
+    (root / "pyproject.toml").write_text(PYPROJECT)  # as squawk's timeout reminders are left out
     return root / "alembic.ini"
 
 

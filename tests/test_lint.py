@@ -14,7 +14,13 @@ PROJECT = "lint_dangerous"
 
 @pytest.fixture
 def dangerous(tmp_path: Path) -> Path:
-    return make_project(tmp_path / "p", "generic", PROJECT)
+    ini = make_project(tmp_path / "p", "generic", PROJECT)
+    (ini.parent / "pyproject.toml").write_text(DEPLOYED_WITH_LOCK_TIMEOUT)
+    return ini
+
+
+# The dangerous project deploys with a lock_timeout: missing-lock-timeout has its own tests.
+DEPLOYED_WITH_LOCK_TIMEOUT = '[tool.migrasafe]\ndb-lock-timeout = "2s"\n\n'
 
 
 def _lint(ini: Path, *args: str) -> tuple[int, dict[str, object]]:
@@ -79,10 +85,17 @@ def test_dialect_defaults_to_the_configured_url(dangerous: Path, db_url: str) ->
     assert dialect == ("sqlite" if db_url.startswith("sqlite") else "postgresql")
 
 
-def test_reference_project_is_clean_on_every_dialect(library: Path) -> None:
-    for dialect in ("postgresql", "sqlite", "mysql"):
+def test_reference_project_is_clean_on_every_dialect_but_for_its_lock_timeout(
+    library: Path,
+) -> None:
+    for dialect in ("sqlite", "mysql"):
         code, report = _lint(library, "--dialect", dialect)
         assert code == 0 and report["findings"] == [], (dialect, report["findings"])
+    code, report = _lint(library, "--dialect", "postgresql")
+    found = [(f["rule"], f["revision"], f["severity"]) for f in report["findings"]]  # type: ignore[attr-defined]
+    assert code == 0 and found == [("missing-lock-timeout", "0002", "warning")]
+    (library.parent / "pyproject.toml").write_text(DEPLOYED_WITH_LOCK_TIMEOUT)
+    assert _lint(library, "--dialect", "postgresql")[1]["findings"] == []
 
 
 def test_an_ignore_comment_suppresses_only_its_rule(dangerous: Path) -> None:
@@ -100,7 +113,7 @@ def test_an_ignore_comment_suppresses_only_its_rule(dangerous: Path) -> None:
 
 def test_pyproject_ignores_rules_everywhere_or_per_revision(dangerous: Path) -> None:
     (dangerous.parent / "pyproject.toml").write_text(
-        "[tool.migrasafe.lint]\n"
+        DEPLOYED_WITH_LOCK_TIMEOUT + "[tool.migrasafe.lint]\n"
         'ignore = ["mixed-schema-and-data"]\n'
         'per-revision-ignore = { "0008" = ["rename-table", "set-not-null"] }\n'
     )
@@ -213,5 +226,6 @@ def test_a_revision_reading_the_config_is_linted(tmp_path: Path) -> None:
     for path in versions.glob("000[2-9]_*.py"):
         path.unlink()
     (versions / "0002_reads_config.py").write_text(READS_CONFIG)
+    (ini.parent / "pyproject.toml").write_text(DEPLOYED_WITH_LOCK_TIMEOUT)
     data = json.loads(run_cli("-c", str(ini), "lint", "--dialect", "postgresql", "--json").stdout)
     assert [f["rule"] for f in data["findings"]] == ["add-not-null-column-without-default"]

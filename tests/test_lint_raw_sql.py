@@ -110,6 +110,11 @@ DANGEROUS = {
         'op.create_primary_key("pk_authors2", "books", ["author_id"])',
         "ALTER TABLE books ADD CONSTRAINT pk_authors2 PRIMARY KEY (author_id)",
     ),
+    "add-exclusion-constraint": (
+        'op.create_exclude_constraint("ex_books_pages", "books", ("pages", "="), using="gist")',
+        "ALTER TABLE books ADD CONSTRAINT ex_books_pages EXCLUDE USING gist (pages WITH =)",
+    ),
+    "transaction-nesting": ('op.execute("COMMIT")', "COMMIT"),  # raw SQL is its only form
     "concurrently-inside-transaction": (
         'op.create_index("ix_books_pages", "books", ["pages"], postgresql_concurrently=True)',
         "CREATE INDEX CONCURRENTLY ix_books_pages ON books (pages)",
@@ -148,11 +153,16 @@ SAFE = {
 }
 
 
-def _rules(tmp_path: Path, body: str) -> set[str]:
+# The corpus's project deploys with a lock_timeout: missing-lock-timeout has its own tests.
+PYPROJECT = '[tool.migrasafe]\ndb-lock-timeout = "2s"\n'
+
+
+def _rules(tmp_path: Path, body: str, pyproject: str = PYPROJECT) -> set[str]:
     ini = make_project(tmp_path, "generic")
     versions = ini.parent / "migrations" / "versions"
     (versions / "0001_base.py").write_text(BASE)
     (versions / "0002_change.py").write_text(REVISION.format(body="    " + body))
+    (ini.parent / "pyproject.toml").write_text(pyproject)
     result = run_cli("-c", str(ini), "lint", "--dialect", "postgresql", "--json")
     assert result.exit_code in (0, 1), result.stderr
     findings = json.loads(result.stdout)["findings"]
@@ -196,6 +206,7 @@ def _rules_on(tmp_path: Path, body: str, dialect: str, base: str = BASE) -> set[
     versions = ini.parent / "migrations" / "versions"
     (versions / "0001_base.py").write_text(base)
     (versions / "0002_change.py").write_text(REVISION.format(body="    " + body))
+    (ini.parent / "pyproject.toml").write_text(PYPROJECT)
     result = run_cli("-c", str(ini), "lint", "--dialect", dialect, "--json")
     assert result.exit_code in (0, 1), result.stderr
     return {f["rule"] for f in json.loads(result.stdout)["findings"] if f["revision"] == "0002"}
@@ -219,6 +230,7 @@ def test_a_real_change_is_still_found_and_named_from_the_history(tmp_path: Path)
     (versions / "0002_change.py").write_text(REVISION.format(
         body='    op.alter_column("books", "title", type_=sa.JSON)'
     ))  # fmt: skip
+    (ini.parent / "pyproject.toml").write_text(PYPROJECT)
     result = run_cli("-c", str(ini), "lint", "--dialect", "postgresql", "--json")
     (finding,) = json.loads(result.stdout)["findings"]
     assert finding["rule"] == "change-column-type"
@@ -234,7 +246,9 @@ def test_strict_reports_suppressions_that_silence_nothing_in_either_form(tmp_pat
         'concurrently]\n    op.add_column("books", sa.Column("isbn", sa.String(20)))  '
         "# migrasafe: ignore[drop-column]"
     )))  # fmt: skip
-    (ini.parent / "pyproject.toml").write_text('[tool.migrasafe.lint]\nignore = ["rename-table"]\n')
+    (ini.parent / "pyproject.toml").write_text(
+        PYPROJECT + '[tool.migrasafe.lint]\nignore = ["rename-table"]\n'
+    )
     plain = run_cli("-c", str(ini), "lint", "--dialect", "postgresql", "--json")
     assert plain.exit_code == 0, plain.stdout  # the raw DROP INDEX is silenced by its comment
     strict = run_cli("-c", str(ini), "lint", "--dialect", "postgresql", "--strict", "--json")
@@ -258,6 +272,7 @@ def test_pg_version_decides_whether_a_constant_default_rewrites_the_table(tmp_pa
     (versions / "0002_change.py").write_text(REVISION.format(
         body="""    op.execute("ALTER TABLE books ADD COLUMN lang varchar(2) DEFAULT 'en'")"""
     ))  # fmt: skip
+    (ini.parent / "pyproject.toml").write_text(PYPROJECT)
     for version, expected in (("11", set()), ("10", {"add-column-volatile-default"})):
         result = run_cli("-c", str(ini), "lint", "--dialect", "postgresql", "--pg-version",
                          version, "--json")  # fmt: skip
@@ -310,3 +325,37 @@ def test_style_rules_are_opt_in_and_judge_both_forms(tmp_path: Path, body: str) 
         ("prefer-timestamptz", "due", "info"), ("prefer-text", "note", "info"),
     }  # fmt: skip
     assert result.exit_code == 0  # notes, not errors
+
+
+NULLABLE_COLUMN = 'op.add_column("books", sa.Column("isbn", sa.String(20), nullable=True))'
+NULLABLE_COLUMN_SQL = 'op.execute("ALTER TABLE books ADD COLUMN isbn varchar(20)")'
+SET_TIMEOUT = """op.execute("SET lock_timeout = '2s'")\n    """
+
+
+@pytest.mark.parametrize("body", [NULLABLE_COLUMN, NULLABLE_COLUMN_SQL])
+def test_a_lock_taken_without_lock_timeout_is_a_warning_in_both_forms(
+    tmp_path: Path, body: str
+) -> None:
+    """Even a safe ALTER waits behind a long transaction, and the table's queries queue."""
+    assert _rules(tmp_path / "none", body, pyproject="") == {"missing-lock-timeout"}
+    assert _rules(tmp_path / "set", SET_TIMEOUT + body, pyproject="") == set()
+    assert _rules(tmp_path / "project", body) == set()  # db-lock-timeout in [tool.migrasafe]
+    off = """op.execute("SET lock_timeout = 0")\n    """
+    assert _rules(tmp_path / "off", off + body, pyproject="") == {"missing-lock-timeout"}
+
+
+def test_an_env_py_that_sets_lock_timeout_satisfies_missing_lock_timeout(tmp_path: Path) -> None:
+    ini = make_project(tmp_path, "generic")
+    env = ini.parent / "migrations" / "env.py"
+    env.write_text(env.read_text().replace(
+        "def _migrate(connection: Connection) -> None:\n",
+        "def _migrate(connection: Connection) -> None:\n"
+        '    if connection.dialect.name == "postgresql":\n'
+        "        connection.exec_driver_sql(\"SET lock_timeout = '2s'\")\n",
+    ))  # fmt: skip
+    assert "lock_timeout" in env.read_text()
+    versions = ini.parent / "migrations" / "versions"
+    (versions / "0001_base.py").write_text(BASE)
+    (versions / "0002_change.py").write_text(REVISION.format(body="    " + NULLABLE_COLUMN))
+    result = run_cli("-c", str(ini), "lint", "--dialect", "postgresql", "--json")
+    assert json.loads(result.stdout)["findings"] == []

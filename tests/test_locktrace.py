@@ -22,7 +22,8 @@ def test_trace_reports_the_rewrite_of_a_type_change_and_none_for_a_nullable_colu
     assert "ALTER COLUMN pages TYPE BIGINT" in retype["statement"]
     added = trace[("0003", "books")]
     assert added["lock"] == "ACCESS EXCLUSIVE" and added["rewritten"] is False
-    assert added["lint"] == "lint missed"  # lint has no rule for a lock without lock_timeout yet
+    assert added["lint"] == "confirmed"  # lint's missing-lock-timeout, seen by the server
+    assert "missing-lock-timeout" in added["lint_rules"]
     rules = {(f["rule"], f["revision"]) for f in data["findings"]}
     assert ("table-rewrite", "0002") in rules and ("table-rewrite", "0003") not in rules
     assert ("lock-without-timeout", "0003") in rules

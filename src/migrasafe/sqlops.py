@@ -15,13 +15,16 @@ import logging
 from typing import Any
 
 import sqlalchemy as sa
+from alembic.ddl.postgresql import CreateExcludeConstraintOp
 from alembic.operations import ops
 
 _DIALECTS = {"postgresql": "postgres", "sqlite": "sqlite", "mysql": "mysql"}
 
 
 class Statement(ops.MigrateOperation):
-    """A raw statement no Alembic operation describes (TRUNCATE, DROP DATABASE, REINDEX)."""
+    """A raw statement no Alembic operation describes: TRUNCATE, DROP DATABASE, REINDEX,
+    transaction control (``kind="transaction"``, target BEGIN/COMMIT/ROLLBACK) and SET
+    (``kind="set"``, target ``name=value``)."""
 
     def __init__(self, kind: str, target: str | None, *, cascade: bool = False,
                  concurrently: bool = False) -> None:  # fmt: skip
@@ -80,7 +83,21 @@ def _statement(node: Any, exp: Any, read: str) -> list[ops.MigrateOperation]:
         words = str(node.expression.this if node.expression is not None else "").split()
         concurrently = any(w.upper() == "CONCURRENTLY" for w in words)
         return [Statement("reindex", words[-1] if words else None, concurrently=concurrently)]
+    if isinstance(node, exp.Transaction | exp.Commit) or (
+        isinstance(node, exp.Rollback) and node.args.get("savepoint") is None
+    ):
+        return [Statement("transaction", node.sql(dialect=read).split()[0].upper())]
+    if isinstance(node, exp.Set):
+        return [Statement("set", f"{item.this.this.name.lower()}={_setting(item.this.expression)}")
+                for item in node.expressions
+                if isinstance(item, exp.SetItem) and isinstance(item.this, exp.EQ)
+                and isinstance(item.this.this, exp.Column)]  # fmt: skip
     return []
+
+
+def _setting(value: Any) -> str:
+    """A SET value as written, unquoted: '2s', 2000, 0."""
+    return str(value.this if hasattr(value, "is_string") and value.is_string else value.sql())
 
 
 def _create(node: Any, exp: Any, read: str) -> list[ops.MigrateOperation]:
@@ -161,6 +178,14 @@ def _constraint(
         elif isinstance(part, exp.UniqueColumnConstraint):
             columns = [c.name for c in getattr(part.this, "expressions", None) or []]
             found.append(ops.CreateUniqueConstraintOp(name, table, columns, schema=schema))
+        elif isinstance(part, exp.ExcludeColumnConstraint):
+            params = part.this
+            elements = [(c.this.sql(dialect=read), c.args["op"].sql() if c.args.get("op") else "=")
+                        for c in (params.args.get("columns") or [])]  # fmt: skip
+            using = params.args.get("using")
+            found.append(CreateExcludeConstraintOp(
+                name, table, elements, schema=schema, using=str(using) if using else None,
+            ))  # fmt: skip
         elif isinstance(part, exp.PrimaryKey):
             found.append(ops.CreatePrimaryKeyOp(name, table, [c.name for c in part.expressions],
                                                 schema=schema))  # fmt: skip

@@ -38,6 +38,8 @@ class RevisionLint:
     recorded: RevisionOperations
     before: Tables = field(default_factory=Tables)  # the schema before it, replayed from base
     pg_version: int = 15  # PostgreSQL major version linted for (--pg-version)
+    # Why every statement of the project runs with a lock_timeout (None: not known to)
+    lock_timeout: str | None = None
 
     @property
     def operations(self) -> list[Recorded]:

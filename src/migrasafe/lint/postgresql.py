@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from alembic.ddl.postgresql import CreateExcludeConstraintOp
 from alembic.operations import ops
 
 from ..sqlops import Statement
@@ -216,3 +217,74 @@ def _add_check(lint: RevisionLint) -> Iterator[Hit]:
                       f"{op.table_name} and scans every row under an ACCESS EXCLUSIVE lock. "
                       "Safer: create_check_constraint(..., postgresql_not_valid=True), then "
                       "VALIDATE CONSTRAINT in a later revision", op.table_name)  # fmt: skip
+
+
+@RULES.register(
+    "add-exclusion-constraint",
+    "error",
+    "PostgreSQL: adding an exclusion constraint to an existing table",
+)
+def _add_exclusion(lint: RevisionLint) -> Iterator[Hit]:
+    if lint.dialect != "postgresql":
+        return
+    for r, op in lint.of(CreateExcludeConstraintOp):
+        if lint.existing(op.table_name):
+            yield Hit(r, f"adds exclusion constraint {op.constraint_name} to {op.table_name}: "
+                      "PostgreSQL builds its index and checks every row under an ACCESS "
+                      "EXCLUSIVE lock, so reads and writes wait for all of it, and there is no "
+                      "NOT VALID for exclusion constraints. Safer: declare it when the table is "
+                      "created, or build a new table with it and swap it in",
+                      op.table_name)  # fmt: skip
+
+
+# Operations that take a lock other sessions' queries conflict with (ACCESS EXCLUSIVE, or
+# SHARE for an index build): behind a long transaction they wait, and every query on the
+# table queues behind them.
+_LOCKING = (
+    ops.AddColumnOp, ops.DropColumnOp, ops.AlterColumnOp, ops.DropTableOp, ops.RenameTableOp,
+    ops.CreateIndexOp, ops.DropIndexOp, ops.CreateForeignKeyOp, ops.CreateUniqueConstraintOp,
+    ops.CreateCheckConstraintOp, ops.CreatePrimaryKeyOp, ops.DropConstraintOp,
+    CreateExcludeConstraintOp, Statement,
+)  # fmt: skip
+
+
+def _lock_timeout_set(op: Any) -> bool | None:
+    """True/False for ``SET [LOCAL] lock_timeout`` to a limit / to 0 (none); None otherwise."""
+    if isinstance(op, Statement) and op.kind == "set" and op.table_name:
+        name, _, value = op.table_name.partition("=")
+        if name == "lock_timeout":
+            return value.strip().strip("'\"").rstrip("ms").strip() not in ("0", "")
+    return None
+
+
+@RULES.register(
+    "missing-lock-timeout",
+    "warning",
+    "PostgreSQL: a lock on an existing table taken with no lock_timeout",
+)
+def _missing_lock_timeout(lint: RevisionLint) -> Iterator[Hit]:
+    if lint.dialect != "postgresql" or lint.lock_timeout is not None:
+        return
+    limited = False
+    for r in lint.operations:
+        op = r.operation
+        limit = _lock_timeout_set(op)
+        if limit is not None:
+            limited = limit
+            continue
+        if limited or r.autocommit or not isinstance(op, _LOCKING):
+            continue
+        if isinstance(op, Statement) and op.kind not in ("truncate", "reindex"):
+            continue
+        if kw(op, "postgresql_concurrently"):
+            continue
+        table = getattr(op, "table_name", None) or getattr(op, "source_table", None)
+        if not lint.existing(table):
+            continue
+        yield Hit(r, f"locks {table} with no lock_timeout: behind any open transaction on "
+                  f"{table} the migration waits, and every query on {table} queues behind it "
+                  "meanwhile (an outage, not a slow deploy). Safer: "
+                  "op.execute(\"SET lock_timeout = '2s'\") first in upgrade(), or deploy with "
+                  "`migrasafe upgrade --db-lock-timeout 2s --retries 3` and set db-lock-timeout "
+                  "in [tool.migrasafe]", table)  # fmt: skip
+        return  # once per revision: the first statement that waits is the one to fix

@@ -17,6 +17,7 @@ from ..graph import apply_order
 from ..operations import record_upgrade
 from ..replay import Tables
 from ..runtime import discover_url
+from ..settings import load_deploy_settings
 from .base import (
     DIALECT_ALIASES,
     DIALECTS,
@@ -167,6 +168,7 @@ def lint(
     every = apply_order(project.script)
     order = [s for s in every if revisions is None or s.revision in revisions]
     environment = EnvironmentContext(project.config, project.script)
+    lock_timeout = _project_lock_timeout(project)
     schema = Tables()  # replayed from base, through the revisions not linted too
     used_settings: set[tuple[str, str]] = set()  # (revision, rule) silenced by pyproject.toml
     for script in every:
@@ -185,7 +187,7 @@ def lint(
                 f"upgrade() could not run without a database ({recorded.error}); the operations "
                 "after that point were not checked",
             ))  # fmt: skip
-        view = RevisionLint(name, recorded, before, pg_version)
+        view = RevisionLint(name, recorded, before, pg_version, lock_timeout)
         for rule in rules:
             for hit in rule.run(view):
                 if rule.rule in off:
@@ -213,3 +215,21 @@ def lint(
     revision_index = {s.revision: n for n, s in enumerate(order)}
     findings.sort(key=lambda f: (revision_index.get(f.revision or "", 0), f.line or 0))
     return LintReport(name, tuple(findings), len(order), suppressed)
+
+
+def _project_lock_timeout(project: Project) -> str | None:
+    """Why every migration of the project runs with a lock_timeout, if it does.
+
+    ``[tool.migrasafe] db-lock-timeout`` (``migrasafe upgrade`` sets it per
+    session), or an ``env.py`` that sets ``lock_timeout`` itself: lint does
+    not run env.py, so its source is read for the setting's name.
+    """
+    if load_deploy_settings(project.config_path.parent.resolve()).db_lock_timeout is not None:
+        return "db-lock-timeout in [tool.migrasafe]"
+    env_py = Path(project.script_directory.dir) / "env.py"
+    try:
+        if "lock_timeout" in env_py.read_text(encoding="utf-8", errors="replace"):
+            return f"{env_py} sets lock_timeout"
+    except OSError:
+        pass
+    return None

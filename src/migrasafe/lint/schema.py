@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from alembic.operations import ops
 
+from ..sqlops import Statement
 from .base import (
     RULES,
     Hit,
@@ -221,3 +222,19 @@ def _mixed(lint: RevisionLint) -> Iterator[Hit]:
         yield Hit(data[0], f"changes the schema of existing tables (line {schema[0].line}) and "
                   f"their data (line {data[0].line}) in one revision: {why}. Safer: one revision "
                   "for the schema, another for the data")  # fmt: skip
+
+
+@RULES.register(
+    "transaction-nesting",
+    "error",
+    "BEGIN, COMMIT or ROLLBACK sent inside the transaction Alembic runs a revision in",
+)
+def _transaction_nesting(lint: RevisionLint) -> Iterator[Hit]:
+    for r, op in lint.of(Statement):
+        if op.kind == "transaction" and not r.autocommit:
+            yield Hit(r, f"sends {op.table_name} inside the transaction Alembic runs the "
+                      "revision in: a COMMIT or ROLLBACK ends it early, so what follows runs "
+                      "outside it and a failure leaves the revision half applied and not "
+                      "recorded (a BEGIN is ignored with a warning, or fails on MySQL). Safer: "
+                      "leave transactions to Alembic; for statements that cannot run in one, "
+                      "`with op.get_context().autocommit_block():`")  # fmt: skip
