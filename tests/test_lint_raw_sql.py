@@ -115,6 +115,7 @@ DANGEROUS = {
         "ALTER TABLE books ADD CONSTRAINT ex_books_pages EXCLUDE USING gist (pages WITH =)",
     ),
     "transaction-nesting": ('op.execute("COMMIT")', "COMMIT"),  # raw SQL is its only form
+    "full-table-rewrite": ('op.execute("CLUSTER books USING ix_books_title")', "VACUUM FULL books"),
     "concurrently-inside-transaction": (
         'op.create_index("ix_books_pages", "books", ["pages"], postgresql_concurrently=True)',
         "CREATE INDEX CONCURRENTLY ix_books_pages ON books (pages)",
@@ -145,6 +146,16 @@ SAFE = {
         'op.add_column("books", sa.Column("lang", sa.String(2), server_default="en", '
         "nullable=True))",
         """op.execute("ALTER TABLE books ADD COLUMN lang varchar(2) DEFAULT 'en'")""",
+    ),
+    "a unique constraint on an index built concurrently": (
+        "with op.get_context().autocommit_block():\n        op.create_index("
+        '"uq_books_title", "books", ["title"], unique=True, postgresql_concurrently=True)\n    '
+        'op.execute("ALTER TABLE books ADD CONSTRAINT uq_books_title UNIQUE USING INDEX '
+        'uq_books_title")',
+        "with op.get_context().autocommit_block():\n        op.execute("
+        '"CREATE UNIQUE INDEX CONCURRENTLY uq_books_title ON books (title)")\n    '
+        'op.execute("ALTER TABLE books ADD CONSTRAINT uq_books_title UNIQUE USING INDEX '
+        'uq_books_title")',
     ),
     "a nullable column": (
         'op.add_column("books", sa.Column("isbn", sa.String(20), nullable=True))',
@@ -359,3 +370,31 @@ def test_an_env_py_that_sets_lock_timeout_satisfies_missing_lock_timeout(tmp_pat
     (versions / "0002_change.py").write_text(REVISION.format(body="    " + NULLABLE_COLUMN))
     result = run_cli("-c", str(ini), "lint", "--dialect", "postgresql", "--json")
     assert json.loads(result.stdout)["findings"] == []
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ('op.execute("DO $$ BEGIN PERFORM 1; END $$")', {"sql-not-linted"}),
+        ('op.execute("ALTER TABL books ADD x int")', {"sql-not-linted"}),  # a typo: no parse
+        ('op.execute("ALTER TABLE books VALIDATE CONSTRAINT fk_books_author")', set()),
+        ('op.execute("GRANT SELECT ON books TO reader")', set()),
+    ],
+)
+def test_sql_lint_could_not_read_is_a_note_never_silence(
+    tmp_path: Path, body: str, expected: set[str]
+) -> None:
+    """PostgreSQL's own parser reads what the server reads; what it cannot judge is said."""
+    assert _rules(tmp_path, body) == expected
+
+
+def test_adding_an_enum_value_in_a_transaction_fails_before_postgresql_12(tmp_path: Path) -> None:
+    ini = make_project(tmp_path, "generic")
+    versions = ini.parent / "migrations" / "versions"
+    (versions / "0001_base.py").write_text(BASE)
+    body = """    op.execute("ALTER TYPE mood ADD VALUE 'sad'")"""
+    (versions / "0002_change.py").write_text(REVISION.format(body=body))
+    for version, expected in (("12", set()), ("11", {"enum-value-in-transaction"})):
+        result = run_cli("-c", str(ini), "lint", "--dialect", "postgresql", "--pg-version",
+                         version, "--json")  # fmt: skip
+        assert {f["rule"] for f in json.loads(result.stdout)["findings"]} == expected, version

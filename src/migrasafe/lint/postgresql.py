@@ -248,6 +248,10 @@ _LOCKING = (
 )  # fmt: skip
 
 
+# Raw statements that lock a table: TRUNCATE, REINDEX, LOCK TABLE, and the rewrites.
+_LOCKING_STATEMENTS = ("truncate", "reindex", "lock", "vacuum-full", "cluster", "set-tablespace")
+
+
 def _lock_timeout_set(op: Any) -> bool | None:
     """True/False for ``SET [LOCAL] lock_timeout`` to a limit / to 0 (none); None otherwise."""
     if isinstance(op, Statement) and op.kind == "set" and op.table_name:
@@ -274,7 +278,7 @@ def _missing_lock_timeout(lint: RevisionLint) -> Iterator[Hit]:
             continue
         if limited or r.autocommit or not isinstance(op, _LOCKING):
             continue
-        if isinstance(op, Statement) and op.kind not in ("truncate", "reindex"):
+        if isinstance(op, Statement) and op.kind not in _LOCKING_STATEMENTS:
             continue
         if kw(op, "postgresql_concurrently"):
             continue
@@ -288,3 +292,43 @@ def _missing_lock_timeout(lint: RevisionLint) -> Iterator[Hit]:
                   "`migrasafe upgrade --db-lock-timeout 2s --retries 3` and set db-lock-timeout "
                   "in [tool.migrasafe]", table)  # fmt: skip
         return  # once per revision: the first statement that waits is the one to fix
+
+
+_REWRITES = {
+    "vacuum-full": "VACUUM FULL",
+    "cluster": "CLUSTER",
+    "set-tablespace": "ALTER TABLE ... SET TABLESPACE",
+}
+
+
+@RULES.register(
+    "full-table-rewrite",
+    "error",
+    "PostgreSQL: VACUUM FULL, CLUSTER or SET TABLESPACE on an existing table",
+)
+def _full_rewrite(lint: RevisionLint) -> Iterator[Hit]:
+    if lint.dialect != "postgresql":
+        return
+    for r, op in lint.of(Statement):
+        if op.kind in _REWRITES and (op.table_name is None or lint.existing(op.table_name)):
+            target = op.table_name or "every table of the database"
+            yield Hit(r, f"runs {_REWRITES[op.kind]} on {target}: PostgreSQL copies the whole "
+                      "table under an ACCESS EXCLUSIVE lock, so no read or write gets through "
+                      "until it is done. Safer: keep it out of migrations; pg_repack rewrites a "
+                      "table online, in a maintenance window if at all", op.table_name)  # fmt: skip
+
+
+@RULES.register(
+    "enum-value-in-transaction",
+    "error",
+    "PostgreSQL before 12: ALTER TYPE ... ADD VALUE inside the revision's transaction",
+)
+def _enum_value(lint: RevisionLint) -> Iterator[Hit]:
+    if lint.dialect != "postgresql" or lint.pg_version >= 12:
+        return
+    for r, op in lint.of(Statement):
+        if op.kind == "enum-add-value" and not r.autocommit:
+            yield Hit(r, f"adds a value to enum type {op.table_name} inside a transaction: "
+                      f"before PostgreSQL 12 (linting for {lint.pg_version}) ALTER TYPE ... ADD "
+                      "VALUE cannot run in a transaction block, so the migration fails. Safer: "
+                      "`with op.get_context().autocommit_block():`")  # fmt: skip

@@ -238,3 +238,28 @@ def _transaction_nesting(lint: RevisionLint) -> Iterator[Hit]:
                       "recorded (a BEGIN is ignored with a warning, or fails on MySQL). Safer: "
                       "leave transactions to Alembic; for statements that cannot run in one, "
                       "`with op.get_context().autocommit_block():`")  # fmt: skip
+
+
+@RULES.register(
+    "sql-not-linted",
+    "info",
+    "raw SQL lint could not read (it does not parse, or a DO block): not checked",
+)
+def _not_linted(lint: RevisionLint) -> Iterator[Hit]:
+    for r, op in lint.of((ops.ExecuteSQLOp, Statement)):
+        if isinstance(op, Statement):
+            if op.kind == "unread":
+                yield Hit(r, f"{op.table_name}: lint did not check it. Check it by hand, or write "
+                          "what it does with op.* where Alembic has the operation")  # fmt: skip
+            continue
+        if r.read_sql or not isinstance(_text(op), str):
+            continue
+        sql = " ".join(str(_text(op)).split())
+        yield Hit(r, f"{sql[:60]!r} does not parse as {lint.dialect} SQL, so lint did not "
+                  "check it (the rules that look for words in it still ran). Check it by "
+                  "hand")  # fmt: skip
+
+
+def _text(op: ops.ExecuteSQLOp) -> object:
+    sql = op.sqltext
+    return sql if isinstance(sql, str) else getattr(sql, "text", None)

@@ -1,13 +1,4 @@
-"""Raw SQL read as the Alembic operations it performs, so that lint judges both forms alike.
-
-``op.execute("ALTER TABLE books ALTER COLUMN pages TYPE bigint")`` does what
-``op.alter_column("books", "pages", type_=sa.BigInteger())`` does; lint's
-rules are written against Alembic's operation objects, so each statement of
-a raw SQL string is parsed (sqlglot, in the linted dialect) and turned into
-the operation it amounts to: the rules then give the same finding, on the
-line of the ``op.execute`` call. A statement that does not parse, or that no
-operation describes (data changes, grants, functions), yields nothing here.
-"""
+"""Raw SQL read by sqlglot, for SQLite and MySQL: statements to Alembic operations."""
 
 from __future__ import annotations
 
@@ -18,24 +9,13 @@ import sqlalchemy as sa
 from alembic.ddl.postgresql import CreateExcludeConstraintOp
 from alembic.operations import ops
 
+from .base import Named, Statement
+
 _DIALECTS = {"postgresql": "postgres", "sqlite": "sqlite", "mysql": "mysql"}
 
 
-class Statement(ops.MigrateOperation):
-    """A raw statement no Alembic operation describes: TRUNCATE, DROP DATABASE, REINDEX,
-    transaction control (``kind="transaction"``, target BEGIN/COMMIT/ROLLBACK) and SET
-    (``kind="set"``, target ``name=value``)."""
-
-    def __init__(self, kind: str, target: str | None, *, cascade: bool = False,
-                 concurrently: bool = False) -> None:  # fmt: skip
-        self.kind = kind
-        self.table_name = target
-        self.cascade = cascade
-        self.concurrently = concurrently
-
-
-def operations_in(sql: str, dialect: str) -> list[ops.MigrateOperation] | None:
-    """The operations ``sql`` performs; None when it cannot be parsed."""
+def read(sql: str, dialect: str) -> list[ops.MigrateOperation] | None:
+    """The operations ``sql`` performs, read by sqlglot; None when it cannot be parsed."""
     import sqlglot
     from sqlglot import exp
 
@@ -83,6 +63,9 @@ def _statement(node: Any, exp: Any, read: str) -> list[ops.MigrateOperation]:
         words = str(node.expression.this if node.expression is not None else "").split()
         concurrently = any(w.upper() == "CONCURRENTLY" for w in words)
         return [Statement("reindex", words[-1] if words else None, concurrently=concurrently)]
+    if isinstance(node, exp.Command) and str(node.this).upper() in ("ALTER", "CREATE", "DROP"):
+        start = " ".join(f"{node.this} {node.expression or ''}".split()[:4])
+        return [Statement("unread", f"{start} ...: the SQL parser could not read it")]
     if isinstance(node, exp.Transaction | exp.Commit) or (
         isinstance(node, exp.Rollback) and node.args.get("savepoint") is None
     ):
@@ -222,19 +205,4 @@ def _type(node: Any, exp: Any) -> Any:
         return sa.String(length)
     if kind == types.TEXT:
         return sa.Text()
-    return sa.types.NullType() if kind is None else _Named(node.sql())
-
-
-class _Named(sa.types.UserDefinedType[Any]):
-    """A type known by its SQL name only (what lint prints)."""
-
-    cache_ok = True
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def get_col_spec(self, **_kw: Any) -> str:
-        return self.name
-
-    def __repr__(self) -> str:
-        return self.name
+    return sa.types.NullType() if kind is None else Named(node.sql())
