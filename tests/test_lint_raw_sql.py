@@ -398,3 +398,44 @@ def test_adding_an_enum_value_in_a_transaction_fails_before_postgresql_12(tmp_pa
         result = run_cli("-c", str(ini), "lint", "--dialect", "postgresql", "--pg-version",
                          version, "--json")  # fmt: skip
         assert {f["rule"] for f in json.loads(result.stdout)["findings"]} == expected, version
+
+
+# MySQL's own ways of saying it: MODIFY and CHANGE restate the whole column, ADD INDEX, AFTER.
+MYSQL_DANGEROUS = {
+    "change-column-type": (
+        'op.alter_column("books", "pages", type_=sa.BigInteger(), existing_type=sa.Integer())',
+        "ALTER TABLE books MODIFY COLUMN pages BIGINT NULL",
+    ),
+    "set-not-null": (
+        'op.alter_column("books", "title", nullable=False, existing_type=sa.String(200))',
+        "ALTER TABLE books MODIFY title VARCHAR(200) NOT NULL",
+    ),
+    "rename-column": (
+        'op.alter_column("books", "title", new_column_name="name", existing_type=sa.String(200))',
+        "ALTER TABLE books CHANGE COLUMN title name VARCHAR(200) NULL",
+    ),
+    "mysql-table-rebuild": (
+        'op.create_foreign_key("fk_books_author", "books", "authors", ["author_id"], ["id"])',
+        "ALTER TABLE books ADD CONSTRAINT fk_books_author FOREIGN KEY (author_id) "
+        "REFERENCES authors (id)",
+    ),
+}
+
+
+@pytest.mark.parametrize("rule", sorted(MYSQL_DANGEROUS))
+def test_mysql_statements_are_judged_like_their_op_form(tmp_path: Path, rule: str) -> None:
+    op_form, sql = MYSQL_DANGEROUS[rule]
+    assert _rules_on(tmp_path / "op", op_form, "mysql") == {rule}
+    assert _rules_on(tmp_path / "sql", f"op.execute({sql!r})", "mysql") == {rule}
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        ("ALTER TABLE books ADD COLUMN isbn VARCHAR(20) AFTER id", {"mysql-table-rebuild"}),
+        ("ALTER TABLE books MODIFY title VARCHAR(200) NULL", set()),  # restated as it is
+        ("ALTER TABLE books ADD INDEX ix_books_pages (pages)", set()),  # in place, online
+    ],
+)
+def test_mysql_raw_sql_is_read_not_skipped(tmp_path: Path, sql: str, expected: set[str]) -> None:
+    assert _rules_on(tmp_path, f"op.execute({sql!r})", "mysql") == expected

@@ -122,9 +122,20 @@ def _alter(node: Any, exp: Any, read: str) -> list[ops.MigrateOperation]:
                 found.append(ops.AlterColumnOp(table, column, schema=schema,
                                                modify_nullable=bool(allow_null)))  # fmt: skip
         elif isinstance(action, exp.ColumnDef):
-            found.append(ops.AddColumnOp(table, _column(action, exp, read), schema=schema))
+            position = action.args.get("position")
+            place: dict[str, Any] = {}
+            if position is not None:  # MySQL: ADD COLUMN ... AFTER x / FIRST
+                after = position.this.name if position.this is not None else None
+                place = {"mysql_after": after} if after else {"mysql_first": True}
+            found.append(ops.AddColumnOp(table, _column(action, exp, read), schema=schema,
+                                         **place))  # fmt: skip
+        elif isinstance(action, exp.ModifyColumn):  # MySQL: MODIFY / CHANGE restate the column
+            found += _modify(table, schema, action, exp, read)
         elif isinstance(action, exp.Drop) and (action.args.get("kind") or "").upper() == "COLUMN":
             found += [ops.DropColumnOp(table, c.name, schema=schema)
+                      for c in action.args.get("tables") or []]  # fmt: skip
+        elif isinstance(action, exp.Drop) and (action.args.get("kind") or "").upper() == "INDEX":
+            found += [ops.DropIndexOp(c.name, table_name=table, schema=schema)
                       for c in action.args.get("tables") or []]  # fmt: skip
         elif isinstance(action, exp.RenameColumn):
             found.append(ops.AlterColumnOp(table, action.this.name, schema=schema,
@@ -134,6 +145,27 @@ def _alter(node: Any, exp: Any, read: str) -> list[ops.MigrateOperation]:
         elif isinstance(action, exp.AddConstraint):
             for constraint in action.expressions:
                 found += _constraint(table, schema, constraint, not_valid, exp, read)
+    return found
+
+
+def _modify(
+    table: str, schema: str | None, action: Any, exp: Any, read: str
+) -> list[ops.MigrateOperation]:
+    """MySQL's MODIFY/CHANGE COLUMN: the whole column restated, perhaps renamed.
+
+    Type and nullability are given as changes; lint's replay of the history
+    knows what the column was, so a restated one is no change.
+    """
+    column = _column(action.this, exp, read)
+    renamed = action.args.get("rename_from")
+    name = renamed.name if renamed is not None else column.name
+    # The restated type and nullability on the name the history knows, then the rename.
+    found: list[ops.MigrateOperation] = [
+        ops.AlterColumnOp(table, name, schema=schema, modify_type=column.type,
+                          modify_nullable=column.nullable)
+    ]  # fmt: skip
+    if name != column.name:
+        found.append(ops.AlterColumnOp(table, name, schema=schema, modify_name=column.name))
     return found
 
 
@@ -160,7 +192,16 @@ def _constraint(
                                                      postgresql_not_valid=not_valid))  # fmt: skip
         elif isinstance(part, exp.UniqueColumnConstraint):
             columns = [c.name for c in getattr(part.this, "expressions", None) or []]
-            found.append(ops.CreateUniqueConstraintOp(name, table, columns, schema=schema))
+            index = getattr(part.this, "this", None)  # MySQL: ADD UNIQUE INDEX name (cols)
+            if name is None and isinstance(index, exp.Identifier):
+                found.append(ops.CreateIndexOp(index.name, table, columns, schema=schema,
+                                               unique=True))  # fmt: skip
+            else:
+                found.append(ops.CreateUniqueConstraintOp(name, table, columns, schema=schema))
+        elif isinstance(part, exp.IndexColumnConstraint):  # MySQL: ADD INDEX name (cols)
+            columns = [c.name for c in part.expressions]
+            found.append(ops.CreateIndexOp(_name(part.this) or "(unnamed)", table, columns,
+                                           schema=schema))  # fmt: skip
         elif isinstance(part, exp.ExcludeColumnConstraint):
             params = part.this
             elements = [(c.this.sql(dialect=read), c.args["op"].sql() if c.args.get("op") else "=")
