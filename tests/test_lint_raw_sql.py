@@ -23,7 +23,11 @@ down_revision = None
 
 
 def upgrade():
-    op.create_table("authors", sa.Column("id", sa.Integer(), primary_key=True))
+    op.create_table(
+        "authors",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column("name", sa.String(100), nullable=False),
+    )
     op.create_table(
         "books",
         sa.Column("id", sa.Integer(), primary_key=True),
@@ -114,6 +118,10 @@ DANGEROUS = {
         'op.create_exclude_constraint("ex_books_pages", "books", ("pages", "="), using="gist")',
         "ALTER TABLE books ADD CONSTRAINT ex_books_pages EXCLUDE USING gist (pages WITH =)",
     ),
+    "drop-not-null": (
+        'op.alter_column("authors", "name", nullable=True, existing_type=sa.String(100))',
+        "ALTER TABLE authors ALTER COLUMN name DROP NOT NULL",
+    ),
     "transaction-nesting": ('op.execute("COMMIT")', "COMMIT"),  # raw SQL is its only form
     "full-table-rewrite": ('op.execute("CLUSTER books USING ix_books_title")', "VACUUM FULL books"),
     "concurrently-inside-transaction": (
@@ -156,6 +164,10 @@ SAFE = {
         '"CREATE UNIQUE INDEX CONCURRENTLY uq_books_title ON books (title)")\n    '
         'op.execute("ALTER TABLE books ADD CONSTRAINT uq_books_title UNIQUE USING INDEX '
         'uq_books_title")',
+    ),
+    "a nullable column made nullable again (the history knows it)": (
+        'op.alter_column("books", "title", nullable=True)',
+        'op.execute("ALTER TABLE books ALTER COLUMN title DROP NOT NULL")',
     ),
     "a nullable column": (
         'op.add_column("books", sa.Column("isbn", sa.String(20), nullable=True))',

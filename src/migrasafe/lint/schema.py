@@ -164,6 +164,22 @@ def _set_not_null(lint: RevisionLint) -> Iterator[Hit]:
                       op.table_name, op.column_name)  # fmt: skip
 
 
+@RULES.register("drop-not-null", "warning", "making a NOT NULL column nullable")
+def _drop_not_null(lint: RevisionLint) -> Iterator[Hit]:
+    """Only where it matters: the column was NOT NULL (as the call or the history says)."""
+    for r, op in lint.of(ops.AlterColumnOp):
+        if op.modify_nullable is not True or not lint.existing(op.table_name):
+            continue
+        known = lint.before.column(op.table_name, op.column_name)
+        if not (op.existing_nullable is False or (known is not None and known.nullable is False)):
+            continue  # nullable already, or unknown: restated, no change
+        yield Hit(r, f"makes {op.table_name}.{op.column_name} nullable: the application still "
+                  "deployed, and models that declare it non-optional, may now read a NULL they "
+                  "do not handle; and setting NOT NULL back later scans the table and fails on "
+                  "the NULLs written meanwhile. Safer: release code that handles NULL there "
+                  "first, then drop NOT NULL", op.table_name, op.column_name)  # fmt: skip
+
+
 @RULES.register("add-unique-constraint", "error", "adding a unique constraint to an existing table")
 def _add_unique(lint: RevisionLint) -> Iterator[Hit]:
     why = why_on(lint.dialect, {
