@@ -147,6 +147,12 @@ class DialectSupport:
         return None
 
     @classmethod
+    def all_tables(cls, connection: Connection) -> tuple[str, list[tuple[str, str]]] | None:
+        """(the default schema, (schema, table) of every table of every user schema) in one
+        query; None: not offered here, ask the inspector schema by schema."""
+        return None
+
+    @classmethod
     def describe(
         cls, connection: Connection, tables: list[tuple[str | None, str]]
     ) -> dict[tuple[str | None, str], Described] | None:
@@ -311,6 +317,14 @@ SELECT n.nspname, c.relname, current_schema(),
     WHERE i.indrelid = c.oid)
   FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
  WHERE c.relname = ANY(%s) AND c.relkind IN ('r', 'p')
+"""
+
+# Every table of every user schema (as the inspector lists them: plain and partitioned).
+_PG_ALL_TABLES = """
+SELECT n.nspname, c.relname
+  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.relkind IN ('r', 'p')
+   AND n.nspname <> 'information_schema' AND left(n.nspname, 3) <> 'pg_'
 """
 
 # pg_constraint.confdeltype -> the ON DELETE rule; "a" (NO ACTION) is the default, as None.
@@ -674,6 +688,12 @@ class PostgreSQLSupport(_ServerSupport):
         # after a migration changes a column's type ("cached plan must not change result type").
         if hasattr(dbapi_connection, "prepare_threshold"):
             dbapi_connection.prepare_threshold = None
+
+    @classmethod
+    def all_tables(cls, connection: Connection) -> tuple[str, list[tuple[str, str]]] | None:
+        rows = connection.exec_driver_sql(_PG_ALL_TABLES).all()
+        default = connection.exec_driver_sql("SELECT current_schema()").scalar()
+        return str(default), [(schema, name) for schema, name in rows]
 
     @classmethod
     def describe(

@@ -32,7 +32,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.ddl import sort_tables_and_constraints
 
 from .checks import Allowed, allowed_values
-from .snapshot import DEFAULT, Namespaces
+from .snapshot import DEFAULT, Namespaces, Schema
+from .tables import catalog_tables
 
 _RETRIES = 3
 
@@ -57,7 +58,7 @@ class _Plan:
     key: str = ""  # the table's name in verify's reports (schema.name outside the default)
 
 
-def _allowed(table: sa.Table, dialect: str) -> dict[str, Allowed]:
+def allowed_by_checks(table: sa.Table, dialect: str) -> dict[str, Allowed]:
     texts = [str(c.sqltext) for c in table.constraints if isinstance(c, sa.CheckConstraint)]
     return allowed_values(texts, dialect) if texts else {}
 
@@ -78,14 +79,21 @@ class Seeder:
         hints: dict[str, sa.Table] | None = None,
         rows: int | None = None,
         where: Namespaces = DEFAULT,
+        schema: Schema | None = None,
     ) -> SeedReport:
         """Empty the tables (children first), then insert fresh rows (parents first).
 
         ``only`` limits this to some tables; the caller includes their
         foreign-key children, whose rows would otherwise point at deleted keys.
-        ``rows=0`` only empties them.
+        ``rows=0`` only empties them. ``schema``: the tables as verify read
+        them from the catalog, which saves reflecting them (see :mod:`.tables`).
         """
-        metadata = reflect(connection, exclude, only, where)
+        metadata = None
+        if schema is not None:  # what verify read of them: no reflection, one query
+            wanted = only if only is not None else schema.tables.keys()
+            metadata = catalog_tables(connection, wanted, schema, where)
+        if metadata is None:
+            metadata = reflect(connection, exclude, only, where)
         chosen = [t for t in metadata.tables.values()
                   if only is None or where.key(t.schema, t.name) in only]  # fmt: skip
         ordered, cyclic = _order(chosen)
@@ -119,9 +127,9 @@ class Seeder:
         key: str,
     ) -> _Plan:
         hint = (hints or {}).get(key)
-        allowed = _allowed(table, dialect)
+        allowed = allowed_by_checks(table, dialect)
         if hint is not None:
-            for column, rule in _allowed(hint, dialect).items():
+            for column, rule in allowed_by_checks(hint, dialect).items():
                 allowed.setdefault(column, Allowed()).merge(rule)
         unique = _unique_columns(table) | (_unique_columns(hint) if hint is not None else set())
         parents = {

@@ -46,6 +46,9 @@ class TableSchema:
     uniques: frozenset[tuple[str | None, tuple[str, ...]]]
     foreign_keys: frozenset[tuple[str | None, tuple[str, ...], str, tuple[str, ...], str | None]]
     checks: frozenset[tuple[str | None, str | None]]
+    # The catalog's description it was made from, as the database words it (PostgreSQL):
+    # the seeder builds its tables from it. Not compared.
+    raw: Described | None = field(default=None, compare=False, repr=False)
 
     def differences(self, other: TableSchema) -> list[str]:
         """How ``other`` differs from this table, one phrase per difference."""
@@ -235,8 +238,24 @@ DEFAULT = Namespaces()
 def table_names(
     connection: Connection, exclude: Iterable[str] = (), where: Namespaces = DEFAULT
 ) -> set[str]:
-    """The tables there now, by key (see :class:`Namespaces`), leaving out ``exclude``."""
+    """The tables there now, by key (see :class:`Namespaces`), leaving out ``exclude``.
+
+    From one catalog query where the dialect lists every schema's tables at
+    once (PostgreSQL), else the inspector's, schema by schema.
+    """
+    from ..database import support_class
+
     skip = set(exclude)
+    listing = support_class(connection.dialect.name).all_tables(connection)
+    if listing is not None:
+        default, rows = listing
+        wanted = set(where.schemas)
+        return {
+            where.key(None if schema == default else schema, name)
+            for schema, name in rows
+            if name not in skip and (where.every or (None if schema == default else schema)
+                                     in wanted)
+        }  # fmt: skip
     inspector = sa.inspect(connection)
     return {
         where.key(schema, name)
@@ -351,6 +370,7 @@ def _from_catalog(described: Described, where: Namespaces) -> TableSchema:
             for name, columns, referred, referred_columns, on_delete in described.foreign_keys
         ),
         checks=frozenset((name, _normalise_sql(text)) for name, text in described.checks),
+        raw=described,
     )
 
 

@@ -237,7 +237,7 @@ class Verifier:
             if not tables:
                 return
         report = self.seeder.fill(connection, self.exclude, only=tables, hints=hints, rows=rows,
-                                  where=self.where)  # fmt: skip
+                                  where=self.where, schema=self.schema)  # fmt: skip
         if commit:
             connection.commit()
         if rows is None:

@@ -1,0 +1,105 @@
+"""The seeder's tables from what verify already read of them, and one query for their columns.
+
+Reflecting a table with SQLAlchemy costs about ten catalog queries on
+PostgreSQL (columns, keys, indexes, constraints, comment, options, each
+its own), and verify reseeds the tables every revision touched. verify has
+just read those tables' keys, indexes and constraints from the catalog in one
+query (:meth:`~migrasafe.database.DialectSupport.describe`); only the columns
+need SQLAlchemy (its types: enum labels, ARRAY, Numeric precision), and
+``Inspector.get_multi_columns`` reads them for every table at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from .snapshot import Namespaces, Schema
+
+if TYPE_CHECKING:
+    from ..database import Described
+
+
+def catalog_tables(
+    connection: Connection, keys: Iterable[str], schema: Schema, where: Namespaces
+) -> sa.MetaData | None:
+    """The tables ``keys`` (and their foreign-key parents, as far as their keys) in one
+    MetaData; None when one of them was not read from the catalog (then reflect)."""
+    described: dict[str, Described] = {}
+    for key in keys:
+        table = schema.tables.get(key)
+        if table is None or table.raw is None:
+            return None
+        described[key] = table.raw
+    by_schema: dict[str | None, list[str]] = {}
+    for key in described:
+        owner, name = where.split(key)
+        by_schema.setdefault(owner, []).append(name)
+    inspector = sa.inspect(connection)
+    columns: dict[tuple[str | None, str], list[Any]] = {}
+    for owner, names in by_schema.items():
+        found = inspector.get_multi_columns(schema=owner, filter_names=names)
+        columns.update({(owner, name): cols for (_, name), cols in found.items()})
+    metadata = sa.MetaData()
+    for key, description in described.items():
+        owner, name = where.split(key)
+        if (owner, name) not in columns:
+            return None  # gone since it was read
+        sa.Table(name, metadata, *map(_column, columns[(owner, name)]),
+                 *_constraints(description), schema=owner)  # fmt: skip
+    _add_parents(metadata, described.values())
+    return metadata
+
+
+def _column(reflected: dict[str, Any]) -> sa.Column[Any]:
+    extra: list[Any] = []
+    identity = reflected.get("identity")
+    if identity:
+        extra.append(sa.Identity(always=bool(identity.get("always"))))
+    computed = reflected.get("computed")
+    if computed:
+        extra.append(sa.Computed(computed["sqltext"], persisted=computed.get("persisted")))
+    default = reflected.get("default")
+    return sa.Column(
+        reflected["name"], reflected["type"], *extra, nullable=bool(reflected["nullable"]),
+        server_default=sa.text(default) if default is not None and not identity else None,
+        autoincrement=reflected.get("autoincrement", "auto"),
+    )  # fmt: skip
+
+
+def _constraints(table: Described) -> list[Any]:
+    found: list[Any] = []
+    if table.primary_key:
+        found.append(sa.PrimaryKeyConstraint(*table.primary_key))
+    for name, columns in table.uniques:
+        found.append(sa.UniqueConstraint(*columns, name=name))
+    for name, parts, unique in table.indexes:
+        keys = [p for p in parts if p.isidentifier()]  # expressions, USING, WHERE left out
+        if unique and keys and name:
+            found.append(sa.Index(name, *keys, unique=True))
+    for name, columns, (owner, parent), referred, on_delete in table.foreign_keys:
+        target = f"{owner}.{parent}" if owner else parent
+        found.append(sa.ForeignKeyConstraint(list(columns), [f"{target}.{c}" for c in referred],
+                                             name=name, ondelete=on_delete))  # fmt: skip
+    for name, text in table.checks:
+        if text is not None and not text.upper().startswith("EXCLUDE"):
+            condition = text.removesuffix(" NOT VALID")
+            found.append(sa.CheckConstraint(sa.text(condition), name=name))
+    return found
+
+
+def _add_parents(metadata: sa.MetaData, tables: Iterable[Described]) -> None:
+    """Parents outside the chosen tables, as far as the columns foreign keys point at."""
+    for table in tables:
+        for _name, _columns, (owner, parent), referred, _on_delete in table.foreign_keys:
+            key = f"{owner}.{parent}" if owner else parent
+            existing = metadata.tables.get(key)
+            if existing is None:
+                sa.Table(parent, metadata, *(sa.Column(c) for c in referred), schema=owner)
+            else:
+                for column in referred:
+                    if column not in existing.c:
+                        existing.append_column(sa.Column(column))
