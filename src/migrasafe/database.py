@@ -321,10 +321,10 @@ SELECT n.nspname, c.relname, current_schema(),
 
 # Every table of every user schema (as the inspector lists them: plain and partitioned).
 _PG_ALL_TABLES = """
-SELECT n.nspname, c.relname
-  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
- WHERE c.relkind IN ('r', 'p')
-   AND n.nspname <> 'information_schema' AND left(n.nspname, 3) <> 'pg_'
+SELECT current_schema(), n.nspname, c.relname
+  FROM pg_catalog.pg_namespace n LEFT JOIN pg_catalog.pg_class c
+       ON c.relnamespace = n.oid AND c.relkind IN ('r', 'p')
+ WHERE n.nspname <> 'information_schema' AND left(n.nspname, 3) <> 'pg_'
 """
 
 # pg_constraint.confdeltype -> the ON DELETE rule; "a" (NO ACTION) is the default, as None.
@@ -691,9 +691,9 @@ class PostgreSQLSupport(_ServerSupport):
 
     @classmethod
     def all_tables(cls, connection: Connection) -> tuple[str, list[tuple[str, str]]] | None:
-        rows = connection.exec_driver_sql(_PG_ALL_TABLES).all()
-        default = connection.exec_driver_sql("SELECT current_schema()").scalar()
-        return str(default), [(schema, name) for schema, name in rows]
+        rows = connection.exec_driver_sql(_PG_ALL_TABLES).all()  # every schema, tables or not
+        default = (rows[0][0] if rows else None) or ""  # no schema on the search_path: ""
+        return str(default), [(schema, name) for _, schema, name in rows if name is not None]
 
     @classmethod
     def describe(
