@@ -402,6 +402,14 @@ class SQLiteSupport(DialectSupport):
         return {(None, t): _digest(parts) for t, parts in found.items()}
 
     @classmethod
+    def all_tables(cls, connection: Connection) -> tuple[str, list[tuple[str, str]]] | None:
+        rows = connection.exec_driver_sql(
+            "SELECT name FROM sqlite_master "
+            "WHERE type = 'table' AND substr(name, 1, 7) <> 'sqlite_'"
+        ).scalars()
+        return "main", [("main", name) for name in rows]
+
+    @classmethod
     def make_readonly_args(
         cls, driver: str, cargs: list[Any], cparams: dict[str, Any]
     ) -> str | None:

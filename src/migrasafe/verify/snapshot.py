@@ -224,7 +224,9 @@ class Namespaces:
         return tuple(dict.fromkeys(found))
 
     def key(self, schema: str | None, name: str) -> str:
-        found = f"{schema}.{name}" if schema else name
+        if not schema:
+            return name  # split() needs no entry for it
+        found = f"{schema}.{name}"
         self.places[found] = (schema, name)
         return found
 
