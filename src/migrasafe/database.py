@@ -707,6 +707,8 @@ class PostgreSQLSupport(_ServerSupport):
     def describe(
         cls, connection: Connection, tables: list[tuple[str | None, str]]
     ) -> dict[tuple[str | None, str], Described] | None:
+        if (connection.dialect.server_version_info or (0,)) < (12,):
+            return None  # pg_attribute.attgenerated is 12's: reflect there
         if not tables:
             return {}
         rows = connection.exec_driver_sql(_PG_DESCRIBE, ([n for _, n in tables],)).all()
