@@ -296,7 +296,7 @@ class Verifier:
 
     def _walk(self, connection: Connection, order: list[Script]) -> None:
         """Every revision in order: as many as can share one run of env.py together
-        (:meth:`_window`), the others, and one that failed there, one at a time."""
+        (:meth:`_window`); the others, and one that failed there, step by step."""
         dirty: set[str] | None = None
         index = 0
         while index < len(order):
@@ -305,7 +305,7 @@ class Verifier:
                 if self._blocked(order[end]):
                     break
                 end += 1
-            if end - index > 1:
+            if end > index:
                 done, reached, kept = self._window(connection, order[index:end], dirty, index,
                                                    len(order))  # fmt: skip
                 if not kept and done > 1:  # undone: those before the failing one, again
@@ -410,49 +410,14 @@ class Verifier:
                       f"{describe_error(cause, self.url)}")  # fmt: skip
 
     def _round_trip(self, connection: Connection, revision: Script) -> set[str] | None:
-        """Up, down, up again; returns the tables whose rows may have changed (None: all)."""
-        if self.batch and revision.revision not in self.declared.irreversible:
-            done, touched = self._batched(connection, revision)
-            if done:
-                return touched
+        """Up, down, up again, step by step (a run of env.py each); returns the tables whose
+        rows may have changed (None: all)."""
         schema_before, data_before = self.schema, dict(self.data)
         touched, failure = self._attempt(connection, revision, True, trace=True)
         if failure is not None:
             return self._without_data(connection, revision, failure)
         coverage = "data" if self.rows else "--rows 0: no generated rows"
         return self._reverse(connection, revision, schema_before, data_before, touched, coverage)
-
-    def _batched(self, connection: Connection, revision: Script) -> tuple[bool, set[str] | None]:
-        """The round trip in one run of env.py, read back on its connection between steps.
-
-        Returns (False, None) when a step failed: everything was rolled back
-        (one transaction), and the caller walks the revision step by step,
-        which reports the failure as it should.
-        """
-        saved = (self.schema, dict(self.data), self.steps)
-        states: list[tuple[Schema, dict[str, Rows]]] = [(self.schema, dict(self.data))]
-        touched: list[set[str] | None] = []
-
-        def steps(_heads: object, context: MigrationContext) -> Iterator[MigrationStep]:
-            assert context.connection is not None
-            yield from self._three_steps(context.connection, revision, states, touched)
-
-        coverage = "data" if self.rows else "--rows 0: no generated rows"
-        try:
-            self._run_env(connection, steps)
-        except MigrasafeError:
-            raise
-        except (Exception, SystemExit) as failure:
-            self.watch.active = False
-            self.leftovers = True
-            if connection.in_transaction():
-                connection.rollback()
-            if not self.per_migration or not touched:  # all undone: walk it step by step
-                self.schema, self.data, self.steps = saved[0], saved[1], saved[2]
-                return False, None
-            self._part_committed(connection, revision, failure, states, touched, coverage)
-            return True, None
-        return True, self._judge(revision, states, touched, coverage)
 
     def _part_committed(
         self,
