@@ -1,0 +1,201 @@
+"""One revision's round trip, step by step: up, down, up, each in its own run of ``env.py``.
+
+A failing upgrade does not end the walk. When it failed on the generated
+rows, R is retried on empty tables; if that passes, the rows are generated
+again shaped by the schema R leaves (the enum a column is cast to, the NOT
+NULL it gains) and the round trip runs with data; if even those are refused,
+R is checked on empty tables and reported (``data-not-checked``). Only a
+revision that fails on empty tables stops its descendants.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from alembic.runtime.migration import MigrationStep
+from alembic.script import Script
+from sqlalchemy.engine import Connection
+
+from ..database import describe_error
+from .compare import data_differences
+from .snapshot import (
+    Rows,
+    Schema,
+)
+from .state import StepFailed, WalkState, either_touched
+
+
+class RoundTrips(WalkState):
+    """Round trips and what they find: restored or not, lost rows, a failing step."""
+
+    def _round_trip(self, connection: Connection, revision: Script) -> set[str] | None:
+        """Up, down, up again, step by step (a run of env.py each); returns the tables whose
+        rows may have changed (None: all)."""
+        schema_before, data_before = self.schema, dict(self.data)
+        touched, failure = self._attempt(connection, revision, True, trace=True)
+        if failure is not None:
+            return self._without_data(connection, revision, failure)
+        coverage = "data" if self.rows else "--rows 0: no generated rows"
+        return self._reverse(connection, revision, schema_before, data_before, touched, coverage)
+
+    def _attempt(
+        self, connection: Connection, revision: Script, up: bool, trace: bool = False
+    ) -> tuple[set[str] | None, BaseException | None]:
+        """One step: (the tables it may have changed, None) or (None, why it failed)."""
+        try:
+            return self._step(connection, revision, up=up, trace=trace), None
+        except StepFailed as exc:
+            self.leftovers = True
+            return None, exc.cause
+
+    def _reverse(
+        self,
+        connection: Connection,
+        revision: Script,
+        schema_before: Schema,
+        data_before: dict[str, Rows],
+        touched: set[str] | None,
+        coverage: str,
+    ) -> set[str] | None:
+        """From R applied: down, compare with before, up again, compare with the first up."""
+        rev = revision.revision
+        schema_after = self.schema
+        if rev in self.declared.irreversible:
+            self._irreversible(revision, "declared irreversible ([tool.migrasafe.verify])",
+                               "declared irreversible: only its upgrade ran")  # fmt: skip
+            return touched
+        touched_down, failure = self._attempt(connection, revision, False)
+        if failure is not None:
+            self._down_failed(revision, failure, coverage)
+            return None  # the database is still at R: its descendants can be checked
+        self._compare_round_trip(revision, schema_before, data_before, self.schema, self.data)
+        touched_again, failure = self._attempt(connection, revision, True)
+        if failure is not None:
+            self._failed(revision, True, failure, " the second time")
+            self._covered(rev, coverage)
+            self.stuck.add(rev)  # back at its parent: the descendants cannot be reached
+            return None
+        when = "after upgrade, downgrade, upgrade, compared with the first upgrade"
+        self._compare_schema(revision, schema_after, self.schema, "reapply-differs", when)
+        self._covered(rev, coverage)
+        return either_touched(touched, either_touched(touched_down, touched_again))
+
+    def _down_failed(self, revision: Script, failure: BaseException, coverage: str) -> None:
+        if isinstance(failure, NotImplementedError):
+            self._irreversible(revision, "its downgrade raises NotImplementedError",
+                               "its downgrade raises NotImplementedError")  # fmt: skip
+        else:
+            self._failed(revision, False, failure)
+            self._covered(revision.revision, coverage)
+
+    def _part_committed(
+        self,
+        connection: Connection,
+        revision: Script,
+        failure: BaseException,
+        states: list[tuple[Schema, dict[str, Rows]]],
+        touched: list[set[str] | None],
+        coverage: str,
+    ) -> None:
+        """A round trip whose later step failed after the earlier ones committed."""
+        self._refresh(connection, None)  # each step committed: read where it stands
+        if len(touched) == 1:  # applied, and its downgrade failed
+            self._down_failed(revision, failure, coverage)
+            return
+        (before, data_before), _, (back, data_back) = states[:3]
+        self._compare_round_trip(revision, before, data_before, back, data_back)
+        self._failed(revision, True, failure, " the second time")
+        self._covered(revision.revision, coverage)
+        self.stuck.add(revision.revision)
+
+    def _compare_round_trip(
+        self, revision: Script, before: Schema, data_before: dict[str, Rows],
+        back: Schema, data_back: dict[str, Rows],
+    ) -> None:  # fmt: skip
+        """After the downgrade against before the upgrade: the schema, then the rows."""
+        self._compare_schema(revision, before, back, "schema-not-restored",
+                             "after the downgrade, compared with before the upgrade")  # fmt: skip
+        for rule, table, column, message in data_differences(before, data_before, data_back, back):
+            self._finding(rule, revision, message, table=table, column=column)
+
+    def _irreversible(self, revision: Script, why: str, coverage: str) -> None:
+        self._finding("irreversible", revision,
+                      f"{revision.revision}: {why}, so its round trip was not checked; verify "
+                      "goes on from it", severity="info")  # fmt: skip
+        self.upgrade_only[revision.revision] = coverage
+
+    def _without_data(
+        self, connection: Connection, revision: Script, failure: BaseException
+    ) -> set[str] | None:
+        """The upgrade failed with generated rows: is it the rows, or the revision?"""
+        rev = revision.revision
+        if not self.transactional or not any(self.data.values()):
+            self._failed(revision, True, failure)
+            self.not_checked[rev] = "its upgrade failed" + (
+                "" if self.transactional else " (DDL is not transactional here: no retry)"
+            )
+            return None
+        self._reseed(connection, None, revision, rows=0)
+        schema_before = self.schema
+        touched, again = self._attempt(connection, revision, True)
+        if again is not None:
+            self._failed(revision, True, failure, " (and on empty tables too)")
+            self.not_checked[rev] = "its upgrade failed, even on empty tables"
+            return None
+        # R passes on empty tables: learn the schema it leaves, shape the rows to it, retry.
+        hints = self._reflect(connection)
+        _, down_failure = self._attempt(connection, revision, False)
+        if down_failure is not None:
+            return self._reverse(connection, revision, schema_before, dict(self.data), touched,
+                                 "its upgrade refused the generated rows")  # fmt: skip
+        self._reseed(connection, None, revision, hints=hints)
+        schema_before, data_before = self.schema, dict(self.data)
+        touched, refused = self._attempt(connection, revision, True, trace=True)
+        if refused is None:
+            return self._reverse(connection, revision, schema_before, data_before, touched, "data")
+        self._finding(
+            "data-not-checked", revision,
+            f"the upgrade of {rev} fails on generated rows ({describe_error(refused, self.url)}), "
+            "even on rows shaped by the schema it leaves, and passes on empty tables: only its "
+            "schema was checked. Make sure the rows production holds can take it, or declare "
+            "rows for it (before_revision_data)", severity="warning",
+        )  # fmt: skip
+        self._reseed(connection, None, revision, rows=0)
+        schema_before = self.schema
+        touched, _ = self._attempt(connection, revision, True)
+        return self._reverse(connection, revision, schema_before, dict(self.data), touched,
+                             "its upgrade refused the generated rows")  # fmt: skip
+
+    def _three_steps(
+        self,
+        connection: Connection,
+        revision: Script,
+        states: list[tuple[Schema, dict[str, Rows]]],
+        touched: list[set[str] | None],
+    ) -> Iterator[MigrationStep]:
+        """Up, down, up as Alembic steps, each read back on env.py's ``connection``."""
+        for up in (True, False, True):
+            make = MigrationStep.upgrade_from_script if up else MigrationStep.downgrade_from_script
+            self.steps += 1
+            self.watch.start()
+            yield make(self.script.revision_map, revision)
+            touched.append(self._after_step(connection, commit=False))
+            states.append((self.schema, dict(self.data)))
+
+    def _judge(
+        self,
+        revision: Script,
+        states: list[tuple[Schema, dict[str, Rows]]],
+        touched: list[set[str] | None],
+        coverage: str,
+    ) -> set[str] | None:
+        """The findings of a round trip whose three steps passed; the tables they touched."""
+        (before, data_before), (after, _), (back, data_back), _ = states
+        self._compare_round_trip(revision, before, data_before, back, data_back)
+        when = "after upgrade, downgrade, upgrade, compared with the first upgrade"
+        self._compare_schema(revision, after, self.schema, "reapply-differs", when)
+        self._covered(revision.revision, coverage)
+        result: set[str] | None = set()
+        for each in touched:
+            result = either_touched(result, each)
+        return result

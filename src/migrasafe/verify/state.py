@@ -1,0 +1,303 @@
+"""What the walk knows and how it learns it: the scratch database read back after each step.
+
+The schema and rows of every table, kept current by re-reading only what a
+step's SQL touched (:mod:`.sqlwatch`); the seeding of the tables a step may
+have changed; the findings and the coverage so far; and how to run one step
+through the project's own ``env.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from alembic.runtime.migration import MigrationContext, MigrationStep
+from alembic.script import Script, ScriptDirectory
+from sqlalchemy.engine import Connection
+
+from ..config import CHECKSUM_TABLE, Project
+from ..database import describe_error, support_class
+from ..errors import MigrasafeError
+from ..findings import Finding
+from ..locktrace import LockTracer
+from ..runtime import run_env
+from .declarations import Declarations
+from .report import Progress
+from .seed import Seeder, reflect
+from .snapshot import (
+    Namespaces,
+    Rows,
+    Schema,
+    TableSchema,
+    read_rows,
+    read_schema,
+    table_names,
+)
+from .sqlwatch import SqlWatch
+
+Severity = Literal["error", "warning", "info"]
+
+
+class StepFailed(Exception):
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+class WalkState:
+    """The walk's state, and the reads and writes every way of walking shares."""
+
+    def __init__(
+        self,
+        project: Project,
+        script: ScriptDirectory,
+        url: str,
+        rows: int,
+        seed: int,
+        progress: Progress | None,
+        declarations: Declarations | None = None,
+    ) -> None:
+        self.project = project
+        self.script = script
+        self.url = url
+        self.rows = rows
+        self.seed = seed
+        self.progress = progress
+        self.declared = declarations or Declarations()
+        self.findings: list[Finding] = []
+        self.steps = 0
+        self.refused: dict[str, int] = {}
+        self.refused_at: dict[str, Script] = {}  # the first revision before which rows were refused
+        self.refused_why: dict[str, str] = {}
+        self.models_note: str | None = None
+        self.trace_locks = False
+        self.tracer: LockTracer | None = None
+        self.rows_before: dict[str, dict[str, int]] = {}  # revision -> table -> rows
+        self.exclude = {CHECKSUM_TABLE, "alembic_version"}
+        self.watch = SqlWatch()
+        self.where = Namespaces()
+        self.known: dict[tuple[str, str], TableSchema] = {}  # (table, fingerprint) -> as read
+        self.schema = Schema()
+        self.data: dict[str, Rows] = {}
+        self.with_data: list[str] = []
+        self.schema_only: dict[str, str] = {}
+        self.upgrade_only: dict[str, str] = {}
+        self.not_checked: dict[str, str] = {}
+        self.stuck: set[str] = set()  # checked, but left unapplied: their descendants cannot run
+        self.leftovers = False  # a step failed or left the schema changed: drift needs a clean run
+        self.transactional = True
+        self.batch = False
+        self.per_migration = False
+        self.seeder = Seeder(rows, seed)
+
+    def _run_env(
+        self, connection: Connection, fn: Callable[..., Iterable[Any]], **opts: Any
+    ) -> MigrationContext:
+        """Run ``env.py`` as it is, on its own connection (redirected to the scratch database).
+
+        migrasafe's own connection holds no transaction meanwhile, so that
+        SQLite lets ``env.py``'s write.
+        """
+        if connection.in_transaction():
+            connection.commit()
+        run = run_env(self.project, fn, **opts)
+        assert run.context is not None
+        return run.context
+
+    def _learn_env(self, connection: Connection) -> None:
+        """One run of ``env.py`` before any revision: its version table; setup errors stop here."""
+        context = self._run_env(connection, lambda _rev, _ctx: [], dont_mutate=True)
+        self.exclude = {CHECKSUM_TABLE, context.version_table}
+        self.transactional = support_class(connection.dialect.name).ddl_is_transactional
+        # One env.py run per revision (its three steps) where DDL is transactional: a failure
+        # undoes the failed step (all three, without transaction_per_migration).
+        # Each step commits on its own with transaction_per_migration, and wherever Alembic
+        # assumes DDL is not transactional (SQLite): then only the failed step is undone.
+        self.per_migration = bool(context.opts.get("transaction_per_migration")) or not (
+            context.impl.transactional_ddl
+        )
+        self.batch = self.transactional and not self.trace_locks
+        if connection.dialect.name == "postgresql":  # SQLite and MySQL: one schema, one database
+            # Every schema of the scratch database: the migrations made each of them.
+            self.where = Namespaces(_schemas(context), every=True)
+        schema = context.version_table_schema
+        if schema and connection.dialect.name == "postgresql":
+            connection.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            connection.commit()
+
+    def _step(
+        self, connection: Connection, revision: Script, up: bool, trace: bool = False
+    ) -> set[str] | None:
+        """Run one step; returns the tables its SQL named (None: unknown, assume all)."""
+        self.steps += 1
+        make = MigrationStep.upgrade_from_script if up else MigrationStep.downgrade_from_script
+        step = make(self.script.revision_map, revision)
+        self.watch.start()
+        tracer = self.tracer if trace else None
+        if tracer is not None:
+            self.rows_before[revision.revision] = {t: len(r) for t, r in self.data.items()}
+            tracer.start(revision.revision)
+        try:
+            try:
+                self._run_env(connection, lambda _rev, _ctx: [step])
+            finally:
+                if tracer is not None:
+                    tracer.stop()
+        except MigrasafeError:
+            raise  # env.py's setup, not the migration: an error, not a finding
+        except (Exception, SystemExit) as exc:  # the migration's own failure is a finding
+            self.watch.active = False
+            if connection.in_transaction():
+                connection.rollback()
+            self._refresh(connection, None)
+            raise StepFailed(exc) from exc
+        return self._after_step(connection)
+
+    def _after_step(self, connection: Connection, commit: bool = True) -> set[str] | None:
+        """Read back what the step just run may have changed; the tables its SQL named.
+
+        ``commit=False`` on env.py's own connection, inside its transaction.
+        """
+        if self.watch.ddl or not self.watch.statements:
+            if self.watch.table_set or not self.watch.statements:
+                now = table_names(connection, self.exclude, self.where)
+            else:  # an index, a column, a constraint: the same tables are there
+                now = set(self.schema.tables)
+            touched = self.watch.tables(self.schema, now)
+            self._refresh(connection, touched, now, commit=commit)
+        else:  # data only: the schema is as it was, only rows are read again
+            touched = self.watch.tables(self.schema, set(self.schema.tables))
+            self.data.update(read_rows(connection, self.schema, only=touched, where=self.where))
+            if commit:
+                connection.commit()
+        return touched
+
+    def _refresh(
+        self,
+        connection: Connection,
+        touched: set[str] | None,
+        now: set[str] | None = None,
+        commit: bool = True,
+    ) -> None:
+        """Re-read the schema and rows of the tables that may have changed (``now``: all)."""
+        if now is None:
+            now = table_names(connection, self.exclude, self.where)
+        gone = self.schema.tables.keys() - now
+        if touched is None:
+            reread = now
+        else:
+            reread = (self.schema.with_children(touched) | (now - self.schema.tables.keys())) & now
+        fresh = read_schema(connection, self.exclude, only=reread, present=now, where=self.where,
+                            known=self.known)  # fmt: skip
+        self.schema = self.schema.replace(fresh, gone)
+        if gone:
+            self.data = {k: v for k, v in self.data.items() if k not in gone}
+        self.data.update(read_rows(connection, self.schema, only=reread, where=self.where))
+        if commit:
+            connection.commit()
+
+    def _reseed(
+        self,
+        connection: Connection,
+        dirty: set[str] | None,
+        revision: Script,
+        hints: dict[str, sa.Table] | None = None,
+        rows: int | None = None,
+        commit: bool = True,
+    ) -> None:
+        """Fresh rows in the tables a step may have changed (all of them the first time).
+
+        ``commit=False`` on env.py's own connection, inside its transaction.
+        """
+        tables = None
+        if dirty is not None:
+            tables = self.schema.with_children(dirty) & self.schema.tables.keys()
+            if not tables:
+                return
+        report = self.seeder.fill(connection, self.exclude, only=tables, hints=hints, rows=rows,
+                                  where=self.where, schema=self.schema)  # fmt: skip
+        if commit:
+            connection.commit()
+        if rows is None:
+            for table, count in report.refused.items():
+                self.refused[table] = self.refused.get(table, 0) + count
+                self.refused_at.setdefault(table, revision)
+                self.refused_why.setdefault(table, report.why.get(table, "?"))
+        self._insert_declared(connection, revision, rows)
+        self.data.update(read_rows(connection, self.schema, only=tables, where=self.where))
+        if commit:
+            connection.commit()
+
+    def _insert_declared(self, connection: Connection, revision: Script, rows: int | None) -> None:
+        """The rows the project declared for this revision (before_revision_data)."""
+        declared = self.declared.before_revision_data.get(revision.revision)
+        if not declared or rows == 0:
+            return
+        for table, values in declared.items():
+            schema, name = table.rpartition(".")[0] or None, table.rpartition(".")[2]
+            reflected = sa.Table(name, sa.MetaData(), schema=schema, autoload_with=connection)
+            connection.execute(reflected.insert(), values)
+        connection.commit()
+
+    def _reflect(self, connection: Connection) -> dict[str, sa.Table]:
+        """Every table as it stands now, by key: the schema a revision leaves (for hints)."""
+        metadata = reflect(connection, self.exclude, set(self.schema.tables), self.where)
+        connection.commit()
+        return {self.where.key(t.schema, t.name): t for t in metadata.tables.values()}
+
+    def _finding(self, rule: str, revision: Script, message: str, table: str | None = None,
+                 column: str | None = None, severity: Severity = "error") -> None:  # fmt: skip
+        self.findings.append(
+            Finding(rule=rule, severity=severity, revision=revision.revision,
+                    path=str(revision.path), message=message, table=table, column=column)
+        )  # fmt: skip
+
+    def _failed(self, revision: Script, up: bool, cause: BaseException, when: str = "") -> None:
+        rule = "upgrade-failed" if up else "downgrade-failed"
+        verb = "upgrade to" if up else "downgrade from"
+        self._finding(rule, revision, f"{verb} {revision.revision} failed{when}: "
+                      f"{describe_error(cause, self.url)}")  # fmt: skip
+
+    def _covered(self, rev: str, coverage: str) -> None:
+        if coverage == "data":
+            self.with_data.append(rev)
+        else:
+            self.schema_only[rev] = coverage
+
+    def _compare_schema(
+        self, revision: Script, expected: Schema, found: Schema, rule: str, when: str
+    ) -> None:
+        for table, differences in expected.differences(found).items():
+            self.leftovers = True
+            self._finding(rule, revision, f"table {table} {when}: " + "; ".join(differences),
+                          table=table)  # fmt: skip
+
+    def _checkpoint(self) -> tuple[Any, ...]:
+        """What a window changes in the verifier, to go back to when its run is undone."""
+        return (self.schema, dict(self.data), self.steps, len(self.findings),
+                list(self.with_data), dict(self.schema_only), dict(self.refused),
+                dict(self.refused_at), dict(self.refused_why), self.leftovers,
+                self.seeder.rng.getstate(), self.seeder.serial)  # fmt: skip
+
+    def _restore(self, saved: tuple[Any, ...]) -> None:
+        (self.schema, self.data, self.steps, findings, self.with_data, self.schema_only,
+         self.refused, self.refused_at, self.refused_why, self.leftovers, rng,
+         self.seeder.serial) = saved  # fmt: skip
+        del self.findings[findings:]
+        self.seeder.rng.setstate(rng)
+
+
+def _schemas(context: MigrationContext) -> set[str]:
+    """The schemas env.py's project uses: its version table's, and its models' tables'."""
+    found = {context.version_table_schema} if context.version_table_schema else set()
+    metadata = context.opts.get("target_metadata")
+    for each in metadata if isinstance(metadata, list | tuple) else [metadata]:
+        if each is not None:
+            found |= {t.schema for t in each.tables.values() if t.schema}
+    return found
+
+
+def either_touched(a: set[str] | None, b: set[str] | None) -> set[str] | None:
+    """The tables two steps touched together (None, "all of them", wins)."""
+    return None if a is None or b is None else a | b

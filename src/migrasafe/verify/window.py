@@ -1,0 +1,100 @@
+"""Several revisions in one run of ``env.py``: its connection, its transaction.
+
+One run instead of one per revision saves a connection, the version table's
+checks and, on SQLite, a read of the whole schema. Each revision is reseeded
+and round-tripped on ``env.py``'s own connection, read back between steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from alembic.runtime.migration import MigrationContext, MigrationStep
+from alembic.script import Script
+from sqlalchemy.engine import Connection
+
+from ..errors import MigrasafeError
+from .roundtrip import RoundTrips
+from .snapshot import (
+    Rows,
+    Schema,
+)
+
+# Revisions that share one run of env.py; a failure walks them again.
+WINDOW = 50
+
+
+class Windows(RoundTrips):
+    """Revisions walked in windows, with the step-by-step walk for what fails there."""
+
+    def _windowable(self, revision: Script) -> bool:
+        """Whether ``revision`` can share a run of env.py with others (see :meth:`_window`).
+
+        Only where a failed step is undone (transactional DDL); declared
+        revisions take their own path.
+        """
+        rev = revision.revision
+        return (self.batch and rev not in self.declared.irreversible
+                and rev not in self.declared.before_revision_data)  # fmt: skip
+
+    def _window(
+        self, connection: Connection, window: list[Script], dirty: set[str] | None, offset: int,
+        total: int,
+    ) -> tuple[int, set[str] | None, bool]:  # fmt: skip
+        """Reseed and round-trip each revision of ``window`` in one run of env.py.
+
+        Returns how many revisions were done, the tables to reseed next, and
+        whether they stay done. One run instead of one per revision saves a
+        connection, the version table's checks and, on SQLite, a read of the
+        whole schema. When a step fails:
+
+        - in one transaction, everything is undone and the verifier is as it
+          was: the caller runs the revisions that passed again as a window,
+          then the failing one on its own, which reports its failure;
+        - with a transaction per step, the revisions that passed stay; a
+          failing revision whose first step failed is left to the caller,
+          one whose later step failed is judged here, as it stands.
+        """
+        saved = self._checkpoint()
+        passed: list[set[str] | None] = []
+        current: list[Any] = []  # the revision under way: its checkpoint, states, touched
+        coverage = "data" if self.rows else "--rows 0: no generated rows"
+
+        def steps(_heads: object, context: MigrationContext) -> Iterator[MigrationStep]:
+            assert context.connection is not None
+            nonlocal dirty
+            for index, revision in enumerate(window):
+                if self.progress:
+                    self.progress(offset + index + 1, total, revision.revision)
+                states: list[tuple[Schema, dict[str, Rows]]] = []
+                touched: list[set[str] | None] = []
+                current[:] = [self._checkpoint(), states, touched]
+                self._reseed(context.connection, dirty, revision, commit=False)
+                states.append((self.schema, dict(self.data)))
+                yield from self._three_steps(context.connection, revision, states, touched)
+                dirty = self._judge(revision, states, touched, coverage)
+                passed.append(dirty)
+
+        try:
+            self._run_env(connection, steps)
+        except MigrasafeError:
+            self._restore(saved)
+            raise
+        except (Exception, SystemExit) as failure:
+            self.watch.active = False
+            if connection.in_transaction():
+                connection.rollback()
+            if not self.per_migration:
+                self._restore(saved)
+                return min(len(passed), len(window) - 1), None, False
+            checkpoint, states, touched = current
+            self.leftovers = True
+            if not touched:  # its first step failed: the caller walks it on its own
+                self._restore(checkpoint)
+                self._refresh(connection, None)
+                return len(passed), None, True
+            self._part_committed(connection, window[len(passed)], failure, states, touched,
+                                 coverage)  # fmt: skip
+            return len(passed) + 1, None, True
+        return len(window), dirty, True
