@@ -172,3 +172,32 @@ def test_what_verify_could_not_check_is_said_not_called_clean(tmp_path: Path, db
     text = run_cli("-c", str(ini), "verify", *server)
     assert "Every revision reverses cleanly" not in text.stdout
     assert "1 irreversible" in text.stdout and "data not checked in orders" in text.stdout
+
+
+def test_a_table_only_indexed_keeps_its_rows_and_a_later_loss_is_still_found(
+    tmp_path: Path, scratch: str | None
+) -> None:
+    """Rows still valid for the table (an index added) are not regenerated: fewer writes,
+    the same checks. The rows 0003's downgrade deletes are those seeded before 0002."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    from migrasafe import load_project
+    from migrasafe.verify import verify
+
+    ini = make_project(tmp_path / "p", "generic", "verify_index_only")
+    deletes: list[str] = []
+
+    def watch(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if statement.lstrip().upper().startswith("DELETE FROM BOOKS"):
+            deletes.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", watch)
+    try:
+        report = verify(load_project(ini), url=scratch)
+    finally:
+        event.remove(Engine, "before_cursor_execute", watch)
+    seeded = [d for d in deletes if "pages" not in d]  # the seeder's, not the downgrade's
+    assert len(seeded) == 1, deletes  # seeded once, before 0002; kept for 0003
+    assert {(f.rule, f.revision) for f in report.findings} == {("data-lost", "0003")}
+    assert list(report.coverage.with_data) == ["0001", "0002", "0003"]

@@ -90,6 +90,8 @@ class WalkState:
         self.batch = False
         self.per_migration = False
         self.seeder = Seeder(rows, seed)
+        # table -> (what its rows obey, its rows) when it was last seeded (see _reseed)
+        self.seeded: dict[str, tuple[tuple[Any, ...], Rows | None]] = {}
 
     def _run_env(
         self, connection: Connection, fn: Callable[..., Iterable[Any]], **opts: Any
@@ -208,26 +210,49 @@ class WalkState:
     ) -> None:
         """Fresh rows in the tables a step may have changed (all of them the first time).
 
-        ``commit=False`` on env.py's own connection, inside its transaction.
+        A table is left as it is when its rows and what they must obey (columns,
+        keys, constraints, unique indexes) are as they were when it was seeded:
+        those rows are still rows the application could hold, and a revision
+        that only adds an index costs no reseeding. ``commit=False`` on
+        env.py's own connection, inside its transaction.
         """
         tables = None
         if dirty is not None:
-            tables = self.schema.with_children(dirty) & self.schema.tables.keys()
-            if not tables:
-                return
-        report = self.seeder.fill(connection, self.exclude, only=tables, hints=hints, rows=rows,
-                                  where=self.where, schema=self.schema)  # fmt: skip
-        if commit:
-            connection.commit()
-        if rows is None:
-            for table, count in report.refused.items():
-                self.refused[table] = self.refused.get(table, 0) + count
-                self.refused_at.setdefault(table, revision)
-                self.refused_why.setdefault(table, report.why.get(table, "?"))
+            present = self.schema.tables.keys()
+            stale = {t for t in dirty & present if rows is not None or hints or self._stale(t)}
+            tables = self.schema.with_children(stale) & present
+        declared = set(self.declared.before_revision_data.get(revision.revision, {}))
+        if tables is not None and not tables and not declared:
+            return
+        if tables is None or tables:
+            report = self.seeder.fill(connection, self.exclude, only=tables, hints=hints,
+                                      rows=rows, where=self.where, schema=self.schema)  # fmt: skip
+            if commit:
+                connection.commit()
+            if rows is None:
+                for table, count in report.refused.items():
+                    self.refused[table] = self.refused.get(table, 0) + count
+                    self.refused_at.setdefault(table, revision)
+                    self.refused_why.setdefault(table, report.why.get(table, "?"))
         self._insert_declared(connection, revision, rows)
-        self.data.update(read_rows(connection, self.schema, only=tables, where=self.where))
+        reread = None if tables is None else tables | (declared & self.schema.tables.keys())
+        self.data.update(read_rows(connection, self.schema, only=reread, where=self.where))
         if commit:
             connection.commit()
+        seeded = self.schema.tables.keys() if reread is None else reread
+        for table in seeded:  # as seeded: a later reseed of it can be skipped while it stays so
+            if rows == 0:  # emptied, not seeded
+                self.seeded.pop(table, None)
+            else:
+                self.seeded[table] = (_seed_shape(self.schema.tables[table]), self.data.get(table))
+
+    def _stale(self, table: str) -> bool:
+        """Whether ``table`` changed since it was seeded (its shape, or its rows)."""
+        seeded = self.seeded.get(table)
+        return seeded is None or seeded != (
+            _seed_shape(self.schema.tables[table]),
+            self.data.get(table),
+        )
 
     def _insert_declared(self, connection: Connection, revision: Script, rows: int | None) -> None:
         """The rows the project declared for this revision (before_revision_data)."""
@@ -278,12 +303,12 @@ class WalkState:
         return (self.schema, dict(self.data), self.steps, len(self.findings),
                 list(self.with_data), dict(self.schema_only), dict(self.refused),
                 dict(self.refused_at), dict(self.refused_why), self.leftovers,
-                self.seeder.rng.getstate(), self.seeder.serial)  # fmt: skip
+                self.seeder.rng.getstate(), self.seeder.serial, dict(self.seeded))  # fmt: skip
 
     def _restore(self, saved: tuple[Any, ...]) -> None:
         (self.schema, self.data, self.steps, findings, self.with_data, self.schema_only,
          self.refused, self.refused_at, self.refused_why, self.leftovers, rng,
-         self.seeder.serial) = saved  # fmt: skip
+         self.seeder.serial, self.seeded) = saved  # fmt: skip
         del self.findings[findings:]
         self.seeder.rng.setstate(rng)
 
@@ -296,6 +321,13 @@ def _schemas(context: MigrationContext) -> set[str]:
         if each is not None:
             found |= {t.schema for t in each.tables.values() if t.schema}
     return found
+
+
+def _seed_shape(table: TableSchema) -> tuple[Any, ...]:
+    """What generated rows must obey in a table: all of it but its plain indexes."""
+    unique = frozenset(index for index in table.indexes if index[2])
+    return (table.columns, table.primary_key, table.uniques, table.foreign_keys, table.checks,
+            unique)  # fmt: skip
 
 
 def either_touched(a: set[str] | None, b: set[str] | None) -> set[str] | None:
