@@ -327,6 +327,9 @@ SELECT current_schema(), n.nspname, c.relname
  WHERE n.nspname <> 'information_schema' AND left(n.nspname, 3) <> 'pg_'
 """
 
+# psycopg's prepare_threshold on a scratch session: it prepares only what asks for it.
+_NEVER = 2**31 - 1
+
 # pg_constraint.confdeltype -> the ON DELETE rule; "a" (NO ACTION) is the default, as None.
 _PG_ON_DELETE = {"r": "RESTRICT", "c": "CASCADE", "n": "SET NULL", "d": "SET DEFAULT"}
 
@@ -694,8 +697,10 @@ class PostgreSQLSupport(_ServerSupport):
     def tune_scratch_session(cls, dbapi_connection: Any) -> None:
         # psycopg prepares a statement run five times; verify reads the same table before and
         # after a migration changes a column's type ("cached plan must not change result type").
+        # So nothing is prepared by itself, only what asks for it (describe: its plan costs
+        # more than running it, and its result's type never changes).
         if hasattr(dbapi_connection, "prepare_threshold"):
-            dbapi_connection.prepare_threshold = None
+            dbapi_connection.prepare_threshold = _NEVER
 
     @classmethod
     def all_tables(cls, connection: Connection) -> tuple[str, list[tuple[str, str]]] | None:
@@ -711,7 +716,12 @@ class PostgreSQLSupport(_ServerSupport):
             return None  # pg_attribute.attgenerated is 12's: reflect there
         if not tables:
             return {}
-        rows = connection.exec_driver_sql(_PG_DESCRIBE, ([n for _, n in tables],)).all()
+        names = ([n for _, n in tables],)
+        raw = getattr(connection.connection, "dbapi_connection", None)
+        if getattr(raw, "prepare_threshold", None) == _NEVER:  # psycopg, tuned for a scratch
+            rows = raw.execute(_PG_DESCRIBE, names, prepare=True).fetchall()  # type: ignore[union-attr]
+        else:
+            rows = connection.exec_driver_sql(_PG_DESCRIBE, names).all()
         wanted = set(tables)
         found = {}
         for row in rows:

@@ -23,6 +23,8 @@ import decimal
 import random
 import string
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +58,21 @@ class _Plan:
     deferred: set[str]  # foreign-key columns of a cycle: NULL first, set afterwards
     hint: sa.Table | None = None
     key: str = ""  # the table's name in verify's reports (schema.name outside the default)
+
+
+@contextmanager
+def _undoable(connection: Connection) -> Iterator[None]:
+    """A savepoint that the block's failure rolls back to.
+
+    Not released when the block succeeds: it ends with the transaction, and
+    releasing it would cost a round trip per table seeded.
+    """
+    connection.exec_driver_sql("SAVEPOINT migrasafe_seed")
+    try:
+        yield
+    except sa_exc.DBAPIError:
+        connection.exec_driver_sql("ROLLBACK TO SAVEPOINT migrasafe_seed")
+        raise
 
 
 def allowed_by_checks(table: sa.Table, dialect: str) -> dict[str, Allowed]:
@@ -149,7 +166,7 @@ class Seeder:
         for row in ready:
             groups.setdefault(frozenset(row), []).append(row)
         try:
-            with connection.begin_nested():
+            with _undoable(connection):
                 for group in groups.values():
                     connection.execute(table.insert(), group)
             inserted, refused = len(ready), len(rows) - len(ready)
