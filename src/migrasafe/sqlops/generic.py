@@ -6,12 +6,11 @@ import logging
 from typing import Any
 
 import sqlalchemy as sa
-from alembic.ddl.postgresql import CreateExcludeConstraintOp
 from alembic.operations import ops
 
 from .base import Named, Statement
 
-_DIALECTS = {"postgresql": "postgres", "sqlite": "sqlite", "mysql": "mysql"}
+_DIALECTS = {"sqlite": "sqlite", "mysql": "mysql"}  # PostgreSQL: see .postgresql (pglast)
 
 
 def read(sql: str, dialect: str) -> list[ops.MigrateOperation] | None:
@@ -202,14 +201,6 @@ def _constraint(
             columns = [c.name for c in part.expressions]
             found.append(ops.CreateIndexOp(_name(part.this) or "(unnamed)", table, columns,
                                            schema=schema))  # fmt: skip
-        elif isinstance(part, exp.ExcludeColumnConstraint):
-            params = part.this
-            elements = [(c.this.sql(dialect=read), c.args["op"].sql() if c.args.get("op") else "=")
-                        for c in (params.args.get("columns") or [])]  # fmt: skip
-            using = params.args.get("using")
-            found.append(CreateExcludeConstraintOp(
-                name, table, elements, schema=schema, using=str(using) if using else None,
-            ))  # fmt: skip
         elif isinstance(part, exp.PrimaryKey):
             found.append(ops.CreatePrimaryKeyOp(name, table, [c.name for c in part.expressions],
                                                 schema=schema))  # fmt: skip
