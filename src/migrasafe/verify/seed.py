@@ -32,6 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.ddl import sort_tables_and_constraints
+from sqlalchemy.types import TypeEngine
 
 from .checks import Allowed, allowed_values
 from .snapshot import DEFAULT, Namespaces, Schema
@@ -87,6 +88,7 @@ class Seeder:
         self.rows = rows
         self.rng = random.Random(seed)
         self.serial = 0
+        self.types: dict[str, TypeEngine[Any]] = {}  # see catalog_tables
 
     def fill(
         self,
@@ -108,7 +110,7 @@ class Seeder:
         metadata = None
         if schema is not None:  # what verify read of them: no reflection, one query
             wanted = only if only is not None else schema.tables.keys()
-            metadata = catalog_tables(connection, wanted, schema, where)
+            metadata = catalog_tables(connection, wanted, schema, where, self.types)
         if metadata is None:
             metadata = reflect(connection, exclude, only, where)
         chosen = [t for t in metadata.tables.values()

@@ -3,7 +3,8 @@
 Reading every table after every step would make ``verify`` grow with the
 square of the history: only the tables a step's statements name (and their
 foreign-key children) are re-read and reseeded; when no statement changed
-the schema (a data migration), the catalog is not read at all.
+the schema (a data migration), the catalog is not read at all. A table whose
+only statements were index DDL keeps its rows: they are not read again.
 """
 
 from __future__ import annotations
@@ -24,6 +25,22 @@ _TABLE_SET = re.compile(
     r"\b(CREATE|DROP)\s+(\w+\s+)*?TABLE\b|\bRENAME\s+(TO|TABLE)\b|^\s*(DO|CALL|EXECUTE|SELECT\b.*\bINTO)\b",
     re.I | re.S,
 )  # fmt: skip
+# A table created or dropped by name: the tables there afterwards follow from the statement.
+_NAME = r'(?:"[^"]+"|[A-Za-z_][\w$]*)'
+_QUALIFIED = rf"{_NAME}(?:\s*\.\s*{_NAME})?"
+_CREATE = re.compile(rf"\s*CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?({_QUALIFIED})\s*\(", re.I)
+_DROP = re.compile(
+    rf"\s*DROP\s+TABLE\s+(?:IF\s+EXISTS\s+)?({_QUALIFIED}(?:\s*,\s*{_QUALIFIED})*)"
+    r"\s*(?:CASCADE|RESTRICT)?\s*;?\s*\Z",
+    re.I,
+)
+_PART = re.compile(rf"({_NAME})(?:\s*\.\s*({_NAME}))?")
+# Statements that change no row: an index made, dropped or renamed, a comment. One statement
+# each (a ";" inside may hide another).
+_ROWS_KEPT = re.compile(
+    r"\s*(CREATE\s+(UNIQUE\s+)?INDEX|DROP\s+INDEX|ALTER\s+INDEX|COMMENT\s+ON)\b[^;]*;?\s*\Z",
+    re.I | re.S,
+)
 
 
 class SqlWatch:
@@ -31,9 +48,13 @@ class SqlWatch:
 
     def __init__(self) -> None:
         self.words: set[str] = set()
+        self.row_words: set[str] = set()  # the words of statements that may change rows
         self.statements = 0
         self.ddl = False
         self.table_set = False  # a statement may have added, dropped or renamed a table
+        # The tables created and dropped, as (schema, name) with PostgreSQL's case folding;
+        # None when a statement may have changed the set of tables in another way.
+        self.created_dropped: tuple[set[Named], set[Named]] | None = (set(), set())
         self.active = False
         self._indexed: set[str] = set()  # the tables in _by_key, patched as they come and go
         self._by_key: dict[str, set[str]] = {}
@@ -42,8 +63,13 @@ class SqlWatch:
         if self.active:
             self.statements += 1
             self.ddl = self.ddl or bool(_DDL.match(statement))
-            self.table_set = self.table_set or bool(_TABLE_SET.search(statement))
-            self.words.update(word.lower() for word in IDENTIFIER.findall(statement))
+            if _TABLE_SET.search(statement):
+                self.table_set = True
+                self._created_or_dropped(statement)
+            words = {word.lower() for word in IDENTIFIER.findall(statement)}
+            self.words |= words
+            if not _ROWS_KEPT.match(statement):
+                self.row_words |= words
 
     @contextmanager
     def watching(self) -> Iterator[None]:
@@ -55,7 +81,20 @@ class SqlWatch:
 
     def start(self) -> None:
         self.words, self.statements, self.ddl, self.active = set(), 0, False, True
+        self.row_words = set()
+        self.created_dropped = (set(), set())
         self.table_set = False
+
+    def _created_or_dropped(self, statement: str) -> None:
+        if self.created_dropped is None:
+            return
+        created, dropped = self.created_dropped
+        if match := _CREATE.match(statement):
+            created |= _names(match.group(1))
+        elif match := _DROP.match(statement):
+            dropped |= _names(match.group(1))
+        else:
+            self.created_dropped = None
 
     def tables(self, schema: Schema, now: set[str]) -> set[str] | None:
         """The tables the statements named, directly or by one of their indexes or constraints.
@@ -66,10 +105,19 @@ class SqlWatch:
         self.active = False
         if not self.statements:
             return None
+        return self._named(self.words, schema, now)
+
+    def row_tables(self, schema: Schema, now: set[str]) -> set[str] | None:
+        """The tables named by statements that may have changed rows (after :meth:`tables`)."""
+        if not self.statements:
+            return None
+        return self._named(self.row_words, schema, now)
+
+    def _named(self, words: set[str], schema: Schema, now: set[str]) -> set[str]:
         by_key = self._index(now)
         owners = schema.owners
         found = set(by_key.get("*", ())) | owners.get("*", set())  # quoted names: always
-        for word in self.words:  # a few words per statement: look them up, scan nothing
+        for word in words:  # a few words per statement: look them up, scan nothing
             found |= by_key.get(word, set())
             found |= owners.get(word, set())
         return found
@@ -83,3 +131,19 @@ class SqlWatch:
             self._by_key.setdefault(name_key(name), set()).add(name)
         self._indexed = set(now)
         return self._by_key
+
+
+Named = tuple[str | None, str]
+
+
+def _names(text: str) -> set[Named]:
+    """``a, "B".c`` -> {(None, "a"), ("B", "c")}: unquoted names fold to lower case."""
+    found: set[Named] = set()
+    for match in _PART.finditer(text):
+        parts = [_unquote(p) for p in match.groups() if p is not None]
+        found.add((parts[0], parts[1]) if len(parts) == 2 else (None, parts[0]))
+    return found
+
+
+def _unquote(name: str) -> str:
+    return name[1:-1] if name.startswith('"') else name.lower()

@@ -89,6 +89,7 @@ class WalkState:
         self.transactional = True
         self.batch = False
         self.per_migration = False
+        self.describes = False  # the dialect reads tables from its catalog in one query
         self.seeder = Seeder(rows, seed)
         # table -> (what its rows obey, its rows) when it was last seeded (see _reseed)
         self.seeded: dict[str, tuple[tuple[Any, ...], Rows | None]] = {}
@@ -111,7 +112,10 @@ class WalkState:
         """One run of ``env.py`` before any revision: its version table; setup errors stop here."""
         context = self._run_env(connection, lambda _rev, _ctx: [], dont_mutate=True)
         self.exclude = {CHECKSUM_TABLE, context.version_table}
-        self.transactional = support_class(connection.dialect.name).ddl_is_transactional
+        support = support_class(connection.dialect.name)
+        self.transactional = support.ddl_is_transactional
+        self.describes = support.describe(connection, []) is not None
+        connection.commit()
         # One env.py run per revision (its three steps) where DDL is transactional: a failure
         # undoes the failed step (all three, without transaction_per_migration).
         # Each step commits on its own with transaction_per_migration, and wherever Alembic
@@ -162,15 +166,23 @@ class WalkState:
         ``commit=False`` on env.py's own connection, inside its transaction.
         """
         if self.watch.ddl or not self.watch.statements:
+            dropped: set[str] | None = None
             if self.watch.table_set or not self.watch.statements:
-                now = table_names(connection, self.exclude, self.where)
+                inferred = self._created_and_dropped() if self.watch.statements else None
+                if inferred is None:
+                    now = table_names(connection, self.exclude, self.where)
+                else:  # confirmed by _refresh's reading of the catalog
+                    now, dropped = inferred
             else:  # an index, a column, a constraint: the same tables are there
                 now = set(self.schema.tables)
             touched = self.watch.tables(self.schema, now)
-            self._refresh(connection, touched, now, commit=commit)
+            changed = self.watch.row_tables(self.schema, now)
+            self._refresh(connection, touched, now, commit=commit, rows=changed, dropped=dropped)
         else:  # data only: the schema is as it was, only rows are read again
-            touched = self.watch.tables(self.schema, set(self.schema.tables))
-            self.data.update(read_rows(connection, self.schema, only=touched, where=self.where))
+            now = set(self.schema.tables)
+            touched = self.watch.tables(self.schema, now)
+            changed = self.watch.row_tables(self.schema, now)
+            self.data.update(read_rows(connection, self.schema, only=changed, where=self.where))
             if commit:
                 connection.commit()
         return touched
@@ -181,23 +193,55 @@ class WalkState:
         touched: set[str] | None,
         now: set[str] | None = None,
         commit: bool = True,
+        rows: set[str] | None = None,
+        dropped: set[str] | None = None,
     ) -> None:
-        """Re-read the schema and rows of the tables that may have changed (``now``: all)."""
+        """Re-read the schema and rows of the tables that may have changed (``now``: all).
+
+        ``rows``: the tables whose rows may have changed, when fewer than
+        ``touched`` (an index was made); None: those ``touched``. ``dropped`` (not
+        None): ``now`` was inferred from the step's statements (``CREATE TABLE a``,
+        ``DROP TABLE b``): the catalog must show ``a`` and not ``b``, else the
+        tables are listed after all.
+        """
         if now is None:
             now = table_names(connection, self.exclude, self.where)
         gone = self.schema.tables.keys() - now
-        if touched is None:
-            reread = now
-        else:
-            reread = (self.schema.with_children(touched) | (now - self.schema.tables.keys())) & now
-        fresh = read_schema(connection, self.exclude, only=reread, present=now, where=self.where,
-                            known=self.known)  # fmt: skip
+        new = now - self.schema.tables.keys()
+        reread = now if touched is None else (self.schema.with_children(touched) | new) & now
+        confirm = dropped or set()
+        fresh = read_schema(connection, self.exclude, only=reread | confirm, present=now | confirm,
+                            where=self.where, known=self.known)  # fmt: skip
+        if dropped is not None and (confirm & fresh.tables.keys() or new - fresh.tables.keys()):
+            self._refresh(connection, touched, None, commit, rows)  # not as inferred: list
+            return
         self.schema = self.schema.replace(fresh, gone)
         if gone:
             self.data = {k: v for k, v in self.data.items() if k not in gone}
+        if touched is not None and rows is not None:  # children: ON DELETE CASCADE, SET NULL
+            reread = (self.schema.with_children(rows) | new | (reread - self.data.keys())) & now
         self.data.update(read_rows(connection, self.schema, only=reread, where=self.where))
         if commit:
             connection.commit()
+
+    def _created_and_dropped(self) -> tuple[set[str], set[str]] | None:
+        """The tables there after a step whose statements created and dropped tables by
+        name only, and those it dropped; None: they must be listed.
+
+        Only where the catalog describes tables (PostgreSQL), in the query that
+        then confirms it (:meth:`_refresh`), and for names in the default schema.
+        """
+        named = self.watch.created_dropped
+        if named is None or not self.describes:
+            return None
+        created, dropped = ({name for owner, name in each if name not in self.exclude}
+                            for each in named)  # fmt: skip
+        if any(owner is not None for each in named for owner, _ in each):
+            return None
+        known = self.schema.tables.keys()
+        if created & known or not dropped <= known:
+            return None
+        return (known - dropped) | created, dropped
 
     def _reseed(
         self,

@@ -6,7 +6,11 @@ its own), and verify reseeds the tables every revision touched. verify has
 just read those tables' keys, indexes and constraints from the catalog in one
 query (:meth:`~migrasafe.database.DialectSupport.describe`); only the columns
 need SQLAlchemy (its types: enum labels, ARRAY, Numeric precision), and
-``Inspector.get_multi_columns`` reads them for every table at once.
+``Inspector.get_multi_columns`` reads them for every table at once. Types
+are remembered by how the catalog writes them: a table whose columns are all
+of built-in types seen before (``integer``, ``character varying(50)``) is
+built without that query. Enum and domain types are always read: a
+revision may change their labels or their rules.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+from sqlalchemy.types import TypeEngine
 
 from .snapshot import Namespaces, Schema
 
@@ -24,10 +29,19 @@ if TYPE_CHECKING:
 
 
 def catalog_tables(
-    connection: Connection, keys: Iterable[str], schema: Schema, where: Namespaces
+    connection: Connection,
+    keys: Iterable[str],
+    schema: Schema,
+    where: Namespaces,
+    types: dict[str, TypeEngine[Any]] | None = None,
 ) -> sa.MetaData | None:
     """The tables ``keys`` (and their foreign-key parents, as far as their keys) in one
-    MetaData; None when one of them was not read from the catalog (then reflect)."""
+    MetaData; None when one of them was not read from the catalog (then reflect).
+
+    ``types``: column types by the catalog's name for them, learned and used
+    across calls (the caller keeps it for one scratch database).
+    """
+    types = {} if types is None else types
     described: dict[str, Described] = {}
     for key in keys:
         table = schema.tables.get(key)
@@ -35,9 +49,10 @@ def catalog_tables(
             return None
         described[key] = table.raw
     by_schema: dict[str | None, list[str]] = {}
-    for key in described:
-        owner, name = where.split(key)
-        by_schema.setdefault(owner, []).append(name)
+    for key, description in described.items():
+        if any(kind not in types for kind, _, _ in description.columns.values()):
+            owner, name = where.split(key)
+            by_schema.setdefault(owner, []).append(name)
     inspector = sa.inspect(connection)
     columns: dict[tuple[str | None, str], list[Any]] = {}
     for owner, names in by_schema.items():
@@ -46,12 +61,58 @@ def catalog_tables(
     metadata = sa.MetaData()
     for key, description in described.items():
         owner, name = where.split(key)
-        if (owner, name) not in columns:
-            return None  # gone since it was read
-        sa.Table(name, metadata, *map(_column, columns[(owner, name)]),
-                 *_constraints(description), schema=owner)  # fmt: skip
+        if by_schema.get(owner) and name in by_schema[owner]:
+            if (owner, name) not in columns:
+                return None  # gone since it was read
+            reflected = columns[(owner, name)]
+            _learn(types, description, reflected)
+            made = list(map(_column, reflected))
+        else:
+            made = [_described_column(column, parts, types[parts[0]])
+                    for column, parts in description.columns.items()]  # fmt: skip
+        sa.Table(name, metadata, *made, *_constraints(description), schema=owner)
     _add_parents(metadata, described.values())
     return metadata
+
+
+def _learn(types: dict[str, TypeEngine[Any]], table: Described, reflected: list[Any]) -> None:
+    """Remember the built-in types among a table's reflected columns, by catalog name."""
+    for column in reflected:
+        parts = table.columns.get(column["name"])
+        if parts is not None and _built_in(column["type"]):
+            types[parts[0]] = column["type"]
+
+
+def _built_in(kind: TypeEngine[Any]) -> bool:
+    """Not an enum, a domain (what a revision may redefine) nor a type SQLAlchemy lacks."""
+    item = getattr(kind, "item_type", None)  # ARRAY
+    if item is not None:
+        return _built_in(item)
+    return not isinstance(kind, sa.types.SchemaType | sa.types.NullType)
+
+
+def _described_column(
+    name: str, parts: tuple[str, bool, str | None], kind: TypeEngine[Any]
+) -> sa.Column[Any]:
+    """A column from the catalog's description, as :func:`_column` makes it from reflection:
+    numbered by the database when its default is a sequence's or an identity."""
+    _, nullable, default = parts
+    extra: list[Any] = []
+    server_default = None
+    numbered = False
+    if default is not None and default.startswith("identity "):
+        extra.append(sa.Identity(always=default == "identity always"))
+        numbered = True
+    elif default is not None and default.startswith(_GENERATED) and default.endswith(" stored"):
+        extra.append(sa.Computed(default[len(_GENERATED) : -len(" stored")], persisted=True))
+    elif default is not None:
+        server_default = sa.text(default)
+        numbered = "nextval(" in default
+    return sa.Column(name, kind, *extra, nullable=nullable, server_default=server_default,
+                     autoincrement=numbered)  # fmt: skip
+
+
+_GENERATED = "generated always as "
 
 
 def _column(reflected: dict[str, Any]) -> sa.Column[Any]:

@@ -1,0 +1,57 @@
+"""What verify learns from a step's SQL: which tables it named, created or dropped, and
+whose rows it may have changed. A wrong answer here makes verify read too little."""
+
+from __future__ import annotations
+
+from migrasafe.verify.snapshot import Schema, TableSchema
+from migrasafe.verify.sqlwatch import SqlWatch
+
+
+def _watched(*statements: str) -> SqlWatch:
+    watch = SqlWatch()
+    watch.start()
+    for statement in statements:
+        watch(None, None, statement)
+    return watch
+
+
+def _schema(*names: str) -> Schema:
+    empty = TableSchema({}, (), frozenset(), frozenset(), frozenset(), frozenset())
+    return Schema(dict.fromkeys(names, empty))
+
+
+def test_tables_created_and_dropped_by_name_are_read_from_the_statements() -> None:
+    watch = _watched(
+        'CREATE TABLE IF NOT EXISTS "Books" (id integer)',
+        "DROP TABLE old_one, Other.Two CASCADE",
+        "UPDATE alembic_version SET version_num='2'",
+    )
+    assert watch.table_set
+    assert watch.created_dropped == ({(None, "Books")}, {(None, "old_one"), ("other", "two")})
+
+
+def test_a_statement_that_changes_the_tables_otherwise_leaves_them_unknown() -> None:
+    for statement in (
+        "ALTER TABLE a RENAME TO b",
+        "CREATE TABLE c AS SELECT 1",
+        "CREATE TEMPORARY TABLE t (id integer)",
+        "DO $$ BEGIN EXECUTE 'DROP TABLE a'; END $$",
+        "DROP TABLE a; DELETE FROM b",
+    ):
+        watch = _watched("CREATE TABLE x (id integer)", statement)
+        assert watch.table_set, statement
+        assert watch.created_dropped is None, statement
+
+
+def test_index_statements_change_no_rows_but_every_other_statement_may() -> None:
+    schema = _schema("books", "reviews", "authors")
+    now = set(schema.tables)
+    watch = _watched(
+        "CREATE UNIQUE INDEX ix_books_title ON books (title)",
+        "DROP INDEX ix_reviews_x",
+        "ALTER TABLE authors ADD COLUMN born date",
+    )
+    assert watch.tables(schema, now) == {"books", "authors"}
+    assert watch.row_tables(schema, now) == {"authors"}
+    hidden = _watched("CREATE INDEX ix ON books (title); DELETE FROM books")
+    assert hidden.row_tables(schema, now) == {"books"}
