@@ -13,9 +13,11 @@ postgresql+psycopg://postgres@127.0.0.1:5432/postgres), in one run:
   (v) migrasafe verify (3 steps per revision, 20 generated rows per table,
       schema and data compared after each step).
 
-Prints the times, the ratios and the time per revision. Targets: v <= 3x (a)
-on every row, time per revision at 1,000 within 20% of that at 200, and v no
-slower than (b) while checking data that (a) and (b) do not.
+Prints the times, the ratios and the time per revision, and how much of that
+is the migrations' own DDL (CREATE, ALTER, DROP as the database ran them): on
+SQLite that cost grows with the schema, for Alembic as for verify. Targets:
+v <= 3x (a) on every row, time per revision at 1,000 within 20% of that at
+200, and v no slower than (b) while checking data that (a) and (b) do not.
 Run: python bench/verify_vs_alembic.py [200,1000] [--pg URL] [--no-pytest-alembic]
 """
 
@@ -115,6 +117,30 @@ def pytest_alembic_seconds(project: Path, url: str | None) -> float:
     return float(passed.group(2))
 
 
+class DdlClock:
+    """Seconds spent in DDL statements while counting (two cursor events per statement,
+    on the Alembic and the verify runs alike)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.counting = False
+        self._started = 0.0
+        sa.event.listen(sa.engine.Engine, "before_cursor_execute", self._before)
+        sa.event.listen(sa.engine.Engine, "after_cursor_execute", self._after)
+
+    def _before(self, _conn: object, _cursor: object, statement: str, *_: object) -> None:
+        self._started = time.perf_counter() if self.counting and _DDL.match(statement) else 0.0
+
+    def _after(self, *_: object) -> None:
+        if self._started:
+            self.seconds += time.perf_counter() - self._started
+            self._started = 0.0
+
+
+_DDL = re.compile(r"\s*(CREATE|ALTER|DROP)\b", re.I)
+CLOCK = DdlClock()
+
+
 def measure(count: int, root: Path, server: str | None, with_pa: bool) -> tuple[float, ...]:
     """(a), (b) (or nan) and (v) seconds for ``count`` revisions on SQLite or ``server``."""
     ini = generate(root / f"project{count}{'pg' if server else ''}", count)
@@ -132,11 +158,13 @@ def measure(count: int, root: Path, server: str | None, with_pa: bool) -> tuple[
                 pa_seconds = pytest_alembic_seconds(ini.parent, pa_url if server else None)
         else:
             pa_seconds = float("nan")
+        CLOCK.seconds, CLOCK.counting = 0.0, True
         start = time.perf_counter()
         report = verify(project, url=server)
         verify_seconds = time.perf_counter() - start
+        CLOCK.counting = False
     assert report.ok and report.fully_checked, report.findings
-    return alembic_seconds, pa_seconds, verify_seconds, float(report.steps)
+    return alembic_seconds, pa_seconds, verify_seconds, CLOCK.seconds
 
 
 class _sqlite:
@@ -161,13 +189,15 @@ def main() -> None:
     print(f"Python {sys.version.split()[0]}, in process (imports done); verify: 20 rows per "
           "table, schema and data compared after every step")  # fmt: skip
     print(f"{'database':<11}{'revisions':>9}{'(a) alembic':>13}{'(b) pytest-alembic':>20}"
-          f"{'(v) verify':>12}{'v/a':>7}{'v/b':>7}{'v per rev':>11}", flush=True)  # fmt: skip
+          f"{'(v) verify':>12}{'v/a':>7}{'v/b':>7}{'v per rev':>11}{'DDL of it':>11}",
+          flush=True)  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         for name, url in databases:
             for count in sizes:
-                a, b, v, _steps = measure(count, Path(tmp), url, with_pa)
+                a, b, v, ddl = measure(count, Path(tmp), url, with_pa)
                 print(f"{name:<11}{count:>9}{a:>12.2f}s{b:>19.2f}s{v:>11.2f}s{v / a:>6.2f}x"
-                      f"{v / b:>6.2f}x{v / count * 1000:>8.1f} ms", flush=True)  # fmt: skip
+                      f"{v / b:>6.2f}x{v / count * 1000:>8.1f} ms{ddl / count * 1000:>8.1f} ms",
+                      flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -1,7 +1,11 @@
 """What verify learns from a step's SQL: which tables it named, created or dropped, and
-whose rows it may have changed. A wrong answer here makes verify read too little."""
+whose rows it may have changed. A wrong answer here makes verify read too little. And the
+step itself: verify's shortcut past Alembic's history walk must move the version table
+as Alembic would."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from migrasafe.verify.snapshot import Schema, TableSchema
 from migrasafe.verify.sqlwatch import SqlWatch
@@ -55,3 +59,32 @@ def test_index_statements_change_no_rows_but_every_other_statement_may() -> None
     assert watch.row_tables(schema, now) == {"authors"}
     hidden = _watched("CREATE INDEX ix ON books (title); DELETE FROM books")
     assert hidden.row_tables(schema, now) == {"books"}
+
+
+def test_verifys_downgrade_step_moves_the_version_table_as_alembics_does(
+    tmp_path: Path,
+) -> None:
+    """verify's step skips Alembic's walk of the whole history going down; on a history
+    with branches and a merge, every revision and every set of heads gives Alembic's answer."""
+    from alembic.runtime.migration import RevisionStep
+
+    from migrasafe import load_project
+    from migrasafe.verify.state import Step
+
+    from conftest import make_project
+
+    script = load_project(make_project(tmp_path / "p", "generic", "branches_and_merge")).script
+    revisions = list(script.walk_revisions())
+    names = [r.revision for r in revisions]
+    head_sets = [{n} for n in names] + [set(names[i : i + 2]) for i in range(len(names) - 1)]
+    compared = 0
+    for revision in revisions:
+        for heads in head_sets:
+            if revision.revision not in heads:
+                continue
+            ours = Step(script.revision_map, revision, False)
+            theirs = RevisionStep(script.revision_map, revision, False)
+            assert ours._unmerge_to_revisions(heads) == theirs._unmerge_to_revisions(heads)
+            assert ours.should_delete_branch(heads) == theirs.should_delete_branch(heads)
+            compared += 1
+    assert compared >= len(revisions) + 2

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -289,12 +290,12 @@ def _guarded(on_do_connect: Callable[..., None] | None,
     out, so none of them is reused by code that runs later (nor left for the
     garbage collector by an ``env.py`` that never disposes of its engine).
     """
-    made: dict[int, Any] = {}  # id -> pool record; verify makes thousands: no list to scan
+    # id -> pool record, weakly: a record holds its pool, whose engine holds a cache of
+    # compiled statements; verify makes an engine per run of env.py, and keeping them all
+    # alive made Python's garbage collector slower at every step.
+    made: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
 
     def on_pool_connect(dbapi_connection: Any, record: Any) -> None:
-        if len(made) > 64:  # forget the ones already closed (NullPool closes at checkin)
-            for key in [k for k, r in made.items() if r.dbapi_connection is None]:
-                del made[key]
         made[id(record)] = record
         if on_connect is not None:
             on_connect(dbapi_connection)
@@ -318,7 +319,7 @@ def _guarded(on_do_connect: Callable[..., None] | None,
     finally:
         for target, name, fn in listeners:
             sa.event.remove(target, name, fn)
-        for record in made.values():  # those still in use (migrasafe's own lock) are left alone
+        for record in list(made.values()):  # those in use (migrasafe's own lock) are left alone
             try:
                 if record.dbapi_connection is not None and not record.in_use:
                     record.invalidate()

@@ -22,7 +22,7 @@ from .snapshot import (
     Rows,
     Schema,
 )
-from .state import StepFailed, WalkState, either_touched
+from .state import Step, StepFailed, WalkState, either_touched
 
 
 class RoundTrips(WalkState):
@@ -175,10 +175,9 @@ class RoundTrips(WalkState):
     ) -> Iterator[MigrationStep]:
         """Up, down, up as Alembic steps, each read back on env.py's ``connection``."""
         for up in (True, False, True):
-            make = MigrationStep.upgrade_from_script if up else MigrationStep.downgrade_from_script
             self.steps += 1
             self.watch.start()
-            yield make(self.script.revision_map, revision)
+            yield Step(self.script.revision_map, revision, up)
             touched.append(self._after_step(connection, commit=False))
             states.append((self.schema, dict(self.data)))
 
