@@ -34,9 +34,20 @@ def test_tables_created_and_dropped_by_name_are_read_from_the_statements() -> No
     assert watch.created_dropped == ({(None, "Books")}, {(None, "old_one"), ("other", "two")})
 
 
+def test_a_batch_copy_drop_and_rename_leaves_the_same_tables() -> None:
+    watch = _watched(
+        "CREATE TABLE _alembic_tmp_books (id integer, title text)",
+        "INSERT INTO _alembic_tmp_books (id, title) SELECT id, title FROM books",
+        "DROP TABLE books",
+        "ALTER TABLE _alembic_tmp_books RENAME TO books",
+        "ALTER TABLE other.old RENAME TO new",
+    )
+    assert watch.created_dropped == ({("other", "new")}, {("other", "old")})
+
+
 def test_a_statement_that_changes_the_tables_otherwise_leaves_them_unknown() -> None:
     for statement in (
-        "ALTER TABLE a RENAME TO b",
+        "ALTER TABLE a RENAME TO b, c",
         "CREATE TABLE c AS SELECT 1",
         "CREATE TEMPORARY TABLE t (id integer)",
         "DO $$ BEGIN EXECUTE 'DROP TABLE a'; END $$",

@@ -201,3 +201,21 @@ def test_a_table_only_indexed_keeps_its_rows_and_a_later_loss_is_still_found(
     assert len(seeded) == 1, deletes  # seeded once, before 0002; kept for 0003
     assert {(f.rule, f.revision) for f in report.findings} == {("data-lost", "0003")}
     assert list(report.coverage.with_data) == ["0001", "0002", "0003"]
+
+
+def test_tables_made_dropped_and_renamed_in_raw_sql_are_followed(
+    tmp_path: Path, scratch: str | None
+) -> None:
+    """verify infers the tables there after CREATE, DROP and RENAME by name and asks the
+    database to confirm; where the name's case defeats the inference (SQLite keeps an
+    unquoted "Shelves" as written) it lists them. Either way the rows a rebuild loses
+    are found."""
+    from migrasafe import load_project
+    from migrasafe.verify import verify
+
+    ini = make_project(tmp_path / "p", "generic", "verify_raw_tables")
+    report = verify(load_project(ini), url=scratch)
+    assert {(f.rule, f.revision, f.table) for f in report.findings} == {
+        ("data-lost", "0003", "racks")
+    }
+    assert list(report.coverage.with_data) == ["0001", "0002", "0003"]

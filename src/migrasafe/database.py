@@ -154,6 +154,14 @@ class DialectSupport:
         return None
 
     @classmethod
+    def tables_named(
+        cls, connection: Connection, tables: list[tuple[str | None, str]]
+    ) -> set[tuple[str | None, str]] | None:
+        """Which of the tables named exist, in one query that does not list them all.
+        None: not offered here (then list them, or describe them)."""
+        return None
+
+    @classmethod
     def describe(
         cls, connection: Connection, tables: list[tuple[str | None, str]]
     ) -> dict[tuple[str | None, str], Described] | None:
@@ -415,6 +423,20 @@ class SQLiteSupport(DialectSupport):
         for table, kind, name, sql in rows:  # the DDL as SQLite keeps it, tables and indexes
             found.setdefault(table, []).append(f"{kind}:{name}:{sql}")
         return {(None, t): _digest(parts) for t, parts in found.items()}
+
+    @classmethod
+    def tables_named(
+        cls, connection: Connection, tables: list[tuple[str | None, str]]
+    ) -> set[tuple[str | None, str]] | None:
+        names = [name for schema, name in tables if schema is None]
+        if not names:
+            return set()
+        marks = ", ".join("?" for _ in names)
+        rows = connection.exec_driver_sql(
+            f"SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ({marks})",
+            tuple(names),
+        ).scalars()
+        return {(None, name) for name in rows}
 
     @classmethod
     def all_tables(cls, connection: Connection) -> tuple[str, list[tuple[str, str]]] | None:

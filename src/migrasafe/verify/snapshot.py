@@ -289,9 +289,12 @@ def read_schema(
 
     dialect = connection.dialect
     support = support_class(dialect.name)
-    names = set(present) if present is not None else table_names(connection, exclude, where)
-    if only is not None:
-        names &= set(only)
+    if present is not None and only is not None:  # the tables asked for, not all of them
+        names = {name for name in only if name in present}
+    else:
+        names = set(present) if present is not None else table_names(connection, exclude, where)
+        if only is not None:
+            names &= set(only)
     described = support.describe(connection, [where.split(k) for k in names]) if names else {}
     if described is not None:  # the catalog in one query, where the dialect offers it
         return Schema({

@@ -34,6 +34,11 @@ _DROP = re.compile(
     r"\s*(?:CASCADE|RESTRICT)?\s*;?\s*\Z",
     re.I,
 )
+_RENAME = re.compile(
+    rf"\s*ALTER\s+TABLE\s+(?:IF\s+EXISTS\s+)?(?:ONLY\s+)?({_QUALIFIED})\s+RENAME\s+TO\s+({_NAME})"
+    r"\s*;?\s*\Z",
+    re.I,
+)
 _PART = re.compile(rf"({_NAME})(?:\s*\.\s*({_NAME}))?")
 # Statements that change no row: an index made, dropped or renamed, a comment. One statement
 # each (a ";" inside may hide another).
@@ -90,11 +95,25 @@ class SqlWatch:
             return
         created, dropped = self.created_dropped
         if match := _CREATE.match(statement):
-            created |= _names(match.group(1))
+            made, gone = _names(match.group(1)), set()
         elif match := _DROP.match(statement):
-            dropped |= _names(match.group(1))
+            made, gone = set(), _names(match.group(1))
+        elif match := _RENAME.match(statement):  # the new name stays in the old one's schema
+            gone = _names(match.group(1))
+            made = {(owner, _unquote(match.group(2))) for owner, _ in gone}
         else:
             self.created_dropped = None
+            return
+        for name in gone:  # in order: a batch copies to a new table, drops, then renames
+            if name in created:
+                created.discard(name)
+            else:
+                dropped.add(name)
+        for name in made:
+            if name in dropped:
+                dropped.discard(name)  # made again: there, and read again as a table named
+            else:
+                created.add(name)
 
     def tables(self, schema: Schema, now: set[str]) -> set[str] | None:
         """The tables the statements named, directly or by one of their indexes or constraints.

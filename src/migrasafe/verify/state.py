@@ -107,6 +107,7 @@ class WalkState:
         self.batch = False
         self.per_migration = False
         self.describes = False  # the dialect reads tables from its catalog in one query
+        self.names_tables = False  # it says which of some tables exist without listing all
         self.seeder = Seeder(rows, seed)
         # table -> (what its rows obey, its rows) when it was last seeded (see _reseed)
         self.seeded: dict[str, tuple[tuple[Any, ...], Rows | None]] = {}
@@ -132,6 +133,7 @@ class WalkState:
         support = support_class(connection.dialect.name)
         self.transactional = support.ddl_is_transactional
         self.describes = support.describe(connection, []) is not None
+        self.names_tables = support.tables_named(connection, []) is not None
         connection.commit()
         # One env.py run per revision (its three steps) where DDL is transactional: a failure
         # undoes the failed step (all three, without transaction_per_migration).
@@ -225,10 +227,18 @@ class WalkState:
         gone = self.schema.tables.keys() - now
         new = now - self.schema.tables.keys()
         reread = now if touched is None else (self.schema.with_children(touched) | new) & now
-        confirm = dropped or set()
+        confirm = dropped if dropped is not None and self.describes else set()
+        if dropped is not None and not self.describes:  # one query on the names, not a listing
+            named = support_class(connection.dialect.name).tables_named(
+                connection, [self.where.split(k) for k in new | dropped]
+            )
+            found = {self.where.key(*each) for each in named or ()}
+            if named is None or found != new:
+                self._refresh(connection, touched, None, commit, rows)  # not as inferred: list
+                return
         fresh = read_schema(connection, self.exclude, only=reread | confirm, present=now | confirm,
                             where=self.where, known=self.known)  # fmt: skip
-        if dropped is not None and (confirm & fresh.tables.keys() or new - fresh.tables.keys()):
+        if confirm and (confirm & fresh.tables.keys() or new - fresh.tables.keys()):
             self._refresh(connection, touched, None, commit, rows)  # not as inferred: list
             return
         self.schema = self.schema.replace(fresh, gone)
@@ -244,11 +254,12 @@ class WalkState:
         """The tables there after a step whose statements created and dropped tables by
         name only, and those it dropped; None: they must be listed.
 
-        Only where the catalog describes tables (PostgreSQL), in the query that
-        then confirms it (:meth:`_refresh`), and for names in the default schema.
+        Only where the catalog confirms it (:meth:`_refresh`): in the query that
+        describes them (PostgreSQL), or in one that looks the names up (SQLite);
+        and for names in the default schema.
         """
         named = self.watch.created_dropped
-        if named is None or not self.describes:
+        if named is None or not (self.describes or self.names_tables):
             return None
         created, dropped = ({name for owner, name in each if name not in self.exclude}
                             for each in named)  # fmt: skip
