@@ -202,6 +202,14 @@ def test_a_50_revision_history_is_checked_to_the_end_past_revisions_that_refuse_
         text.stdout
     )
     assert "Every revision reverses cleanly" not in text.stdout
+    # a window undone at 0020 walks 0001-0019 again: each is still reported once, in order
+    from migrasafe import load_project
+    from migrasafe.verify import verify
+
+    shown: list[tuple[int, int, str]] = []
+    verify(load_project(ini), url=server[1] if server else None,
+           progress=lambda n, total, rev: shown.append((n, total, rev)))  # fmt: skip
+    assert shown == [(n, 50, f"{n:04d}") for n in range(1, 51)]
 
 
 def test_tables_of_every_schema_the_migrations_create_are_seeded_and_compared(

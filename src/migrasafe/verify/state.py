@@ -81,6 +81,7 @@ class WalkState:
         self.rows = rows
         self.seed = seed
         self.progress = progress
+        self.shown = 0  # the last revision whose progress was reported
         self.declared = declarations or Declarations()
         self.findings: list[Finding] = []
         self.steps = 0
@@ -111,6 +112,12 @@ class WalkState:
         self.seeder = Seeder(rows, seed)
         # table -> (what its rows obey, its rows) when it was last seeded (see _reseed)
         self.seeded: dict[str, tuple[tuple[Any, ...], Rows | None]] = {}
+
+    def _progress(self, number: int, total: int, revision: str) -> None:
+        """Report revision ``number`` once: a window that is undone walks some again."""
+        if self.progress is not None and number > self.shown:
+            self.shown = number
+            self.progress(number, total, revision)
 
     def _run_env(
         self, connection: Connection, fn: Callable[..., Iterable[Any]], **opts: Any

@@ -83,8 +83,7 @@ class Verifier(Windows):
                     continue
             revision = order[index]
             index += 1
-            if self.progress:
-                self.progress(index, len(order), revision.revision)
+            self._progress(index, len(order), revision.revision)
             blocked = self._blocked(revision)
             if blocked:
                 self.not_checked[revision.revision] = f"its parent {blocked} could not be applied"

@@ -65,8 +65,7 @@ class Windows(RoundTrips):
             assert context.connection is not None
             nonlocal dirty
             for index, revision in enumerate(window):
-                if self.progress:
-                    self.progress(offset + index + 1, total, revision.revision)
+                self._progress(offset + index + 1, total, revision.revision)
                 states: list[tuple[Schema, dict[str, Rows]]] = []
                 touched: list[set[str] | None] = []
                 current[:] = [self._checkpoint(), states, touched]
