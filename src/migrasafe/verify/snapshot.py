@@ -7,6 +7,7 @@ rows that were there before the upgrade.
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -126,7 +127,9 @@ class Schema:
         """This schema with ``fresh``'s tables re-read and the ``gone`` tables removed.
 
         The name index (:attr:`owners`) is carried over and patched for the
-        tables that changed, not rebuilt: verify replaces after every step.
+        tables that changed, not rebuilt: verify replaces after every step. The
+        result remembers what it replaced in which schema (weakly), so that
+        :meth:`differences` between nearby schemas looks at those tables only.
         """
         dropped = set(gone)
         tables = dict(self.tables)
@@ -135,6 +138,7 @@ class Schema:
         tables.update(fresh.tables)
         result = Schema(tables)
         changed = dropped | fresh.tables.keys()
+        result.__dict__["_lineage"] = (weakref.ref(self), frozenset(changed))
         for index, keys in (("owners", _named), ("_children", _referred)):
             if index in self.__dict__:
                 old = {k for name in changed if name in self.tables
@@ -147,7 +151,9 @@ class Schema:
     def differences(self, other: Schema) -> dict[str, list[str]]:
         """Per table, how ``other`` differs from this schema."""
         found: dict[str, list[str]] = {}
-        names = self.tables.keys() | other.tables.keys()
+        names = self._replaced_between(other)
+        if names is None:
+            names = self.tables.keys() | other.tables.keys()
         # Tables not re-read since are the same objects: nothing to compare, nothing to sort.
         for name in sorted(n for n in names if self.tables.get(n) is not other.tables.get(n)):
             mine, theirs = self.tables.get(name), other.tables.get(name)
@@ -158,6 +164,27 @@ class Schema:
             elif diff := mine.differences(theirs):
                 found[name] = diff
         return found
+
+    def _replaced_between(self, other: Schema) -> set[str] | None:
+        """The tables replaced between this schema and ``other``, when one was made from the
+        other by a few :meth:`replace` calls (a step or three); None: compare them all."""
+        for older, newer in ((self, other), (other, self)):
+            names: set[str] = set()
+            node: Schema | None = newer
+            for _ in range(_LINEAGE_HOPS):
+                if node is older:
+                    return names
+                lineage = node.__dict__.get("_lineage") if node is not None else None
+                if lineage is None:
+                    break
+                names |= lineage[1]
+                node = lineage[0]()
+            if node is older:
+                return names
+        return None
+
+
+_LINEAGE_HOPS = 8
 
 
 def name_key(name: str) -> str:
