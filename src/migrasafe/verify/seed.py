@@ -99,6 +99,7 @@ class Seeder:
         rows: int | None = None,
         where: Namespaces = DEFAULT,
         schema: Schema | None = None,
+        empty: set[str] = frozenset(),  # type: ignore[assignment]
     ) -> SeedReport:
         """Empty the tables (children first), then insert fresh rows (parents first).
 
@@ -106,6 +107,7 @@ class Seeder:
         foreign-key children, whose rows would otherwise point at deleted keys.
         ``rows=0`` only empties them. ``schema``: the tables as verify read
         them from the catalog, which saves reflecting them (see :mod:`.tables`).
+        ``empty``: tables known to hold no row (just created): nothing to delete.
         """
         metadata = None
         if schema is not None:  # what verify read of them: no reflection, one query
@@ -117,9 +119,11 @@ class Seeder:
                   if only is None or where.key(t.schema, t.name) in only]  # fmt: skip
         ordered, cyclic = _order(chosen)
         for table, columns in cyclic.items():  # break the cycles, then delete children first
-            connection.execute(table.update().values({c: None for c in columns}))
+            if where.key(table.schema, table.name) not in empty:
+                connection.execute(table.update().values({c: None for c in columns}))
         for table in reversed(ordered):
-            connection.execute(table.delete())
+            if where.key(table.schema, table.name) not in empty:
+                connection.execute(table.delete())
         report = SeedReport()
         count = self.rows if rows is None else rows
         if count == 0:

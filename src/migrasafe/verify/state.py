@@ -226,16 +226,18 @@ class WalkState:
         ``rows``: the tables whose rows may have changed, when fewer than
         ``touched`` (an index was made); None: those ``touched``. ``dropped`` (not
         None): ``now`` was inferred from the step's statements (``CREATE TABLE a``,
-        ``DROP TABLE b``): the catalog must show ``a`` and not ``b``, else the
-        tables are listed after all.
+        ``DROP TABLE b``): the catalog must show ``a`` (and not ``b``, where that
+        costs no query of its own), else the tables are listed after all.
         """
         if now is None:
             now = table_names(connection, self.exclude, self.where)
         gone = self.schema.tables.keys() - now
         new = now - self.schema.tables.keys()
         reread = now if touched is None else (self.schema.with_children(touched) | new) & now
-        confirm = dropped if dropped is not None and self.describes else set()
-        if dropped is not None and not self.describes:  # one query on the names, not a listing
+        # A table dropped by name is gone once its statement ran; one created is confirmed,
+        # and so are those dropped when it costs no query of their own.
+        confirm = dropped if dropped is not None and self.describes and reread else set()
+        if dropped is not None and not self.describes and new:  # a query on names: no listing
             named = support_class(connection.dialect.name).tables_named(
                 connection, [self.where.split(k) for k in new | dropped]
             )
@@ -303,8 +305,10 @@ class WalkState:
         if tables is not None and not tables and not declared:
             return
         if tables is None or tables:
+            empty = {t for t in tables or () if self.data.get(t) == {}}  # read after the step
             report = self.seeder.fill(connection, self.exclude, only=tables, hints=hints,
-                                      rows=rows, where=self.where, schema=self.schema)  # fmt: skip
+                                      rows=rows, where=self.where, schema=self.schema,
+                                      empty=empty)  # fmt: skip
             if commit:
                 connection.commit()
             if rows is None:
