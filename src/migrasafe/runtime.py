@@ -372,6 +372,7 @@ def redirected_connections(scratch: URL) -> Iterator[None]:
         new_args, new_params = dialect.create_connect_args(target)
         cargs[:] = list(new_args)
         cparams.update(new_params)
+        support.scratch_connect_args(dialect.driver, target, cparams)
 
     with _guarded(on_do_connect, support.tune_scratch_session):
         yield
