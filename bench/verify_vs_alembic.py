@@ -3,7 +3,8 @@
 For each size (default 200 and 1,000 generated revisions: tables created,
 columns added, indexes created, alternately) and each database (SQLite, and
 PostgreSQL when a server is given with --pg URL or $MIGRASAFE_BENCH_PG, e.g.
-postgresql+psycopg://postgres@127.0.0.1:5432/postgres), in one run:
+postgresql+psycopg://postgres@127.0.0.1:5432/postgres; MySQL/MariaDB with
+--mysql URL, e.g. mysql+pymysql://root@127.0.0.1:3306/test), in one run:
 
   (a) Alembic's upgrade head + downgrade base on a fresh database;
   (b) pytest-alembic's test_up_down_consistency + test_upgrade, run by pytest
@@ -20,7 +21,7 @@ v <= 3x (a) on every row, time per revision at 1,000 within 20% of that at
 200, and v no slower than (b) while checking data that (a) and (b) do not.
 (a) and (v) run three times each (--repeat N), alternately; the fastest of each
 counts. Run: python bench/verify_vs_alembic.py [200,1000] [--pg URL]
-[--no-pytest-alembic] [--repeat N]
+[--mysql URL] [--no-pytest-alembic] [--repeat N]
 """
 
 from __future__ import annotations
@@ -107,7 +108,16 @@ def pytest_alembic_seconds(project: Path, url: str | None) -> float:
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(PYTEST_ALEMBIC_VENV)], check=True)
         subprocess.run([str(python), "-m", "pip", "install", "-q", "pytest<9", "pytest-alembic",
-                        "alembic", "sqlalchemy>=2", "psycopg[binary]"], check=True)  # fmt: skip
+                        "alembic", "sqlalchemy>=2", "psycopg[binary]", "pymysql"],
+                       check=True)  # fmt: skip
+    if (
+        url
+        and url.startswith("mysql")
+        and subprocess.run(
+            [str(python), "-c", "import pymysql"], capture_output=True, check=False
+        ).returncode
+    ):  # a virtualenv made before MySQL was measured
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "pymysql"], check=True)
     (project / "conftest.py").write_text(f"URL = {url!r}\n" + PYTEST_ALEMBIC_CONFTEST)
     (project / "test_pytest_alembic.py").write_text(PYTEST_ALEMBIC_TESTS)
     result = subprocess.run(
@@ -150,7 +160,8 @@ def measure(
     """(a), (b) (or nan) and (v) seconds for ``count`` revisions on SQLite or ``server``,
     and the DDL seconds of (v): (a) and (v) run ``repeat`` times, alternately, and the
     fastest of each counts (what the machine's other load added least to)."""
-    ini = generate(root / f"project{count}{'pg' if server else ''}", count)
+    tag = sa.make_url(server).get_backend_name() if server else ""
+    ini = generate(root / f"project{count}{tag}", count)
     support = support_for(sa.make_url(server)) if server else None
     with support.scratch() if support else _sqlite(root, count) as url:
         project = load_project(ini, url=url)
@@ -178,6 +189,15 @@ def measure(
     return alembic_seconds, pa_seconds, verify_seconds, ddl_seconds
 
 
+def _version(url: str) -> str:
+    """The server's own name for its version (MariaDB says so in it)."""
+    engine = sa.create_engine(url, poolclass=sa.NullPool)
+    with engine.connect() as connection:
+        version = str(connection.exec_driver_sql("SELECT VERSION()").scalar()).lower()
+    engine.dispose()
+    return version
+
+
 class _sqlite:
     def __init__(self, root: Path, count: int, tag: str = "alembic") -> None:
         self.url = f"sqlite:///{root}/{tag}{count}.db"
@@ -197,7 +217,11 @@ def main() -> None:
     if "--pg" in sys.argv:
         server = sys.argv[sys.argv.index("--pg") + 1]
     repeat = int(sys.argv[sys.argv.index("--repeat") + 1]) if "--repeat" in sys.argv else 3
+    mysql = sys.argv[sys.argv.index("--mysql") + 1] if "--mysql" in sys.argv else None
     databases = [("SQLite", None)] + ([("PostgreSQL", server)] if server else [])
+    databases += (
+        [("MariaDB" if mysql and "maria" in _version(mysql) else "MySQL", mysql)] if mysql else []
+    )
     print(f"Python {sys.version.split()[0]}, in process (imports done); verify: 20 rows per "
           "table, schema and data compared after every step; (a) and (v): fastest of "
           f"{repeat} alternate runs")  # fmt: skip
