@@ -180,3 +180,54 @@ def test_verify_builds_no_tls_context_per_connection_to_a_server_without_tls(
     assert report.ok and list(report.coverage.with_data) == REVISIONS
     assert report.steps == 9
     assert len(made) <= 2, f"{len(made)} TLS contexts for 9 steps"  # creating, dropping it
+
+
+_REVISION = '''"""{rev}"""
+from alembic import op
+import sqlalchemy as sa
+
+revision = "{rev}"
+down_revision = {down!r}
+
+
+def upgrade():
+{up}
+
+
+def downgrade():
+{back}
+'''
+
+
+def test_verify_reports_a_revision_that_fails_midway_on_mariadb_by_its_own_error(
+    tmp_path: Path, mariadb_url: str
+) -> None:
+    """Revisions share a run of env.py on MySQL too, but its DDL commits at once: the
+    column 0002 added before failing stays. verify must name 0002's own error (not a
+    "duplicate column" from running it again), say why it could not check it, and that
+    0003, its child, could not be reached."""
+    from migrasafe import load_project
+    from migrasafe.verify import verify
+
+    ini = make_project(tmp_path / "p", "generic")
+    versions = ini.parent / "migrations" / "versions"
+    table = ("    op.create_table('t', sa.Column('id', sa.Integer(), primary_key=True),"
+             " sa.Column('name', sa.String(20)))")  # fmt: skip
+    for rev, down, up, back in [
+        ("0001", None, table, "    op.drop_table('t')"),
+        ("0002", "0001", "    op.add_column('t', sa.Column('c', sa.Integer()))\n"
+                         "    op.execute('SELECT * FROM no_such_table')",
+         "    op.drop_column('t', 'c')"),
+        ("0003", "0002", "    op.create_index('ix', 't', ['name'])",
+         "    op.drop_index('ix', table_name='t')"),
+    ]:  # fmt: skip
+        (versions / f"{rev}_r.py").write_text(_REVISION.format(rev=rev, down=down, up=up,
+                                                               back=back))  # fmt: skip
+    report = verify(load_project(ini), url=mariadb_url)
+    assert [(f.rule, f.revision) for f in report.findings] == [("upgrade-failed", "0002")]
+    assert "no_such_table" in report.findings[0].message
+    assert list(report.coverage.with_data) == ["0001"]
+    assert report.coverage.not_checked == {
+        "0002": "its upgrade failed (DDL is not transactional here: no retry)",
+        "0003": "its parent 0002 could not be applied",
+    }

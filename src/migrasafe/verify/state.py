@@ -142,14 +142,15 @@ class WalkState:
         self.describes = support.describe(connection, []) is not None
         self.names_tables = support.tables_named(connection, []) is not None
         connection.commit()
-        # One env.py run per revision (its three steps) where DDL is transactional: a failure
-        # undoes the failed step (all three, without transaction_per_migration).
-        # Each step commits on its own with transaction_per_migration, and wherever Alembic
-        # assumes DDL is not transactional (SQLite): then only the failed step is undone.
+        # Revisions share a run of env.py (see Windows). Where DDL is transactional, a failure
+        # undoes the failed step (all three, without transaction_per_migration). Each step
+        # commits on its own with transaction_per_migration, and wherever Alembic assumes DDL
+        # is not transactional (SQLite, MySQL): then only the failed step is undone, and on
+        # MySQL, whose DDL commits at once, not even that: it is judged as it stands.
         self.per_migration = bool(context.opts.get("transaction_per_migration")) or not (
             context.impl.transactional_ddl
         )
-        self.batch = self.transactional and not self.trace_locks
+        self.batch = not self.trace_locks
         if connection.dialect.name == "postgresql":  # SQLite and MySQL: one schema, one database
             # Every schema of the scratch database: the migrations made each of them.
             self.where = Namespaces(_schemas(context), every=True)

@@ -31,8 +31,8 @@ class Windows(RoundTrips):
     def _windowable(self, revision: Script) -> bool:
         """Whether ``revision`` can share a run of env.py with others (see :meth:`_window`).
 
-        Only where a failed step is undone (transactional DDL); declared
-        revisions take their own path.
+        Declared revisions take their own path; so does every revision when
+        locks are traced (one run of env.py per step).
         """
         rev = revision.revision
         return (self.batch and rev not in self.declared.irreversible
@@ -54,7 +54,10 @@ class Windows(RoundTrips):
           then the failing one on its own, which reports its failure;
         - with a transaction per step, the revisions that passed stay; a
           failing revision whose first step failed is left to the caller,
-          one whose later step failed is judged here, as it stands.
+          one whose later step failed is judged here, as it stands;
+        - where DDL commits at once (MySQL), a failing first step is judged
+          here too: what it did before failing cannot be undone, and the
+          caller would run it again on top of that.
         """
         saved = self._checkpoint()
         passed: list[set[str] | None] = []
@@ -89,6 +92,10 @@ class Windows(RoundTrips):
                 return min(len(passed), len(window) - 1), None, False
             checkpoint, states, touched = current
             self.leftovers = True
+            if not touched and not self.transactional:  # MySQL: its DDL so far stays
+                self._refresh(connection, None)  # where it stands; running it again would fail
+                self._without_data(connection, window[len(passed)], failure)  # on that instead
+                return len(passed) + 1, None, True
             if not touched:  # its first step failed: the caller walks it on its own
                 self._restore(checkpoint)
                 self._refresh(connection, None)
