@@ -6,7 +6,7 @@ DDL, and skips Alembic's walk of the history on the way down. This history exerc
 all of that: tables created with a foreign key to a renamed one, columns with server
 defaults, indexes, tables renamed, raw SQL tables made and dropped, and data migrations
 that change every row and undo it. Every revision must reverse cleanly with data, on
-SQLite and on PostgreSQL, but the last, whose downgrade deletes rows behind an index
+SQLite, PostgreSQL and MariaDB, but the last, whose downgrade deletes rows behind an index
 drop: each of those shortcuts, if wrong, turns up here as a finding too many, one
 missing, or a revision left unchecked.
 """
@@ -67,7 +67,9 @@ def _history(versions: Path, cycles: int) -> list[str]:
              f"    op.execute('CREATE TABLE notes{cycle} (id INTEGER PRIMARY KEY, note TEXT)')",
              f"    op.execute('DROP TABLE notes{cycle}')"),
             (f"mark names in {renamed}",
-             f"    op.execute(\"UPDATE {renamed} SET name = name || '!'\")",
+             f"    mark = 'CONCAT(name, \\'!\\')' if op.get_bind().dialect.name == 'mysql' "
+             "else \"name || '!'\"\n"
+             f"    op.execute(f'UPDATE {renamed} SET name = {{mark}}')",
              f"    op.execute('UPDATE {renamed} SET name = substr(name, 1, length(name) - 1)')"),
         ]  # fmt: skip
         for message, up, back in kinds:
@@ -88,13 +90,14 @@ def _history(versions: Path, cycles: int) -> list[str]:
     return [*revisions, rev]
 
 
-@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("database", ["sqlite", "postgresql", "mariadb"])
 def test_a_mixed_history_reverses_cleanly_with_data(
     tmp_path: Path, database: str, request: pytest.FixtureRequest
 ) -> None:
     ini = make_project(tmp_path / "p", "generic")
     revisions = _history(ini.parent / "migrations" / "versions", cycles=7)
-    server = ["--url", str(request.getfixturevalue("pg_url"))] if database == "postgresql" else []
+    fixture = {"postgresql": "pg_url", "mariadb": "mariadb_url"}.get(database)
+    server = ["--url", str(request.getfixturevalue(fixture))] if fixture else []
     result = run_cli("-c", str(ini), "verify", *server, "--json")
     report = json.loads(result.stdout)
     found = [(f["rule"], f["revision"], f["table"]) for f in report["findings"]]
