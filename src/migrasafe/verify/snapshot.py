@@ -171,7 +171,7 @@ class Schema:
         for older, newer in ((self, other), (other, self)):
             names: set[str] = set()
             node: Schema | None = newer
-            for _ in range(_LINEAGE_HOPS):
+            for _ in range(_LINEAGE_HOPS + 1):
                 if node is older:
                     return names
                 lineage = node.__dict__.get("_lineage") if node is not None else None
@@ -179,8 +179,6 @@ class Schema:
                     break
                 names |= lineage[1]
                 node = lineage[0]()
-            if node is older:
-                return names
         return None
 
 

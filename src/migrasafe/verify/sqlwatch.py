@@ -115,8 +115,9 @@ class SqlWatch:
             else:
                 created.add(name)
 
-    def tables(self, schema: Schema, now: set[str]) -> set[str] | None:
-        """The tables the statements named, directly or by one of their indexes or constraints.
+    def tables(self, schema: Schema, now: set[str]) -> tuple[set[str], set[str]] | None:
+        """The tables the statements named, directly or by one of their indexes or
+        constraints; and those of them named by statements that may have changed rows.
 
         None when nothing was seen (then every table is re-read). ``DROP INDEX
         ix`` names no table, hence the index and constraint names.
@@ -124,22 +125,17 @@ class SqlWatch:
         self.active = False
         if not self.statements:
             return None
-        return self._named(self.words, schema, now)
+        by_key, owners = self._index(now), schema.owners
+        always = set(by_key.get("*", ())) | owners.get("*", set())  # quoted names: always
 
-    def row_tables(self, schema: Schema, now: set[str]) -> set[str] | None:
-        """The tables named by statements that may have changed rows (after :meth:`tables`)."""
-        if not self.statements:
-            return None
-        return self._named(self.row_words, schema, now)
+        def named(words: set[str]) -> set[str]:
+            found = set(always)
+            for word in words:  # a few words per statement: look them up, scan nothing
+                found |= by_key.get(word, set())
+                found |= owners.get(word, set())
+            return found
 
-    def _named(self, words: set[str], schema: Schema, now: set[str]) -> set[str]:
-        by_key = self._index(now)
-        owners = schema.owners
-        found = set(by_key.get("*", ())) | owners.get("*", set())  # quoted names: always
-        for word in words:  # a few words per statement: look them up, scan nothing
-            found |= by_key.get(word, set())
-            found |= owners.get(word, set())
-        return found
+        return named(self.words), named(self.row_words)
 
     def _index(self, now: set[str]) -> dict[str, set[str]]:
         """The tables by :func:`name_key`, patched for the tables added and gone since the

@@ -201,13 +201,11 @@ class WalkState:
                     now, dropped = inferred
             else:  # an index, a column, a constraint: the same tables are there
                 now = set(self.schema.tables)
-            touched = self.watch.tables(self.schema, now)
-            changed = self.watch.row_tables(self.schema, now)
+            touched, changed = self.watch.tables(self.schema, now) or (None, None)
             self._refresh(connection, touched, now, commit=commit, rows=changed, dropped=dropped)
         else:  # data only: the schema is as it was, only rows are read again
             now = set(self.schema.tables)
-            touched = self.watch.tables(self.schema, now)
-            changed = self.watch.row_tables(self.schema, now)
+            touched, changed = self.watch.tables(self.schema, now) or (None, None)
             self.data.update(read_rows(connection, self.schema, only=changed, where=self.where))
             if commit:
                 connection.commit()
@@ -248,12 +246,13 @@ class WalkState:
                 return
         fresh = read_schema(connection, self.exclude, only=reread | confirm, present=now | confirm,
                             where=self.where, known=self.known)  # fmt: skip
-        if confirm and (confirm & fresh.tables.keys() or new - fresh.tables.keys()):
+        inferred = dropped is not None and self.describes
+        if inferred and (confirm & fresh.tables.keys() or new - fresh.tables.keys()):
             self._refresh(connection, touched, None, commit, rows)  # not as inferred: list
             return
         self.schema = self.schema.replace(fresh, gone)
-        if gone:
-            self.data = {k: v for k, v in self.data.items() if k not in gone}
+        for table in gone:
+            self.data.pop(table, None)
         if touched is not None and rows is not None:  # children: ON DELETE CASCADE, SET NULL
             reread = (self.schema.with_children(rows) | new | (reread - self.data.keys())) & now
         self.data.update(read_rows(connection, self.schema, only=reread, where=self.where))

@@ -48,11 +48,12 @@ def catalog_tables(
         if table is None or table.raw is None:
             return None
         described[key] = table.raw
+    unseen = {key for key, description in described.items()  # a column of a type not seen
+              if any(kind not in types for kind, _, _ in description.columns.values())}  # fmt: skip
     by_schema: dict[str | None, list[str]] = {}
-    for key, description in described.items():
-        if any(kind not in types for kind, _, _ in description.columns.values()):
-            owner, name = where.split(key)
-            by_schema.setdefault(owner, []).append(name)
+    for key in unseen:
+        owner, name = where.split(key)
+        by_schema.setdefault(owner, []).append(name)
     inspector = sa.inspect(connection)
     columns: dict[tuple[str | None, str], list[Any]] = {}
     for owner, names in by_schema.items():
@@ -61,7 +62,7 @@ def catalog_tables(
     metadata = sa.MetaData()
     for key, description in described.items():
         owner, name = where.split(key)
-        if by_schema.get(owner) and name in by_schema[owner]:
+        if key in unseen:
             if (owner, name) not in columns:
                 return None  # gone since it was read
             reflected = columns[(owner, name)]
