@@ -39,8 +39,8 @@ import sqlalchemy as sa
 from alembic import command
 
 from migrasafe import init, load_project
-from migrasafe.database import support_for
-from migrasafe.verify import verify
+from migrasafe.checks.verify import verify
+from migrasafe.db.dialects import support_for
 
 TEMPLATE = '''"""Revision {n}"""
 from alembic import op

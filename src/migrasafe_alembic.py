@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-# Not imported from migrasafe.config: this module loads while Alembic itself is being imported.
+# Not imported from migrasafe.project.config: this loads while Alembic itself is being imported.
 CHECKSUM_TABLE = "migrasafe_checksums"
 
 

@@ -107,7 +107,7 @@ def test_concurrent_upgrades_apply_each_revision_once(tmp_path: Path, db_url: st
 
 
 def test_lock_timeout_is_a_clear_error(tmp_path: Path, db_url: str) -> None:
-    from migrasafe.database import support_for
+    from migrasafe.db.dialects import support_for
 
     ini = make_project(tmp_path / "p", "generic", "deploy_concurrent")
     if db_url.startswith("sqlite"):

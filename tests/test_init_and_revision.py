@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from migrasafe.scaffold import next_revision_id
+from migrasafe.commands.scaffold import next_revision_id
 
 from conftest import make_project, run_cli, tables
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from migrasafe import load_project
-from migrasafe.graph import applied, apply_order
-from migrasafe.lean.commands import _applied
+from migrasafe.commands.lean.commands import _applied
+from migrasafe.project.graph import applied, apply_order
 
 from conftest import make_project, make_user_project
 

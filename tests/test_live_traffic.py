@@ -171,7 +171,7 @@ def test_defaults_come_from_pyproject_and_bad_values_are_one_line(
 
 @pytest.mark.parametrize("value", ["2s", "500ms", "1m", "1.5", 3])
 def test_durations_are_read_as_people_write_them(value: object) -> None:
-    from migrasafe.settings import parse_duration
+    from migrasafe.project.settings import parse_duration
 
     assert (
         parse_duration(value, "x")

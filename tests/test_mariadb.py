@@ -163,7 +163,7 @@ def test_verify_builds_no_tls_context_per_connection_to_a_server_without_tls(
     import ssl
 
     from migrasafe import load_project
-    from migrasafe.verify import verify
+    from migrasafe.checks.verify import verify
 
     made: list[object] = []
     original = ssl.create_default_context
@@ -207,7 +207,7 @@ def test_verify_reports_a_revision_that_fails_midway_on_mariadb_by_its_own_error
     "duplicate column" from running it again), say why it could not check it, and that
     0003, its child, could not be reached."""
     from migrasafe import load_project
-    from migrasafe.verify import verify
+    from migrasafe.checks.verify import verify
 
     ini = make_project(tmp_path / "p", "generic")
     versions = ini.parent / "migrations" / "versions"

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from migrasafe import MigrasafeError, history, load_project, status, upgrade, validate
-from migrasafe.migrate import downgrade
+from migrasafe.deploy.migrate import downgrade
 
 from conftest import make_project
 

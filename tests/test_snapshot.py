@@ -3,7 +3,7 @@ those steps replaced; the answer must be the one a comparison of every table giv
 
 from __future__ import annotations
 
-from migrasafe.verify.snapshot import Schema, TableSchema
+from migrasafe.checks.verify.snapshot import Schema, TableSchema
 
 
 def _table(*columns: str) -> TableSchema:

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from migrasafe.verify.snapshot import Schema, TableSchema
-from migrasafe.verify.sqlwatch import SqlWatch
+from migrasafe.checks.verify.snapshot import Schema, TableSchema
+from migrasafe.checks.verify.sqlwatch import SqlWatch
 
 
 def _watched(*statements: str) -> SqlWatch:
@@ -79,7 +79,7 @@ def test_verifys_downgrade_step_moves_the_version_table_as_alembics_does(
     from alembic.runtime.migration import RevisionStep
 
     from migrasafe import load_project
-    from migrasafe.verify.state import Step
+    from migrasafe.checks.verify.state import Step
 
     from conftest import make_project
 

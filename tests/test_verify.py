@@ -183,7 +183,7 @@ def test_a_table_only_indexed_keeps_its_rows_and_a_later_loss_is_still_found(
     from sqlalchemy.engine import Engine
 
     from migrasafe import load_project
-    from migrasafe.verify import verify
+    from migrasafe.checks.verify import verify
 
     ini = make_project(tmp_path / "p", "generic", "verify_index_only")
     writes: list[str] = []
@@ -212,7 +212,7 @@ def test_tables_made_dropped_and_renamed_in_raw_sql_are_followed(
     unquoted "Shelves" as written) it lists them. Either way the rows a rebuild loses
     are found."""
     from migrasafe import load_project
-    from migrasafe.verify import verify
+    from migrasafe.checks.verify import verify
 
     ini = make_project(tmp_path / "p", "generic", "verify_raw_tables")
     report = verify(load_project(ini), url=scratch)

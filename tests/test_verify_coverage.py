@@ -204,7 +204,7 @@ def test_a_50_revision_history_is_checked_to_the_end_past_revisions_that_refuse_
     assert "Every revision reverses cleanly" not in text.stdout
     # a window undone at 0020 walks 0001-0019 again: each is still reported once, in order
     from migrasafe import load_project
-    from migrasafe.verify import verify
+    from migrasafe.checks.verify import verify
 
     shown: list[tuple[int, int, str]] = []
     verify(load_project(ini), url=server[1] if server else None,

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from migrasafe.verify.seed import Seeder, allowed_by_checks, reflect
-from migrasafe.verify.snapshot import Namespaces, read_schema
-from migrasafe.verify.tables import catalog_tables
+from migrasafe.checks.verify.rows import Seeder, allowed_by_checks, reflect
+from migrasafe.checks.verify.snapshot import Namespaces, read_schema
+from migrasafe.checks.verify.tables import catalog_tables
 
 from conftest import query
 
@@ -150,7 +150,7 @@ def test_a_table_of_types_seen_before_is_built_without_reading_its_columns(
 def test_describe_on_a_scratch_session_survives_drops_and_rollbacks(pg_url: str) -> None:
     """psycopg deallocates its prepared statements after DROP, ALTER and ROLLBACK; the
     scratch session's describe must neither fail nor change its answer then."""
-    from migrasafe.database import PostgreSQLSupport
+    from migrasafe.db.dialects import PostgreSQLSupport
 
     _schema(pg_url)
     engine = sa.create_engine(pg_url, poolclass=sa.NullPool)

@@ -7,9 +7,14 @@ the ``migrasafe`` command line only renders what they return.
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from migrasafe.checks.findings import Finding
+from migrasafe.checks.validate import ValidationReport, validate
+from migrasafe.commands.history import History, HistoryEntry, history
+from migrasafe.commands.status import Status, status
+
 # Light modules (no Alembic, SQLAlchemy or rich at import): imported here, so that
 # the functions history, status and validate shadow their modules' names.
-from .errors import (
+from migrasafe.errors import (
     ConfigError,
     DatabaseError,
     MigrasafeError,
@@ -17,23 +22,20 @@ from .errors import (
     ProjectError,
     RevisionError,
 )
-from .findings import Finding
-from .history import History, HistoryEntry, history
-from .status import Status, status
-from .validate import ValidationReport, validate
 
 if TYPE_CHECKING:
-    from .config import Project, load_project
-    from .migrate import MigrationResult, downgrade, upgrade
-    from .scaffold import InitResult, RevisionResult, init, revision
+    from migrasafe.commands.scaffold import InitResult, RevisionResult, init, revision
+    from migrasafe.deploy.migrate import MigrationResult, downgrade, upgrade
+    from migrasafe.project.config import Project, load_project
 
 # Imported on first use: `migrasafe status` must not pay for Alembic and SQLAlchemy
-# when its lean path answers (see migrasafe.lean).
+# when its lean path answers (see migrasafe.commands.lean).
 _HOME = {
-    "Project": "config", "load_project": "config",
-    "MigrationResult": "migrate", "downgrade": "migrate", "upgrade": "migrate",
-    "InitResult": "scaffold", "RevisionResult": "scaffold", "init": "scaffold",
-    "revision": "scaffold",
+    "Project": "project.config", "load_project": "project.config",
+    "MigrationResult": "deploy.migrate", "downgrade": "deploy.migrate",
+    "upgrade": "deploy.migrate",
+    "InitResult": "commands.scaffold", "RevisionResult": "commands.scaffold",
+    "init": "commands.scaffold", "revision": "commands.scaffold",
 }  # fmt: skip
 
 

@@ -42,7 +42,7 @@ class DatabaseError(MigrasafeError):
 class MigrationFailed(MigrasafeError):
     """A migration raised while it ran; ``revision`` names the one that failed.
 
-    ``result`` (a :class:`migrasafe.migrate.MigrationResult`) says what ran
+    ``result`` (a :class:`migrasafe.deploy.migrate.MigrationResult`) says what ran
     before the failure and stayed, or the SQL rendered before it.
     """
 

@@ -19,10 +19,10 @@ from typing import Any
 
 import pytest
 
-from .config import load_project
-from .errors import MigrasafeError
-from .findings import Finding
-from .verify import VerifyReport, verify
+from migrasafe.checks.findings import Finding
+from migrasafe.checks.verify import VerifyReport, verify
+from migrasafe.errors import MigrasafeError
+from migrasafe.project.config import load_project
 
 TESTS: dict[str, tuple[str, frozenset[str]]] = {
     "single_head": ("the revision graph has a single head", frozenset({"multiple-heads"})),

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from typing import Generic, Literal, TypeVar
 
-from .errors import MigrasafeError
+from migrasafe.errors import MigrasafeError
 
 Severity = Literal["error", "warning", "info"]
 

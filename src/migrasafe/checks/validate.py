@@ -1,7 +1,7 @@
 """``validate``: structural checks of the script directory, without a database.
 
 Each check is a plain function registered under a stable rule id; it looks at
-every revision file (read by :mod:`migrasafe.scriptfiles`, so a broken file is
+every revision file (read by :mod:`migrasafe.project.scripts`, so a broken file is
 a finding, not a crash) and yields ``(file, message)`` for each problem.
 """
 
@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from .findings import Check, Finding, Registry
-from .records import Modified
-from .scriptfiles import ScriptFile, bad_revision_id
+from migrasafe.checks.findings import Check, Finding, Registry
+from migrasafe.deploy.records import Modified
+from migrasafe.project.scripts import ScriptFile, bad_revision_id
 
-if TYPE_CHECKING:  # the checks serve the lean path too (migrasafe.lean): no Alembic here
-    from .config import Project
+if TYPE_CHECKING:  # the checks serve the lean path too (migrasafe.commands.lean): no Alembic here
+    from migrasafe.project.config import Project
 
 Problem = tuple[ScriptFile, str]
 
@@ -251,7 +251,7 @@ def validate(
     With ``database``, the configured database is also read (read-only) to
     find applied scripts edited since they were applied.
     """
-    from .checksums import modified, read_state
+    from migrasafe.deploy.checksums import modified, read_state
 
     checks = CHECKS.select(only, skip)
     files = project.script_files

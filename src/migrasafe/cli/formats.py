@@ -11,7 +11,7 @@ import os
 from collections.abc import Sequence
 from importlib.metadata import version
 
-from .findings import Check, Finding
+from migrasafe.checks.findings import Check, Finding
 
 FORMATS = ("text", "json", "github", "gcc", "sarif")
 

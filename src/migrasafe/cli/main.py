@@ -1,7 +1,7 @@
 """The ``migrasafe`` command line: parse arguments, call the library, render.
 
 No logic lives here: each command calls one library function and hands its
-result to :mod:`migrasafe.render` (text) or prints its ``to_dict()`` (--json).
+result to :mod:`migrasafe.cli.render` (text) or prints its ``to_dict()`` (--json).
 Exit codes: 0 ok, 1 the check found something, 2 error.
 """
 
@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from .errors import Interrupted, MigrasafeError, MigrationFailed, Terminated
+from migrasafe.errors import Interrupted, MigrasafeError, MigrationFailed, Terminated
 
-if TYPE_CHECKING:  # imported by the commands that need them: see migrasafe.lean
-    from .config import Project
-    from .lean import Invocation
-    from .settings import DeploySettings
+if TYPE_CHECKING:  # imported by the commands that need them: see migrasafe.commands.lean
+    from migrasafe.commands.lean import Invocation
+    from migrasafe.project.config import Project
+    from migrasafe.project.settings import DeploySettings
 
 URL_ENV_VAR = "MIGRASAFE_URL"
 
@@ -39,12 +39,12 @@ class Options:
     app: str | None = None
 
     def invocation(self) -> Invocation:
-        from .lean import Invocation
+        from migrasafe.commands.lean import Invocation
 
         return Invocation(self.config, self.url, self.x_args, self.name, self.app)
 
     def project(self) -> Project:
-        from .config import load_project
+        from migrasafe.project.config import load_project
 
         return load_project(self.config or None, self.url, x_args=self.x_args, name=self.name,
                             app=self.app)  # fmt: skip
@@ -54,7 +54,7 @@ def _fail(message: str, debug: bool, url: str | None = None, code: int = EXIT_ER
     """One line on stderr (the traceback too with --debug), every password masked."""
     import traceback
 
-    from .database import scrub
+    from migrasafe.db.dialects import scrub
 
     if debug:
         click.echo(scrub(traceback.format_exc(), url), err=True, nl=False)
@@ -122,7 +122,7 @@ def _emit_findings(
     """Findings in the format asked for (text and json as every command prints them)."""
     if fmt in ("text", "json"):
         _emit(fmt == "json", data, text, code)
-    from . import formats
+    import migrasafe.cli.formats as formats
 
     if fmt == "sarif":
         sys.stdout.write(formats.sarif(findings, checks, tool))
@@ -196,8 +196,8 @@ def main(
 @json_option
 def init(directory: str, template: str, as_json: bool) -> None:
     """Write a new Alembic project into DIRECTORY (new or empty)."""
-    from . import render
-    from .scaffold import init as run_init
+    import migrasafe.cli.render as render
+    from migrasafe.commands.scaffold import init as run_init
 
     result = run_init(directory, template)  # type: ignore[arg-type]
     _emit(as_json, result.to_dict(), lambda: render.init_result(result))
@@ -236,8 +236,8 @@ def _partial_results(as_json: bool) -> Iterator[None]:
     try:
         yield
     except (MigrationFailed, Interrupted) as exc:
-        from . import render
-        from .migrate import MigrationResult
+        import migrasafe.cli.render as render
+        from migrasafe.deploy.migrate import MigrationResult
 
         result = exc.result
         if isinstance(result, MigrationResult):
@@ -251,7 +251,7 @@ def _partial_results(as_json: bool) -> Iterator[None]:
 def _deploy(
     project: Project, lock: str | None, statement: str | None, retries: int | None
 ) -> DeploySettings:
-    from .settings import load_deploy_settings
+    from migrasafe.project.settings import load_deploy_settings
 
     return load_deploy_settings(project.config_path.parent.resolve(), db_lock_timeout=lock,
                                 statement_timeout=statement, retries=retries)  # fmt: skip
@@ -268,7 +268,8 @@ def _migrate(
     retries: int | None,
     as_json: bool,
 ) -> None:
-    from . import migrate, render
+    import migrasafe.cli.render as render
+    import migrasafe.deploy.migrate as migrate
 
     run = migrate.upgrade if direction == "upgrade" else migrate.downgrade
     with _partial_results(as_json):
@@ -340,8 +341,8 @@ def accept(options: Options, revisions: tuple[str, ...], as_json: bool) -> None:
 
     Records their checksums, so that status stops reporting them as modified.
     """
-    from . import render
-    from .checksums import accept as run_accept
+    import migrasafe.cli.render as render
+    from migrasafe.deploy.checksums import accept as run_accept
 
     result = run_accept(options.project(), revisions)
     _emit(as_json, result.to_dict(), lambda: render.accept_result(result))
@@ -356,8 +357,9 @@ def status(options: Options, as_json: bool) -> None:
     Exits 0 when the database is at the head(s) and no applied script was
     edited since it was applied; 1 otherwise.
     """
-    from . import lean, render
-    from .status import status as run_status
+    import migrasafe.cli.render as render
+    import migrasafe.commands.lean as lean
+    from migrasafe.commands.status import status as run_status
 
     result = lean.answer(options.invocation(), lean.status, run_status, options.project)
     code = EXIT_OK if result.ok else EXIT_FOUND
@@ -369,8 +371,9 @@ def status(options: Options, as_json: bool) -> None:
 @pass_options
 def history(options: Options, as_json: bool) -> None:
     """List revisions from base to head(s), following the revision graph."""
-    from . import lean, render
-    from .history import history as run_history
+    import migrasafe.cli.render as render
+    import migrasafe.commands.lean as lean
+    from migrasafe.commands.history import history as run_history
 
     result = lean.answer(options.invocation(), lean.history, run_history, options.project,
                          keep=lambda found: found.warning is None)  # fmt: skip
@@ -407,9 +410,10 @@ def validate(
 
     Exits 0 when no error-level finding remains, 1 otherwise.
     """
-    from . import lean, render
-    from .validate import CHECKS as VALIDATE_CHECKS
-    from .validate import validate as run_validate
+    import migrasafe.cli.render as render
+    import migrasafe.commands.lean as lean
+    from migrasafe.checks.validate import CHECKS as VALIDATE_CHECKS
+    from migrasafe.checks.validate import validate as run_validate
 
     if list_rules:
         _emit(as_json, VALIDATE_CHECKS.describe(), lambda: render.rules(VALIDATE_CHECKS.select()))
@@ -470,10 +474,10 @@ def lint(
     Suppress one with `# migrasafe: ignore[rule-id]` on its line, or in
     pyproject.toml's [tool.migrasafe.lint]. Exits 1 when an error remains.
     """
-    from . import render
-    from .lint import RULES as LINT_RULES
-    from .lint import lint as run_lint
-    from .lint import select_revisions
+    import migrasafe.cli.render as render
+    from migrasafe.checks.lint import RULES as LINT_RULES
+    from migrasafe.checks.lint import lint as run_lint
+    from migrasafe.checks.lint import select_revisions
 
     if list_rules:
         _emit(as_json, LINT_RULES.describe(), lambda: render.rules(LINT_RULES.select()))
@@ -494,8 +498,8 @@ def lint(
 @pass_options
 def revision(options: Options, message: str, autogenerate: bool, as_json: bool) -> None:
     """Write a new revision file with the next sequential id (0004 after 0003)."""
-    from . import render
-    from .scaffold import revision as run_revision
+    import migrasafe.cli.render as render
+    from migrasafe.commands.scaffold import revision as run_revision
 
     result = run_revision(options.project(), message, autogenerate=autogenerate)
     _emit(as_json, result.to_dict(), lambda: render.revision_result(result))
@@ -508,8 +512,8 @@ def revision(options: Options, message: str, autogenerate: bool, as_json: bool) 
 @json_option
 def demo(demo_url: str | None, keep: bool, as_json: bool) -> None:
     """Run the reference project's whole workflow for real and check each step."""
-    from . import render
-    from .demo import demo as run_demo
+    import migrasafe.cli.render as render
+    from migrasafe.commands.demo import demo as run_demo
 
     result = run_demo(demo_url, keep=keep)
     code = EXIT_OK if result.ok else EXIT_FOUND
@@ -548,8 +552,8 @@ def verify(
 
     Exits 0 when every revision round-trips cleanly, 1 with findings.
     """
-    from . import render
-    from .verify import verify as run_verify
+    import migrasafe.cli.render as render
+    from migrasafe.checks.verify import verify as run_verify
 
     with render.progress("verify", enabled=not as_json) as advance:
         result = run_verify(options.project(), url=scratch_url, rows=rows, seed=seed,

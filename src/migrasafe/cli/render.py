@@ -1,7 +1,7 @@
 """Text rendering of command results (the CLI's only output code).
 
 rich renders the commands that may take a while; ``history``, ``status`` and
-the findings of ``validate`` are written through :mod:`migrasafe.plain`, so
+the findings of ``validate`` are written through :mod:`migrasafe.cli.plain`, so
 that their lean path never imports rich.
 """
 
@@ -12,20 +12,20 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from . import plain
+import migrasafe.cli.plain as plain
 
 if TYPE_CHECKING:  # the CLI imports this module for every text output: keep it light
     from rich.console import Console
 
-    from .checksums import AcceptResult
-    from .demo import DemoReport
-    from .findings import Check, Finding
-    from .history import History
-    from .lint import LintReport
-    from .migrate import MigrationResult
-    from .scaffold import InitResult, RevisionResult
-    from .status import Status
-    from .verify import Progress, VerifyReport
+    from migrasafe.checks.findings import Check, Finding
+    from migrasafe.checks.lint import LintReport
+    from migrasafe.checks.verify import Progress, VerifyReport
+    from migrasafe.commands.demo import DemoReport
+    from migrasafe.commands.history import History
+    from migrasafe.commands.scaffold import InitResult, RevisionResult
+    from migrasafe.commands.status import Status
+    from migrasafe.deploy.checksums import AcceptResult
+    from migrasafe.deploy.migrate import MigrationResult
 
 
 def _console() -> Console:

@@ -15,14 +15,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from .config import CHECKSUM_TABLE, Project, load_project
-from .database import connect, redact, support_for
-from .errors import DatabaseError, MigrasafeError
-from .history import history
-from .migrate import MigrationResult, downgrade, upgrade
-from .scaffold import init
-from .status import status
-from .validate import validate
+from migrasafe.checks.validate import validate
+from migrasafe.commands.history import history
+from migrasafe.commands.scaffold import init
+from migrasafe.commands.status import status
+from migrasafe.db.dialects import connect, redact, support_for
+from migrasafe.deploy.migrate import MigrationResult, downgrade, upgrade
+from migrasafe.errors import DatabaseError, MigrasafeError
+from migrasafe.project.config import CHECKSUM_TABLE, Project, load_project
 
 SAMPLE_BOOKS = (
     {"title": "Dune", "author": "Frank Herbert", "isbn": "978-0441013593",

@@ -5,13 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .errors import MigrasafeError
-from .scriptfiles import as_tuple
+from migrasafe.errors import MigrasafeError
+from migrasafe.project.scripts import as_tuple
 
-if TYPE_CHECKING:  # the dataclasses serve the lean path too (migrasafe.lean): no Alembic here
+if (
+    TYPE_CHECKING
+):  # the dataclasses serve the lean path too (migrasafe.commands.lean): no Alembic here
     from alembic.script import Script
 
-    from .config import Project
+    from migrasafe.project.config import Project
 
 
 @dataclass(frozen=True)
@@ -64,8 +66,8 @@ def history(project: Project, *, read_database: bool = True) -> History:
     The database is only read, to mark the current revision; when it cannot be
     read the history is still returned, with a warning saying why.
     """
-    from .graph import apply_order
-    from .runtime import probe
+    from migrasafe.project.env import probe
+    from migrasafe.project.graph import apply_order
 
     script = project.graph
     current: tuple[str, ...] | None = None

@@ -11,8 +11,8 @@ from typing import Literal
 from alembic import command
 from alembic.script import Script
 
-from .config import Project, alembic_errors
-from .errors import ProjectError
+from migrasafe.errors import ProjectError
+from migrasafe.project.config import Project, alembic_errors
 
 Template = Literal["generic", "library"]
 TEMPLATES: tuple[Template, ...] = ("generic", "library")

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .records import Modified
+from migrasafe.deploy.records import Modified
 
-if TYPE_CHECKING:  # Status serves the lean path too (migrasafe.lean): no SQLAlchemy here
-    from .config import Project
+if TYPE_CHECKING:  # Status serves the lean path too (migrasafe.commands.lean): no SQLAlchemy here
+    from migrasafe.project.config import Project
 
 
 @dataclass(frozen=True)
@@ -62,8 +62,8 @@ class Status:
 
 def status(project: Project) -> Status:
     """Compare the revisions recorded in the database with the script directory."""
-    from .checksums import modified, read_state
-    from .graph import applied, apply_order, is_defined
+    from migrasafe.deploy.checksums import modified, read_state
+    from migrasafe.project.graph import applied, apply_order, is_defined
 
     script = project.graph
     context, recorded, failed = read_state(project)

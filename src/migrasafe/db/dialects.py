@@ -32,7 +32,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.pool import NullPool
 
-from .errors import DatabaseError, LockLost, LockTimeout
+from migrasafe.errors import DatabaseError, LockLost, LockTimeout
 
 Waiting = Callable[[str], None]
 _POLL_SECONDS = 0.2

@@ -25,12 +25,12 @@ from alembic.script import Script, ScriptDirectory
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Connection
 
-from .config import CHECKSUM_TABLE, Project
-from .database import connect, describe_error, support_for
-from .errors import DatabaseError, RevisionError
-from .graph import applied
-from .records import Modified, Recorded, aware, checksum
-from .runtime import EnvContext, probe
+from migrasafe.db.dialects import connect, describe_error, support_for
+from migrasafe.deploy.records import Modified, Recorded, aware, checksum
+from migrasafe.errors import DatabaseError, RevisionError
+from migrasafe.project.config import CHECKSUM_TABLE, Project
+from migrasafe.project.env import EnvContext, probe
+from migrasafe.project.graph import applied
 
 TABLE = CHECKSUM_TABLE
 
@@ -123,7 +123,7 @@ class Recorder:
 def read_recorded(context: MigrationContext) -> dict[str, Recorded]:
     """What the database recorded for this version table; {} before migrasafe applied anything.
 
-    Read on the connection ``env.py`` configured (see :func:`migrasafe.runtime.probe`).
+    Read on the connection ``env.py`` configured (see :func:`migrasafe.project.env.probe`).
     """
     connection = context.connection
     assert connection is not None

@@ -9,7 +9,7 @@ Around Alembic's run, migrasafe adds what it lacks for deploys:
   turns, and the one that waited finds nothing left to do;
 - transactional DDL on SQLite, so a failed migration leaves none of its
   changes behind (PostgreSQL's DDL already is);
-- a checksum of each applied script (:mod:`migrasafe.checksums`).
+- a checksum of each applied script (:mod:`migrasafe.deploy.checksums`).
 """
 
 from __future__ import annotations
@@ -26,10 +26,9 @@ from typing import Any, Literal
 from alembic.runtime.migration import MigrationContext
 from alembic.script import Script
 
-from .checksums import Recorder, record_failure
-from .config import Project
-from .database import Waiting, describe_error, redact, support_class, support_for
-from .errors import (
+from migrasafe.db.dialects import Waiting, describe_error, redact, support_class, support_for
+from migrasafe.deploy.checksums import Recorder, record_failure
+from migrasafe.errors import (
     Interrupted,
     LockLost,
     MigrasafeError,
@@ -37,9 +36,10 @@ from .errors import (
     RevisionError,
     Terminated,
 )
-from .graph import applied, bad_revision_id
-from .runtime import Run, expect_url, probe, run_env
-from .settings import DeploySettings
+from migrasafe.project.config import Project
+from migrasafe.project.env import Run, expect_url, probe, run_env
+from migrasafe.project.graph import applied, bad_revision_id
+from migrasafe.project.settings import DeploySettings
 
 Direction = Literal["upgrade", "downgrade"]
 

@@ -1,7 +1,7 @@
 """What migrasafe records of an applied revision, and what ``status`` reports of an edit.
 
 Plain dataclasses with no database code, so that the read-only commands'
-lean path (:mod:`migrasafe.lean`) builds the same results without SQLAlchemy.
+lean path (:mod:`migrasafe.commands.lean`) builds the same results without SQLAlchemy.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ it: the application (``--app`` or ``$FLASK_APP``) is imported, and every run
 of ``env.py`` happens inside its application context.
 
 Nothing here decides which database, version table or metadata the project
-uses: that is ``env.py``'s word, read by :mod:`migrasafe.runtime`.
+uses: that is ``env.py``'s word, read by :mod:`migrasafe.project.env`.
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ from alembic.script import ScriptDirectory
 from alembic.script.revision import RevisionError as AlembicRevisionError
 from alembic.util import CommandError
 
-from .database import parse_url
-from .errors import ConfigError, MigrasafeError, ProjectError, RevisionError
-from .scriptfiles import ScriptFile, fast_script_directory, read_script_files
+from migrasafe.db.dialects import parse_url
+from migrasafe.errors import ConfigError, MigrasafeError, ProjectError, RevisionError
+from migrasafe.project.scripts import ScriptFile, fast_script_directory, read_script_files
 
 DEFAULT_CONFIG = "alembic.ini"
 DEFAULT_TOML = "pyproject.toml"
@@ -92,7 +92,7 @@ class Project:
     def graph(self) -> ScriptDirectory:
         """The revision graph for commands that only read it: parsed, not imported.
 
-        Alembic's RevisionMap over what :mod:`migrasafe.scriptfiles` parsed, so
+        Alembic's RevisionMap over what :mod:`migrasafe.project.scripts` parsed, so
         hundreds of revisions cost a parse each (or a cache hit), not an
         import. A project that cannot be read that way gets :attr:`script`,
         which reports its problem.

@@ -37,9 +37,9 @@ from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import URL, Engine
 
-from .config import Project, alembic_errors
-from .database import describe_error, redact, same_database, support_class
-from .errors import ConfigError, EnvError, MigrasafeError
+from migrasafe.db.dialects import describe_error, redact, same_database, support_class
+from migrasafe.errors import ConfigError, EnvError, MigrasafeError
+from migrasafe.project.config import Project, alembic_errors
 
 T = TypeVar("T")
 StepsFn = Callable[[tuple[str, ...], MigrationContext], Iterable[Any]]
@@ -58,7 +58,7 @@ class EnvContext:
     heads: tuple[str, ...]
     exists: bool = True
     # What the lean path needs to reach the same database without SQLAlchemy (see
-    # migrasafe.lean): the driver's connect arguments as env.py's engine made them
+    # migrasafe.commands.lean): the driver's connect arguments as env.py's engine made them
     # (before migrasafe's read-only changes), and session settings that decide
     # which table an unqualified name is (PostgreSQL's search_path).
     connected: tuple[str, str, tuple[Any, ...], dict[str, Any]] | None = None

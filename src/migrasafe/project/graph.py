@@ -7,8 +7,8 @@ from collections.abc import Iterable
 from alembic.script import Script, ScriptDirectory
 from alembic.script.revision import ResolutionError
 
-from .config import alembic_errors
-from .scriptfiles import bad_revision_id
+from migrasafe.project.config import alembic_errors
+from migrasafe.project.scripts import bad_revision_id
 
 __all__ = ["applied", "apply_order", "bad_revision_id", "is_defined"]
 

@@ -1,7 +1,7 @@
 """``lint``: dangerous operations, found before they reach a database.
 
 The operations of each revision's ``upgrade()`` are recorded offline for a
-dialect (:mod:`migrasafe.operations`); each rule is a plain function over one
+dialect (:mod:`migrasafe.checks.lint.operations`); each rule is a plain function over one
 revision's operations, registered under a stable id. What is dangerous, and
 why, depends on the dialect: that knowledge lives in the rules below.
 
@@ -15,14 +15,12 @@ performs the operation, or for a whole project in pyproject.toml::
 
 from __future__ import annotations
 
-# Each module registers its rules, in the order --list-rules shows them.
-# isort: off
-from . import schema, postgresql, style, sqlite, mysql  # noqa: F401
+from migrasafe.checks.lint.base import DIALECTS, RULES, Hit, RevisionLint, type_name
 
-# isort: on
-from .base import DIALECTS, RULES, Hit, RevisionLint, type_name
-from .run import LintReport, lint, resolve_dialect, select_revisions
-from .suppress import LintSettings, load_settings
+# Each module registers its rules, in the order --list-rules shows them.
+from migrasafe.checks.lint.rules import mysql, postgresql, schema, sqlite, style  # noqa: F401
+from migrasafe.checks.lint.run import LintReport, lint, resolve_dialect, select_revisions
+from migrasafe.checks.lint.suppress import LintSettings, load_settings
 
 __all__ = [
     "DIALECTS", "RULES", "Hit", "LintReport", "LintSettings", "RevisionLint", "lint",

@@ -11,9 +11,9 @@ from typing import Any
 import sqlalchemy as sa
 from alembic.operations import ops
 
-from ..findings import Registry
-from ..operations import Recorded, RevisionOperations
-from ..replay import Tables
+from migrasafe.checks.findings import Registry
+from migrasafe.checks.lint.operations import Recorded, RevisionOperations
+from migrasafe.checks.lint.replay import Tables
 
 DIALECTS = ("postgresql", "sqlite", "mysql")
 DIALECT_ALIASES = {"mariadb": "mysql", "postgres": "postgresql"}

@@ -113,7 +113,7 @@ def _read_sql(operation: Any, dialect: str) -> list[alembic_ops.MigrateOperation
     text = sql if isinstance(sql, str) else getattr(sql, "text", None)
     if not isinstance(text, str):
         return None  # a SQLAlchemy construct (update(), insert()): data, judged as such
-    from .sqlops import operations_in
+    from migrasafe.checks.lint.sql import operations_in
 
     return operations_in(text, dialect)
 

@@ -2,7 +2,7 @@
 
 lint sees one revision's operations; whether ``alter_column(..., nullable=False)``
 changes anything depends on what the column was. Replaying every recorded
-operation from base (``op.*`` and raw SQL read by :mod:`migrasafe.sqlops`)
+operation from base (``op.*`` and raw SQL read by :mod:`migrasafe.checks.lint.sql`)
 gives each column's type and nullability before the revision, so a rule can
 tell a restated type or nullability from a real change, and a widening from
 a narrowing, without a database. What the replay does not know (a column

@@ -9,23 +9,23 @@ from pathlib import Path
 
 from alembic.runtime.environment import EnvironmentContext
 
-from ..config import Project, alembic_errors
-from ..database import parse_url
-from ..errors import ConfigError, MigrasafeError, RevisionError
-from ..findings import Finding
-from ..graph import apply_order
-from ..operations import record_upgrade
-from ..replay import Tables
-from ..runtime import discover_url
-from ..settings import load_deploy_settings
-from .base import (
+from migrasafe.checks.findings import Finding
+from migrasafe.checks.lint.base import (
     DIALECT_ALIASES,
     DIALECTS,
     RULES,
     Hit,
     RevisionLint,
 )
-from .suppress import Suppressions, load_settings, unused_settings
+from migrasafe.checks.lint.operations import record_upgrade
+from migrasafe.checks.lint.replay import Tables
+from migrasafe.checks.lint.suppress import Suppressions, load_settings, unused_settings
+from migrasafe.db.dialects import parse_url
+from migrasafe.errors import ConfigError, MigrasafeError, RevisionError
+from migrasafe.project.config import Project, alembic_errors
+from migrasafe.project.env import discover_url
+from migrasafe.project.graph import apply_order
+from migrasafe.project.settings import load_deploy_settings
 
 
 @RULES.register(
@@ -61,7 +61,7 @@ def resolve_dialect(project: Project, dialect: str | None) -> str:
     """The dialect to lint for: the one asked for, else that of the URL env.py connects to.
 
     That URL is learned by running ``env.py`` with every connection refused
-    (:func:`migrasafe.runtime.discover_url`): lint never touches a database.
+    (:func:`migrasafe.project.env.discover_url`): lint never touches a database.
     """
     if dialect is None:
         url = project.configured_url

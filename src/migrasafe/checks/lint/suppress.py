@@ -10,13 +10,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import ConfigError
-from ..findings import Finding
-from ..settings import tool_section
-from .base import (
+from migrasafe.checks.findings import Finding
+from migrasafe.checks.lint.base import (
     IGNORE_COMMENT,
     RULES,
 )
+from migrasafe.errors import ConfigError
+from migrasafe.project.settings import tool_section
 
 
 @dataclass(frozen=True)

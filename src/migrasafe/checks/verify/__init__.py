@@ -18,14 +18,14 @@ from contextlib import contextmanager
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from ..config import Project
-from ..database import describe_error, parse_url, support_class, support_for
-from ..errors import ConfigError
-from ..graph import apply_order
-from ..runtime import discover_url, redirected_connections, run_env
-from .declarations import Declarations, load_declarations
-from .report import Coverage, Progress, VerifyReport
-from .walk import Verifier, model_diffs
+from migrasafe.checks.verify.declarations import Declarations, load_declarations
+from migrasafe.checks.verify.report import Coverage, Progress, VerifyReport
+from migrasafe.checks.verify.walk import Verifier, model_diffs
+from migrasafe.db.dialects import describe_error, parse_url, support_class, support_for
+from migrasafe.errors import ConfigError
+from migrasafe.project.config import Project
+from migrasafe.project.env import discover_url, redirected_connections, run_env
+from migrasafe.project.graph import apply_order
 
 __all__ = ["Coverage", "Declarations", "Progress", "VerifyReport", "verify"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 
-from .snapshot import Rows, Schema
+from migrasafe.checks.verify.snapshot import Rows, Schema
 
 _EXAMPLES = 3
 

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
-from ..settings import tool_section
+from migrasafe.errors import ConfigError
+from migrasafe.project.settings import tool_section
 
 Rows = dict[str, list[dict[str, Any]]]  # table -> rows
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..findings import Finding
+from migrasafe.checks.findings import Finding
 
 Progress = Callable[[int, int, str], None]
 

@@ -16,13 +16,13 @@ from alembic.runtime.migration import MigrationStep
 from alembic.script import Script
 from sqlalchemy.engine import Connection
 
-from ..database import describe_error
-from .compare import data_differences
-from .snapshot import (
+from migrasafe.checks.verify.compare import data_differences
+from migrasafe.checks.verify.snapshot import (
     Rows,
     Schema,
 )
-from .state import Step, StepFailed, WalkState, either_touched
+from migrasafe.checks.verify.state import Step, StepFailed, WalkState, either_touched
+from migrasafe.db.dialects import describe_error
 
 
 class RoundTrips(WalkState):

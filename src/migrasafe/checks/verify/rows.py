@@ -34,9 +34,9 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.ddl import sort_tables_and_constraints
 from sqlalchemy.types import TypeEngine
 
-from .checks import Allowed, allowed_values
-from .snapshot import DEFAULT, Namespaces, Schema
-from .tables import catalog_tables
+from migrasafe.checks.verify.allowed import Allowed, allowed_values
+from migrasafe.checks.verify.snapshot import DEFAULT, Namespaces, Schema
+from migrasafe.checks.verify.tables import catalog_tables
 
 _RETRIES = 3
 

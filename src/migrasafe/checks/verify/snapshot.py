@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 if TYPE_CHECKING:
-    from ..database import Described
+    from migrasafe.db.dialects import Described
 
 
 def _normalise_sql(text: object) -> str | None:
@@ -270,7 +270,7 @@ def table_names(
     From one catalog query where the dialect lists every schema's tables at
     once (PostgreSQL), else the inspector's, schema by schema.
     """
-    from ..database import support_class
+    from migrasafe.db.dialects import support_class
 
     skip = set(exclude)
     listing = support_class(connection.dialect.name).all_tables(connection)
@@ -310,7 +310,7 @@ def read_schema(
     reflected again. A downgrade gives back the schema from before the
     upgrade, so verify reflects a table once per revision, not three times.
     """
-    from ..database import support_class
+    from migrasafe.db.dialects import support_class
 
     dialect = connection.dialect
     support = support_class(dialect.name)

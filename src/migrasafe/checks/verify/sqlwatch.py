@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from .snapshot import Schema, name_key
+from migrasafe.checks.verify.snapshot import Schema, name_key
 
 IDENTIFIER = re.compile(r"[A-Za-z_][\w$]*")
 _DDL = re.compile(r"\s*(CREATE|ALTER|DROP|RENAME|TRUNCATE|COMMENT|PRAGMA)\b", re.I)

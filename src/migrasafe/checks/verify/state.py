@@ -16,16 +16,12 @@ from alembic.runtime.migration import MigrationContext, RevisionStep
 from alembic.script import Script, ScriptDirectory
 from sqlalchemy.engine import Connection
 
-from ..config import CHECKSUM_TABLE, Project
-from ..database import describe_error, support_class
-from ..errors import MigrasafeError
-from ..findings import Finding
-from ..locktrace import LockTracer
-from ..runtime import run_env
-from .declarations import Declarations
-from .report import Progress
-from .seed import Seeder, reflect
-from .snapshot import (
+from migrasafe.checks.findings import Finding
+from migrasafe.checks.verify.declarations import Declarations
+from migrasafe.checks.verify.locktrace import LockTracer
+from migrasafe.checks.verify.report import Progress
+from migrasafe.checks.verify.rows import Seeder, reflect
+from migrasafe.checks.verify.snapshot import (
     Namespaces,
     Rows,
     Schema,
@@ -34,7 +30,11 @@ from .snapshot import (
     read_schema,
     table_names,
 )
-from .sqlwatch import SqlWatch
+from migrasafe.checks.verify.sqlwatch import SqlWatch
+from migrasafe.db.dialects import describe_error, support_class
+from migrasafe.errors import MigrasafeError
+from migrasafe.project.config import CHECKSUM_TABLE, Project
+from migrasafe.project.env import run_env
 
 Severity = Literal["error", "warning", "info"]
 

@@ -23,14 +23,14 @@ from alembic.script import Script
 from sqlalchemy.engine import Connection
 from sqlalchemy.pool import NullPool
 
-from ..database import redact
-from ..findings import Finding
-from ..graph import apply_order
-from ..lint import lint
-from ..locktrace import LockTracer, compare_with_lint
-from .drift import describe_diff
-from .report import Coverage, VerifyReport
-from .window import WINDOW, Windows
+from migrasafe.checks.findings import Finding
+from migrasafe.checks.lint import lint
+from migrasafe.checks.verify.drift import describe_diff
+from migrasafe.checks.verify.locktrace import LockTracer, compare_with_lint
+from migrasafe.checks.verify.report import Coverage, VerifyReport
+from migrasafe.checks.verify.window import WINDOW, Windows
+from migrasafe.db.dialects import redact
+from migrasafe.project.graph import apply_order
 
 
 class Verifier(Windows):

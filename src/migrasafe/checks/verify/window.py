@@ -14,12 +14,12 @@ from alembic.runtime.migration import MigrationContext, MigrationStep
 from alembic.script import Script
 from sqlalchemy.engine import Connection
 
-from ..errors import MigrasafeError
-from .roundtrip import RoundTrips
-from .snapshot import (
+from migrasafe.checks.verify.roundtrip import RoundTrips
+from migrasafe.checks.verify.snapshot import (
     Rows,
     Schema,
 )
+from migrasafe.errors import MigrasafeError
 
 # Revisions that share one run of env.py; a failure walks them again.
 WINDOW = 50

@@ -13,11 +13,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
-from .answers import Invocation
-from .commands import history, status, validate
+from migrasafe.commands.lean.answers import Invocation
+from migrasafe.commands.lean.commands import history, status, validate
 
 if TYPE_CHECKING:
-    from ..config import Project
+    from migrasafe.project.config import Project
 
 __all__ = ["Invocation", "answer", "history", "status", "validate"]
 
@@ -36,7 +36,7 @@ def answer(
     found = warm(invocation)
     if found is not None:
         return found
-    from .remember import recording
+    from migrasafe.commands.lean.remember import recording
 
     with recording(invocation) as watched:
         project = load()

@@ -5,14 +5,14 @@ One JSON file per invocation (working directory, ``-c``, ``--url``, ``-x``,
 migrasafe's cache directory. It holds:
 
 - ``files``: every revision file in Alembic's order, with size, mtime,
-  checksum and what it declares (:class:`~migrasafe.scriptfiles.ScriptFile`);
+  checksum and what it declares (:class:`~migrasafe.project.scripts.ScriptFile`);
 - ``directories``: the listing of each directory the files came from, so an
   added or deleted revision is noticed;
 - ``graph``: Alembic's answers (the order ``upgrade`` applies, the heads, each
   entry of ``history``, each revision's parents as Alembic walks them), so the
   lean path repeats Alembic's RevisionMap instead of reimplementing it;
 - ``watched`` and ``environ``: the files and variables the cold run read
-  (:mod:`migrasafe.lean.watch`), whose change means ``env.py`` may now decide
+  (:mod:`migrasafe.commands.lean.watch`), whose change means ``env.py`` may now decide
   otherwise;
 - ``database``: where ``env.py`` connected and its version table, or why the
   lean path cannot reach it (a password, which is never written to disk).
@@ -30,8 +30,8 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from ..records import checksum
-from ..scriptfiles import cache_base
+from migrasafe.deploy.records import checksum
+from migrasafe.project.scripts import cache_base
 
 FORMAT = 1
 # Shell bookkeeping that differs between two runs of the same command.

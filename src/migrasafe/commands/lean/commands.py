@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ..history import History, HistoryEntry
-from ..records import Modified, Recorded
-from ..scriptfiles import ScriptFile
-from ..status import Status
-from ..validate import ValidationReport
-from .answers import Invocation, load
-from .reader import read
+from migrasafe.checks.validate import ValidationReport
+from migrasafe.commands.history import History, HistoryEntry
+from migrasafe.commands.lean.answers import Invocation, load
+from migrasafe.commands.lean.reader import read
+from migrasafe.commands.status import Status
+from migrasafe.deploy.records import Modified, Recorded
+from migrasafe.project.scripts import ScriptFile
 
 
 def _applied(answers: dict[str, Any], current: Iterable[str]) -> set[str]:
@@ -115,7 +115,7 @@ def validate(
 ) -> ValidationReport | None:
     from pathlib import Path
 
-    from ..validate import CHECKS, run_checks
+    from migrasafe.checks.validate import CHECKS, run_checks
 
     answers = load(invocation)
     if answers is None:

@@ -1,7 +1,7 @@
 """Reading the version table and migrasafe's records with the driver alone.
 
-The same two queries :func:`migrasafe.runtime.probe` and
-:func:`migrasafe.checksums.read_recorded` send through SQLAlchemy, on a
+The same two queries :func:`migrasafe.project.env.probe` and
+:func:`migrasafe.deploy.checksums.read_recorded` send through SQLAlchemy, on a
 read-only session: stdlib ``sqlite3`` (``mode=ro``, a missing file is not
 created) or psycopg (``default_transaction_read_only``, with the
 ``search_path`` env.py's session had, so an unqualified version table is the
@@ -14,7 +14,7 @@ import datetime as dt
 import os
 from typing import Any
 
-from ..records import Recorded, aware
+from migrasafe.deploy.records import Recorded, aware
 
 CHECKSUM_TABLE = "migrasafe_checksums"
 _COLUMNS = "revision, checksum, script, applied_at, applied_by, state"

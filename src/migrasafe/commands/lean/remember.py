@@ -13,13 +13,22 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
-from ..config import Project
-from ..graph import apply_order
-from ..history import _entry
-from ..runtime import EnvContext, observe_probes
-from ..scriptfiles import ScriptFile
-from .answers import FORMAT, Invocation, environ_digest, file_state, forget, listing, salted, save
-from .watch import Watch, project_files, watching
+from migrasafe.commands.history import _entry
+from migrasafe.commands.lean.answers import (
+    FORMAT,
+    Invocation,
+    environ_digest,
+    file_state,
+    forget,
+    listing,
+    salted,
+    save,
+)
+from migrasafe.commands.lean.watch import Watch, project_files, watching
+from migrasafe.project.config import Project
+from migrasafe.project.env import EnvContext, observe_probes
+from migrasafe.project.graph import apply_order
+from migrasafe.project.scripts import ScriptFile
 
 _DECLARED = tuple(f.name for f in dataclasses.fields(ScriptFile) if f.name != "path")
 
@@ -104,7 +113,7 @@ def _file(found: ScriptFile) -> dict[str, Any]:
 
 def _cache_roots() -> tuple[str, ...]:
     """Not the project's: migrasafe's own cache and its own sources."""
-    from ..scriptfiles import cache_directory
+    from migrasafe.project.scripts import cache_directory
 
     base = cache_directory()
     own = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

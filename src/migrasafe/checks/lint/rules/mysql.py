@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 from alembic.operations import ops
 
-from .base import (
+from migrasafe.checks.lint.base import (
     RULES,
     Hit,
     RevisionLint,

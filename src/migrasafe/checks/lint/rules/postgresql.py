@@ -9,13 +9,13 @@ from typing import Any
 from alembic.ddl.postgresql import CreateExcludeConstraintOp
 from alembic.operations import ops
 
-from ..sqlops import Statement
-from .base import (
+from migrasafe.checks.lint.base import (
     RULES,
     Hit,
     RevisionLint,
     kw,
 )
+from migrasafe.checks.lint.sql import Statement
 
 
 @RULES.register(

@@ -9,14 +9,14 @@ from typing import Any
 import sqlalchemy as sa
 from alembic.operations import ops
 
-from ..sqlops import Statement
-from .base import (
+from migrasafe.checks.lint.base import (
     RULES,
     Hit,
     RevisionLint,
     type_name,
     why_on,
 )
+from migrasafe.checks.lint.sql import Statement
 
 
 @RULES.register(

@@ -8,13 +8,13 @@ from typing import Any
 import sqlalchemy as sa
 from alembic.operations import ops
 
-from ..operations import Recorded
-from .base import (
+from migrasafe.checks.lint.base import (
     RULES,
     Hit,
     RevisionLint,
     type_name,
 )
+from migrasafe.checks.lint.operations import Recorded
 
 
 def _new_pg_columns(lint: RevisionLint) -> Iterator[tuple[Recorded, str, Any, str]]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from alembic.operations import ops
 
-from .base import Named, Statement
+from migrasafe.checks.lint.sql.base import Named, Statement
 
 __all__ = ["Named", "Statement", "operations_in"]
 
@@ -24,9 +24,9 @@ __all__ = ["Named", "Statement", "operations_in"]
 def operations_in(sql: str, dialect: str) -> list[ops.MigrateOperation] | None:
     """The operations ``sql`` performs on ``dialect``; None when it cannot be parsed."""
     if dialect == "postgresql":
-        from .postgresql import read as read_postgresql
+        from migrasafe.checks.lint.sql.postgresql import read as read_postgresql
 
         return read_postgresql(sql)
-    from .generic import read
+    from migrasafe.checks.lint.sql.generic import read
 
     return read(sql, dialect)

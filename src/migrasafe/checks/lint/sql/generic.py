@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from alembic.operations import ops
 
-from .base import Named, Statement
+from migrasafe.checks.lint.sql.base import Named, Statement
 
 _DIALECTS = {"sqlite": "sqlite", "mysql": "mysql"}  # PostgreSQL: see .postgresql (pglast)
 

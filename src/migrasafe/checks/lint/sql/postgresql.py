@@ -18,7 +18,7 @@ from pglast import ast, enums, parse_sql
 from pglast.parser import ParseError
 from pglast.stream import RawStream
 
-from .base import Named, Statement
+from migrasafe.checks.lint.sql.base import Named, Statement
 
 AT = enums.AlterTableType
 CONSTR = enums.ConstrType
