@@ -40,7 +40,7 @@ from alembic import command
 
 from migrasafe import init, load_project
 from migrasafe.checks.verify import verify
-from migrasafe.db.dialects import support_for
+from migrasafe.db.dialects import database_for
 
 TEMPLATE = '''"""Revision {n}"""
 from alembic import op
@@ -162,13 +162,13 @@ def measure(
     fastest of each counts (what the machine's other load added least to)."""
     tag = sa.make_url(server).get_backend_name() if server else ""
     ini = generate(root / f"project{count}{tag}", count)
-    support = support_for(sa.make_url(server)) if server else None
-    with support.scratch() if support else _sqlite(root, count) as url:
+    scratch = database_for(sa.make_url(server)).scratch if server else None
+    with scratch.create() if scratch else _sqlite(root, count) as url:
         project = load_project(ini, url=url)
         project.config.attributes["configure_logger"] = False
         project.script  # noqa: B018 - load the scripts once for both, outside the timings
         if with_pa:
-            with support.scratch() if support else _sqlite(root, count, "pa") as pa_url:
+            with scratch.create() if scratch else _sqlite(root, count, "pa") as pa_url:
                 pa_seconds = pytest_alembic_seconds(ini.parent, pa_url if server else None)
         else:
             pa_seconds = float("nan")

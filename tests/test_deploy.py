@@ -107,12 +107,12 @@ def test_concurrent_upgrades_apply_each_revision_once(tmp_path: Path, db_url: st
 
 
 def test_lock_timeout_is_a_clear_error(tmp_path: Path, db_url: str) -> None:
-    from migrasafe.db.dialects import support_for
+    from migrasafe.db.dialects import database_for
 
     ini = make_project(tmp_path / "p", "generic", "deploy_concurrent")
     if db_url.startswith("sqlite"):
         Path(db_url.removeprefix("sqlite:///")).touch()
-    with support_for(db_url).migration_lock(5):
+    with database_for(db_url).locks.migration_lock(5):
         result = run_cli("-c", str(ini), "--url", db_url, "upgrade", "--lock-timeout", "0.5")
     assert result.exit_code == 2
     assert "waiting for the migration lock" in result.stderr

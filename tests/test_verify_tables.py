@@ -150,26 +150,26 @@ def test_a_table_of_types_seen_before_is_built_without_reading_its_columns(
 def test_describe_on_a_scratch_session_survives_drops_and_rollbacks(pg_url: str) -> None:
     """psycopg deallocates its prepared statements after DROP, ALTER and ROLLBACK; the
     scratch session's describe must neither fail nor change its answer then."""
-    from migrasafe.db.dialects import PostgreSQLSupport
+    from migrasafe.db.postgresql import PostgreSQLCatalog, PostgreSQLScratch
 
     _schema(pg_url)
     engine = sa.create_engine(pg_url, poolclass=sa.NullPool)
     sa.event.listen(engine, "connect",
-                    lambda dbapi, _rec: PostgreSQLSupport.tune_scratch_session(dbapi))  # fmt: skip
+                    lambda dbapi, _rec: PostgreSQLScratch.tune_session(dbapi))  # fmt: skip
     with engine.connect() as connection:
-        before = PostgreSQLSupport.describe(connection, [(None, "books")])
+        before = PostgreSQLCatalog.describe(connection, [(None, "books")])
         rows = [{"id": 1, "name": "Ann"}, {"id": 2, "name": "Bo"}]  # psycopg prepares these
         connection.execute(sa.text("INSERT INTO authors VALUES (:id, :name)"), rows)
         connection.exec_driver_sql("CREATE INDEX ix_tmp ON books (title)")
         connection.exec_driver_sql("DROP INDEX ix_tmp")
         connection.exec_driver_sql("ALTER TABLE books ADD COLUMN extra integer")
-        middle = PostgreSQLSupport.describe(connection, [(None, "books")])
+        middle = PostgreSQLCatalog.describe(connection, [(None, "books")])
         connection.rollback()
-        after = PostgreSQLSupport.describe(connection, [(None, "books")])
+        after = PostgreSQLCatalog.describe(connection, [(None, "books")])
         connection.rollback()
     plain = sa.create_engine(pg_url, poolclass=sa.NullPool)
     with plain.connect() as connection:
-        untuned = PostgreSQLSupport.describe(connection, [(None, "books")])
+        untuned = PostgreSQLCatalog.describe(connection, [(None, "books")])
     engine.dispose()
     plain.dispose()
     assert before is not None and middle is not None

@@ -54,7 +54,7 @@ def _fail(message: str, debug: bool, url: str | None = None, code: int = EXIT_ER
     """One line on stderr (the traceback too with --debug), every password masked."""
     import traceback
 
-    from migrasafe.db.dialects import scrub
+    from migrasafe.db.urls import scrub
 
     if debug:
         click.echo(scrub(traceback.format_exc(), url), err=True, nl=False)

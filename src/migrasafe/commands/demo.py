@@ -19,7 +19,8 @@ from migrasafe.checks.validate import validate
 from migrasafe.commands.history import history
 from migrasafe.commands.scaffold import init
 from migrasafe.commands.status import status
-from migrasafe.db.dialects import connect, redact, support_for
+from migrasafe.db.dialects import connect, database_for
+from migrasafe.db.urls import redact
 from migrasafe.deploy.migrate import MigrationResult, downgrade, upgrade
 from migrasafe.errors import DatabaseError, MigrasafeError
 from migrasafe.project.config import CHECKSUM_TABLE, Project, load_project
@@ -99,7 +100,7 @@ def demo(url: str | None = None, *, keep: bool = False) -> DemoReport:
 
 
 def _require_empty(url: str) -> None:
-    if not support_for(url).exists():
+    if not database_for(url).sessions.exists():
         return
     with connect(url, readonly=True) as connection:
         tables = sa.inspect(connection).get_table_names()

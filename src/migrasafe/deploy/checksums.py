@@ -25,7 +25,8 @@ from alembic.script import Script, ScriptDirectory
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Connection
 
-from migrasafe.db.dialects import connect, describe_error, support_for
+from migrasafe.db.dialects import connect, database_for
+from migrasafe.db.urls import describe_error
 from migrasafe.deploy.records import Modified, Recorded, aware, checksum
 from migrasafe.errors import DatabaseError, RevisionError
 from migrasafe.project.config import CHECKSUM_TABLE, Project
@@ -195,7 +196,7 @@ def record_failure(url: URL, version_table: str, schema: str | None, script: Scr
     replaces the note.
     """
     table = _table(schema)
-    engine_url = support_for(url).engine_url.render_as_string(hide_password=False)
+    engine_url = database_for(url).sessions.engine_url.render_as_string(hide_password=False)
     with connect(engine_url) as connection, connection.begin():
         table.create(connection, checkfirst=True)
         connection.execute(table.delete().where(
@@ -242,7 +243,7 @@ def accept(project: Project, revisions: Iterable[str] = ()) -> AcceptResult:
         and (s.revision not in recorded or recorded[s.revision].checksum != checksum(s.path))
     ]  # fmt: skip
     if scripts:
-        url = support_for(context.url).engine_url.render_as_string(hide_password=False)
+        url = database_for(context.url).sessions.engine_url.render_as_string(hide_password=False)
         with connect(url) as connection, connection.begin():
             record(connection, context.version_table, context.version_table_schema, scripts, ())
     return AcceptResult(context.display_url, tuple(sorted(s.revision for s in scripts)))

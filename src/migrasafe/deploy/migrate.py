@@ -5,7 +5,7 @@ after the run, so the report is the database's word, whatever ``env.py`` does.
 
 Around Alembic's run, migrasafe adds what it lacks for deploys:
 
-- a lock (:meth:`DialectSupport.migration_lock`), so concurrent runs take
+- a lock (:meth:`~migrasafe.db.locks.Locks.migration_lock`), so concurrent runs take
   turns, and the one that waited finds nothing left to do;
 - transactional DDL on SQLite, so a failed migration leaves none of its
   changes behind (PostgreSQL's DDL already is);
@@ -26,7 +26,9 @@ from typing import Any, Literal
 from alembic.runtime.migration import MigrationContext
 from alembic.script import Script
 
-from migrasafe.db.dialects import Waiting, describe_error, redact, support_class, support_for
+from migrasafe.db.dialects import database_for, dialect_named
+from migrasafe.db.locks import Waiting
+from migrasafe.db.urls import describe_error, redact
 from migrasafe.deploy.checksums import Recorder, record_failure
 from migrasafe.errors import (
     Interrupted,
@@ -222,15 +224,15 @@ class _Migration:
             kw = self.expect(kw)
         self.raw_url = connection.engine.url
         self.url = redact(self.raw_url)
-        support = support_for(self.raw_url)
+        locks = database_for(self.raw_url).locks
         self.check_lock = self.locks.enter_context(
-            support.migration_lock(self.lock_timeout, self.waiting)
+            locks.migration_lock(self.lock_timeout, self.waiting)
         )
         deploy = self.deploy
         if deploy.db_lock_timeout is not None or deploy.statement_timeout is not None:
             fresh = not connection.in_transaction()
-            support.set_timeouts(connection, deploy.db_lock_timeout, deploy.statement_timeout)
-            self.blockers = self.locks.enter_context(support.blocker_watch(connection))
+            locks.set_timeouts(connection, deploy.db_lock_timeout, deploy.statement_timeout)
+            self.blockers = self.locks.enter_context(locks.blocker_watch(connection))
             if fresh:  # else Alembic would take the session for an external transaction
                 connection.commit()
         callbacks = kw.get("on_version_apply") or ()
@@ -259,7 +261,7 @@ class _Migration:
             run = Run()
             self.locks, self.blockers = ExitStack(), lambda: None
             try:
-                with self.locks, support_class("sqlite").transactional_ddl():
+                with self.locks, dialect_named("sqlite").sessions.transactional_ddl():
                     run_env(project, steps, run=run, on_configure=self.configure)
             except KeyboardInterrupt as exc:
                 raise self._interrupted(run, exc) from exc
@@ -268,8 +270,8 @@ class _Migration:
             except MigrasafeError:
                 raise
             except (Exception, SystemExit) as exc:  # SystemExit: a revision called sys.exit()
-                blocked = self.raw_url is not None and support_for(self.raw_url).is_lock_conflict(
-                    exc
+                blocked = self.raw_url is not None and (
+                    database_for(self.raw_url).locks.is_lock_conflict(exc)
                 )
                 if not blocked or attempt == self.deploy.retries:
                     raise self._failure(run, exc, blocker=self.blockers() if blocked else None,
@@ -334,7 +336,7 @@ class _Migration:
 
     def _note_half_applied(self, run: Run, revision: str) -> None:
         """Where DDL commits at once (MySQL), a failed revision left some: say so in status."""
-        if self.raw_url is None or support_for(self.raw_url).ddl_is_transactional:
+        if self.raw_url is None or database_for(self.raw_url).sessions.ddl_is_transactional:
             return
         script = self.project.script.get_revision(revision)
         context = run.context

@@ -32,7 +32,7 @@ from alembic.script import ScriptDirectory
 from alembic.script.revision import RevisionError as AlembicRevisionError
 from alembic.util import CommandError
 
-from migrasafe.db.dialects import parse_url
+from migrasafe.db.urls import parse_url
 from migrasafe.errors import ConfigError, MigrasafeError, ProjectError, RevisionError
 from migrasafe.project.scripts import ScriptFile, fast_script_directory, read_script_files
 

@@ -37,7 +37,8 @@ from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import URL, Engine
 
-from migrasafe.db.dialects import describe_error, redact, same_database, support_class
+from migrasafe.db.dialects import dialect_named, same_database
+from migrasafe.db.urls import describe_error, redact
 from migrasafe.errors import ConfigError, EnvError, MigrasafeError
 from migrasafe.project.config import Project, alembic_errors
 
@@ -226,7 +227,9 @@ def probe(
 
     def look(heads: tuple[str, ...], context: MigrationContext) -> list[Any]:
         if context.connection is not None:
-            session.update(support_class(context.dialect.name).session_facts(context.connection))
+            session.update(
+                dialect_named(context.dialect.name).catalog.session_facts(context.connection)
+            )
         found.append(read(context) if read is not None and not missing else None)
         return []
 
@@ -342,7 +345,8 @@ def readonly_connections(
     def on_do_connect(dialect: Any, _rec: Any, cargs: list[Any], cparams: dict[str, Any]) -> None:
         if seen is not None:
             seen.append((dialect.name, dialect.driver, tuple(cargs), dict(cparams)))
-        absent = support_class(dialect.name).make_readonly_args(dialect.driver, cargs, cparams)
+        sessions = dialect_named(dialect.name).sessions
+        absent = sessions.make_readonly_args(dialect.driver, cargs, cparams)
         if absent is not None:
             missing.append(absent)
 
@@ -360,7 +364,7 @@ def redirected_connections(scratch: URL) -> Iterator[None]:
     migrates the scratch database, with its own driver and options.
     """
     backend = scratch.get_backend_name()
-    support = support_class(backend)
+    databases = dialect_named(backend).scratch
 
     def on_do_connect(dialect: Any, _rec: Any, cargs: list[Any], cparams: dict[str, Any]) -> None:
         if dialect.name != backend:
@@ -372,9 +376,9 @@ def redirected_connections(scratch: URL) -> Iterator[None]:
         new_args, new_params = dialect.create_connect_args(target)
         cargs[:] = list(new_args)
         cparams.update(new_params)
-        support.scratch_connect_args(dialect.driver, target, cparams)
+        databases.connect_args(dialect.driver, target, cparams)
 
-    with _guarded(on_do_connect, support.tune_scratch_session):
+    with _guarded(on_do_connect, databases.tune_session):
         yield
 
 

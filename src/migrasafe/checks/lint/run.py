@@ -20,7 +20,7 @@ from migrasafe.checks.lint.base import (
 from migrasafe.checks.lint.operations import record_upgrade
 from migrasafe.checks.lint.replay import Tables
 from migrasafe.checks.lint.suppress import Suppressions, load_settings, unused_settings
-from migrasafe.db.dialects import parse_url
+from migrasafe.db.urls import parse_url
 from migrasafe.errors import ConfigError, MigrasafeError, RevisionError
 from migrasafe.project.config import Project, alembic_errors
 from migrasafe.project.env import discover_url

@@ -21,7 +21,8 @@ from sqlalchemy.engine import URL
 from migrasafe.checks.verify.declarations import Declarations, load_declarations
 from migrasafe.checks.verify.report import Coverage, Progress, VerifyReport
 from migrasafe.checks.verify.walk import Verifier, model_diffs
-from migrasafe.db.dialects import describe_error, parse_url, support_class, support_for
+from migrasafe.db.dialects import database_for, dialect_named
+from migrasafe.db.urls import describe_error, parse_url
 from migrasafe.errors import ConfigError
 from migrasafe.project.config import Project
 from migrasafe.project.env import discover_url, redirected_connections, run_env
@@ -69,10 +70,10 @@ def verify(
 @contextmanager
 def _scratch(project: Project, server: URL) -> Iterator[str]:
     """A scratch database on ``server``, every connection of env.py redirected to it."""
-    with support_for(server).scratch() as scratch_url:
+    with database_for(server).scratch.create() as scratch_url:
         scratch = sa.make_url(scratch_url)
         with _pointed_at(project, server, scratch), redirected_connections(scratch), \
-                support_class("sqlite").transactional_ddl():  # fmt: skip
+                dialect_named("sqlite").sessions.transactional_ddl():  # fmt: skip
             yield scratch_url
 
 

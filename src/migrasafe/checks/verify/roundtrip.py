@@ -22,7 +22,7 @@ from migrasafe.checks.verify.snapshot import (
     Schema,
 )
 from migrasafe.checks.verify.state import Step, StepFailed, WalkState, either_touched
-from migrasafe.db.dialects import describe_error
+from migrasafe.db.urls import describe_error
 
 
 class RoundTrips(WalkState):

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 if TYPE_CHECKING:
-    from migrasafe.db.dialects import Described
+    from migrasafe.db.catalog import Described
 
 
 def _normalise_sql(text: object) -> str | None:
@@ -270,10 +270,10 @@ def table_names(
     From one catalog query where the dialect lists every schema's tables at
     once (PostgreSQL), else the inspector's, schema by schema.
     """
-    from migrasafe.db.dialects import support_class
+    from migrasafe.db.dialects import dialect_named
 
     skip = set(exclude)
-    listing = support_class(connection.dialect.name).all_tables(connection)
+    listing = dialect_named(connection.dialect.name).catalog.all_tables(connection)
     if listing is not None:
         default, rows = listing
         wanted = set(where.schemas)
@@ -310,17 +310,17 @@ def read_schema(
     reflected again. A downgrade gives back the schema from before the
     upgrade, so verify reflects a table once per revision, not three times.
     """
-    from migrasafe.db.dialects import support_class
+    from migrasafe.db.dialects import dialect_named
 
     dialect = connection.dialect
-    support = support_class(dialect.name)
+    catalog = dialect_named(dialect.name).catalog
     if present is not None and only is not None:  # the tables asked for, not all of them
         names = {name for name in only if name in present}
     else:
         names = set(present) if present is not None else table_names(connection, exclude, where)
         if only is not None:
             names &= set(only)
-    described = support.describe(connection, [where.split(k) for k in names]) if names else {}
+    described = catalog.describe(connection, [where.split(k) for k in names]) if names else {}
     if described is not None:  # the catalog in one query, where the dialect offers it
         return Schema({
             key: _from_catalog(described[where.split(key)], where)
@@ -329,7 +329,7 @@ def read_schema(
     inspector = sa.inspect(connection)
     prints: dict[tuple[str | None, str], str] | None = None
     if known is not None and names:
-        prints = support.fingerprints(connection, [where.split(k) for k in names])
+        prints = catalog.fingerprints(connection, [where.split(k) for k in names])
     tables = {}
     for key in sorted(names):
         schema, table = where.split(key)

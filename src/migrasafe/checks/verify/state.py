@@ -31,7 +31,8 @@ from migrasafe.checks.verify.snapshot import (
     table_names,
 )
 from migrasafe.checks.verify.sqlwatch import SqlWatch
-from migrasafe.db.dialects import describe_error, support_class
+from migrasafe.db.dialects import dialect_named
+from migrasafe.db.urls import describe_error
 from migrasafe.errors import MigrasafeError
 from migrasafe.project.config import CHECKSUM_TABLE, Project
 from migrasafe.project.env import run_env
@@ -137,10 +138,10 @@ class WalkState:
         """One run of ``env.py`` before any revision: its version table; setup errors stop here."""
         context = self._run_env(connection, lambda _rev, _ctx: [], dont_mutate=True)
         self.exclude = {CHECKSUM_TABLE, context.version_table}
-        support = support_class(connection.dialect.name)
-        self.transactional = support.ddl_is_transactional
-        self.describes = support.describe(connection, []) is not None
-        self.names_tables = support.tables_named(connection, []) is not None
+        dialect = dialect_named(connection.dialect.name)
+        self.transactional = dialect.sessions.ddl_is_transactional
+        self.describes = dialect.catalog.describe(connection, []) is not None
+        self.names_tables = dialect.catalog.tables_named(connection, []) is not None
         connection.commit()
         # Revisions share a run of env.py (see Windows). Where DDL is transactional, a failure
         # undoes the failed step (all three, without transaction_per_migration). Each step
@@ -237,7 +238,7 @@ class WalkState:
         # and so are those dropped when it costs no query of their own.
         confirm = dropped if dropped is not None and self.describes and reread else set()
         if dropped is not None and not self.describes and new:  # a query on names: no listing
-            named = support_class(connection.dialect.name).tables_named(
+            named = dialect_named(connection.dialect.name).catalog.tables_named(
                 connection, [self.where.split(k) for k in new | dropped]
             )
             found = {self.where.key(*each) for each in named or ()}

@@ -4,7 +4,7 @@ Reflecting a table with SQLAlchemy costs about ten catalog queries on
 PostgreSQL (columns, keys, indexes, constraints, comment, options, each
 its own), and verify reseeds the tables every revision touched. verify has
 just read those tables' keys, indexes and constraints from the catalog in one
-query (:meth:`~migrasafe.db.dialects.DialectSupport.describe`); only the columns
+query (:meth:`~migrasafe.db.catalog.Catalog.describe`); only the columns
 need SQLAlchemy (its types: enum labels, ARRAY, Numeric precision), and
 ``Inspector.get_multi_columns`` reads them for every table at once. Types
 are remembered by how the catalog writes them: a table whose columns are all
@@ -25,7 +25,7 @@ from sqlalchemy.types import TypeEngine
 from migrasafe.checks.verify.snapshot import Namespaces, Schema
 
 if TYPE_CHECKING:
-    from migrasafe.db.dialects import Described
+    from migrasafe.db.catalog import Described
 
 
 def catalog_tables(

@@ -29,7 +29,7 @@ from migrasafe.checks.verify.drift import describe_diff
 from migrasafe.checks.verify.locktrace import LockTracer, compare_with_lint
 from migrasafe.checks.verify.report import Coverage, VerifyReport
 from migrasafe.checks.verify.window import WINDOW, Windows
-from migrasafe.db.dialects import redact
+from migrasafe.db.urls import redact
 from migrasafe.project.graph import apply_order
 
 
