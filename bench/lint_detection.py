@@ -32,7 +32,7 @@ from alembic.config import Config
 from click.testing import CliRunner
 
 from migrasafe import init
-from migrasafe.cli.main import main as migrasafe
+from migrasafe.cli import main as migrasafe
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
 from test_lint_raw_sql import BASE, DANGEROUS, PYPROJECT, REVISION, SAFE

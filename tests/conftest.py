@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner, Result
 
 from migrasafe import init
-from migrasafe.cli.main import main
+from migrasafe.cli import main
 
 PROJECTS = Path(__file__).parent / "projects"
 # Projects written the way users write them (see tests/test_user_projects.py).

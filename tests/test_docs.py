@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from migrasafe.cli.main import main
+from migrasafe.cli import main
 
 ROOT = Path(__file__).parent.parent
 README = (ROOT / "README.md").read_text()

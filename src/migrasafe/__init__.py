@@ -24,6 +24,8 @@ from migrasafe.errors import (
 )
 
 if TYPE_CHECKING:
+    from migrasafe.checks.lint import LintReport, lint
+    from migrasafe.checks.verify import VerifyReport, verify
     from migrasafe.commands.scaffold import InitResult, RevisionResult, init, revision
     from migrasafe.deploy.migrate import MigrationResult, downgrade, upgrade
     from migrasafe.project.config import Project, load_project
@@ -36,6 +38,8 @@ _HOME = {
     "upgrade": "deploy.migrate",
     "InitResult": "commands.scaffold", "RevisionResult": "commands.scaffold",
     "init": "commands.scaffold", "revision": "commands.scaffold",
+    "LintReport": "checks.lint", "lint": "checks.lint",
+    "VerifyReport": "checks.verify", "verify": "checks.verify",
 }  # fmt: skip
 
 
@@ -53,6 +57,7 @@ __all__ = [
     "History",
     "HistoryEntry",
     "InitResult",
+    "LintReport",
     "MigrasafeError",
     "MigrationFailed",
     "MigrationResult",
@@ -62,12 +67,15 @@ __all__ = [
     "RevisionResult",
     "Status",
     "ValidationReport",
+    "VerifyReport",
     "downgrade",
     "history",
     "init",
+    "lint",
     "load_project",
     "revision",
     "status",
     "upgrade",
     "validate",
+    "verify",
 ]

@@ -1,5 +1,5 @@
 """``python -m migrasafe``: the same as the ``migrasafe`` command."""
 
-from migrasafe.cli.main import main
+from migrasafe.cli import main
 
 main()

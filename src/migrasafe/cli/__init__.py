@@ -1,6 +1,11 @@
-"""The edge: arguments in (:mod:`.main`), text, JSON and CI formats out
-(:mod:`.render`, :mod:`.plain`, :mod:`.formats`)."""
+"""The edge: arguments in, text, JSON and CI formats out.
 
-from migrasafe.cli.main import main
+:mod:`.app` is the command group (options, one-line errors, exit codes, output);
+:mod:`.project`, :mod:`.deploy` and :mod:`.checks` add its commands;
+:mod:`.render`, :mod:`.plain` and :mod:`.formats` print results.
+"""
+
+from migrasafe.cli import checks, deploy, project  # noqa: F401 - each registers its commands
+from migrasafe.cli.app import main
 
 __all__ = ["main"]

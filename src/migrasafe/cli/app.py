@@ -1,0 +1,182 @@
+"""The ``migrasafe`` command line: parse arguments, call the library, render.
+
+No logic lives here: each command calls one library function and hands its
+result to :mod:`migrasafe.cli.render` (text) or prints its ``to_dict()`` (--json).
+Exit codes: 0 ok, 1 the check found something, 2 error.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import click
+
+from migrasafe.errors import MigrasafeError, Terminated
+
+if TYPE_CHECKING:  # imported by the commands that need them: see migrasafe.commands.lean
+    from migrasafe.commands.lean import Invocation
+    from migrasafe.project.config import Project
+
+URL_ENV_VAR = "MIGRASAFE_URL"
+
+EXIT_OK, EXIT_FOUND, EXIT_ERROR = 0, 1, 2
+
+
+@dataclass
+class Options:
+    config: tuple[str, ...]
+    url: str | None
+    debug: bool
+    x_args: tuple[str, ...] = ()
+    name: str = "alembic"
+    app: str | None = None
+
+    def invocation(self) -> Invocation:
+        from migrasafe.commands.lean import Invocation
+
+        return Invocation(self.config, self.url, self.x_args, self.name, self.app)
+
+    def project(self) -> Project:
+        from migrasafe.project.config import load_project
+
+        return load_project(self.config or None, self.url, x_args=self.x_args, name=self.name,
+                            app=self.app)  # fmt: skip
+
+
+def _fail(message: str, debug: bool, url: str | None = None, code: int = EXIT_ERROR) -> NoReturn:
+    """One line on stderr (the traceback too with --debug), every password masked."""
+    import traceback
+
+    from migrasafe.db.urls import scrub
+
+    if debug:
+        click.echo(scrub(traceback.format_exc(), url), err=True, nl=False)
+    click.echo(f"migrasafe: error: {scrub(' '.join(message.split()), url)}", err=True)
+    sys.exit(code)
+
+
+class _Group(click.Group):
+    """Turns a MigrasafeError into one line on stderr and exit 2 (130/143 when interrupted)."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        """Click's usage errors are one line too, exit 2, with where to find help."""
+        kwargs["standalone_mode"] = False
+        try:
+            result = super().main(*args, **kwargs)
+        except click.exceptions.Exit as exc:  # --help, --version
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            context = getattr(exc, "ctx", None)
+            where = f" (see `{context.command_path} --help`)" if context is not None else ""
+            _fail(f"{exc.format_message()}{where}", False, None, EXIT_ERROR)
+        except click.Abort:
+            _fail("interrupted by SIGINT; nothing was left half-done", False, None, 130)
+        sys.exit(result if isinstance(result, int) else EXIT_OK)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            previous = signal.signal(signal.SIGTERM, _terminate)
+        except ValueError:  # not the main thread: leave signals to whoever runs us
+            previous = None
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as exc:  # outside a migration: nothing was under way
+            terminated = isinstance(exc, Terminated)
+            name = "SIGTERM" if terminated else "SIGINT"
+            _fail(f"interrupted by {name}; nothing was left half-done", False, None,
+                  143 if terminated else 130)  # fmt: skip
+        except MigrasafeError as exc:
+            options = ctx.find_object(Options)
+            debug = options.debug if options else "--debug" in sys.argv
+            _fail(exc.message, debug, options.url if options else None, exc.exit_code)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate(signum: int, _frame: object) -> None:
+    """SIGTERM unwinds like Ctrl-C, so that locks are released and scratch databases dropped."""
+    raise Terminated()
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
+format_option = click.option(
+    "--format", "fmt", type=click.Choice(("text", "json", "github", "gcc", "sarif")),
+    default="text", show_default=True,
+    help="github: annotations for GitHub Actions; gcc: path:line: lines for editors; "
+    "sarif: SARIF 2.1.0 for code scanning; json: as --json.",
+)  # fmt: skip
+
+
+def _emit_findings(
+    fmt: str, data: Callable[[], object], findings: Any, checks: Any, tool: str,
+    text: Callable[[], None], code: int,
+) -> None:  # fmt: skip
+    """Findings in the format asked for (text and json as every command prints them)."""
+    if fmt in ("text", "json"):
+        _emit(fmt == "json", data, text, code)
+    import migrasafe.cli.formats as formats
+
+    if fmt == "sarif":
+        sys.stdout.write(formats.sarif(findings, checks, tool))
+    else:
+        sys.stdout.write(formats.github(findings) if fmt == "github" else formats.gcc(findings))
+    sys.exit(code)
+
+
+pass_options = click.make_pass_decorator(Options)
+
+
+def _emit(
+    as_json: bool,
+    data: object | Callable[[], object],
+    text: Callable[[], None],
+    code: int = EXIT_OK,
+) -> None:
+    """Print ``data`` as JSON (computed only then, when a callable) or render it as text."""
+    if as_json:
+        value = data() if callable(data) else data
+        sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
+    else:
+        text()
+    sys.exit(code)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "-c", "--config", multiple=True, metavar="PATH",
+    help="The project's alembic.ini and/or pyproject.toml, as for alembic "
+    "(default: $ALEMBIC_CONFIG, ./alembic.ini, ./pyproject.toml, Flask-Migrate's "
+    "migrations/alembic.ini).",
+)  # fmt: skip
+@click.option(
+    "--url", envvar=URL_ENV_VAR, metavar="URL",
+    help=f"The project's database; replaces sqlalchemy.url (also ${URL_ENV_VAR}).",
+)  # fmt: skip
+@click.option(
+    "-x", "x_args", multiple=True, metavar="KEY=VALUE",
+    help="For env.py's context.get_x_argument(), as alembic -x (repeatable).",
+)  # fmt: skip
+@click.option("-n", "--name", default="alembic", show_default=True, metavar="SECTION",
+              help="The ini file's section, as alembic -n.")  # fmt: skip
+@click.option("--app", metavar="MODULE:APP",
+              help="A Flask-Migrate project's application (default: $FLASK_APP).")  # fmt: skip
+@click.option("--debug", is_flag=True, help="Show tracebacks of errors.")
+@click.version_option(package_name="migrasafe")
+@click.pass_context
+def main(
+    ctx: click.Context,
+    config: tuple[str, ...],
+    url: str | None,
+    x_args: tuple[str, ...],
+    name: str,
+    app: str | None,
+    debug: bool,
+) -> None:
+    """Alembic migrations that tell the truth about a database."""
+    ctx.obj = Options(config=config, url=url, debug=debug, x_args=x_args, name=name, app=app)

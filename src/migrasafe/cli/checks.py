@@ -1,0 +1,169 @@
+"""The checks: validate, lint, verify."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import click
+
+from migrasafe.cli.app import (
+    EXIT_FOUND,
+    EXIT_OK,
+    Options,
+    _emit,
+    _emit_findings,
+    format_option,
+    json_option,
+    main,
+    pass_options,
+)
+
+
+@main.command()
+@click.option(
+    "--rule", "rules", multiple=True, metavar="RULE", help="Run only this rule (repeatable)."
+)
+@click.option("--skip", "skips", multiple=True, metavar="RULE", help="Skip this rule (repeatable).")
+@click.option("--list-rules", is_flag=True, help="List the rules and exit.")
+@click.option(
+    "--database/--no-database", default=None,
+    help="Also read the database (read-only) for applied scripts edited since; "
+    "default: on when --url or $MIGRASAFE_URL is given.",
+)  # fmt: skip
+@json_option
+@format_option
+@pass_options
+def validate(
+    options: Options,
+    rules: Sequence[str],
+    skips: Sequence[str],
+    list_rules: bool,
+    database: bool | None,
+    as_json: bool,
+    fmt: str,
+) -> None:
+    """Check the revision files' structure, without a database unless given one.
+
+    Exits 0 when no error-level finding remains, 1 otherwise.
+    """
+    import migrasafe.cli.render as render
+    import migrasafe.commands.lean as lean
+    from migrasafe.checks.validate import CHECKS as VALIDATE_CHECKS
+    from migrasafe.checks.validate import validate as run_validate
+
+    if list_rules:
+        _emit(as_json, VALIDATE_CHECKS.describe(), lambda: render.rules(VALIDATE_CHECKS.select()))
+    use_database = options.url is not None if database is None else database
+    result = lean.answer(
+        options.invocation(),
+        lambda invocation: lean.validate(invocation, rules, skips, use_database),
+        lambda project: run_validate(project, only=rules, skip=skips, database=use_database),
+        options.project,
+    )
+    code = EXIT_OK if result.ok else EXIT_FOUND
+    _emit_findings("json" if as_json else fmt, result.to_dict, result.findings,
+                   VALIDATE_CHECKS.select(), "validate",
+                   lambda: render.findings(result.findings, result.files), code)  # fmt: skip
+
+
+@main.command()
+@click.option(
+    "--dialect", type=click.Choice(("postgresql", "sqlite", "mysql")),
+    help="The database to lint for (default: the configured URL's).",
+)  # fmt: skip
+@click.option(
+    "--rule", "rules", multiple=True, metavar="RULE", help="Run only this rule (repeatable)."
+)
+@click.option("--skip", "skips", multiple=True, metavar="RULE", help="Skip this rule (repeatable).")
+@click.option("--list-rules", is_flag=True, help="List the rules and exit.")
+@click.option("--since", metavar="REV", help="Lint only the revisions after REV.")
+@click.option(
+    "--pg-version", type=click.IntRange(9, 99), default=15, show_default=True, metavar="N",
+    help="The PostgreSQL major version to judge for (what is safe changed over versions, "
+    "e.g. a constant default on a new column from 11).",
+)  # fmt: skip
+@click.option("--strict", is_flag=True,
+              help="A suppression (ignore comment or pyproject entry) that silences nothing "
+              "is an error.")  # fmt: skip
+@click.option(
+    "--git-base", metavar="REF",
+    help="Lint only the revision files added or changed since git REF (e.g. origin/main).",
+)  # fmt: skip
+@json_option
+@format_option
+@pass_options
+def lint(
+    options: Options,
+    dialect: str | None,
+    rules: Sequence[str],
+    skips: Sequence[str],
+    list_rules: bool,
+    since: str | None,
+    pg_version: int,
+    strict: bool,
+    git_base: str | None,
+    as_json: bool,
+    fmt: str,
+) -> None:
+    """Find dangerous operations in each revision's upgrade, without a database.
+
+    Suppress one with `# migrasafe: ignore[rule-id]` on its line, or in
+    pyproject.toml's [tool.migrasafe.lint]. Exits 1 when an error remains.
+    """
+    import migrasafe.cli.render as render
+    from migrasafe.checks.lint import RULES as LINT_RULES
+    from migrasafe.checks.lint import lint as run_lint
+    from migrasafe.checks.lint import select_revisions
+
+    if list_rules:
+        _emit(as_json, LINT_RULES.describe(), lambda: render.rules(LINT_RULES.select()))
+    project = options.project()
+    chosen = select_revisions(project, since, git_base)
+    result = run_lint(project, dialect=dialect, only=rules, skip=skips, revisions=chosen,
+                      strict=strict, pg_version=pg_version)  # fmt: skip
+    code = EXIT_OK if result.ok else EXIT_FOUND
+    _emit_findings("json" if as_json else fmt, result.to_dict, result.findings,
+                   LINT_RULES.select(only=rules, skip=skips), "lint",
+                   lambda: render.lint_report(result), code)  # fmt: skip
+
+
+@main.command()
+@click.option(
+    "--url",
+    "scratch_url",
+    metavar="URL",
+    help="Create the scratch database on this server (default: the project's database "
+    "server, from the global --url, $MIGRASAFE_URL or env.py; the database itself is "
+    "never written to).",
+)
+@click.option(
+    "--rows", default=20, show_default=True, help="Generated rows per table per revision."
+)
+@click.option("--seed", default=0, show_default=True, help="Seed for the generated rows.")
+@click.option(
+    "--trace-locks", is_flag=True,
+    help="PostgreSQL: record the locks and table rewrites each revision really causes, "
+    "and hold them against lint's findings.",
+)  # fmt: skip
+@json_option
+@pass_options
+def verify(
+    options: Options,
+    scratch_url: str | None,
+    rows: int,
+    seed: int,
+    trace_locks: bool,
+    as_json: bool,
+) -> None:
+    """Prove every migration reverses: schema and data, on a scratch database.
+
+    Exits 0 when every revision round-trips cleanly, 1 with findings.
+    """
+    import migrasafe.cli.render as render
+    from migrasafe.checks.verify import verify as run_verify
+
+    with render.progress("verify", enabled=not as_json) as advance:
+        result = run_verify(options.project(), url=scratch_url, rows=rows, seed=seed,
+                            progress=advance, trace_locks=trace_locks)  # fmt: skip
+    code = EXIT_OK if result.ok else EXIT_FOUND
+    _emit(as_json, result.to_dict(), lambda: render.verify(result), code)

@@ -1,0 +1,163 @@
+"""The commands that change the database: upgrade, downgrade, accept."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from migrasafe.cli.app import Options, _emit, json_option, main, pass_options
+from migrasafe.errors import Interrupted, MigrationFailed
+
+if TYPE_CHECKING:
+    from migrasafe.project.config import Project
+    from migrasafe.project.settings import DeploySettings
+
+
+# ignore_unknown_options: a relative target such as -1 is an argument, not an option.
+RELATIVE_TARGETS = {"ignore_unknown_options": True}
+
+
+lock_timeout_option = click.option(
+    "--lock-timeout", type=click.FloatRange(min=0), default=600.0, show_default=True,
+    metavar="SECONDS", help="How long to wait while another migrasafe run holds the migration "
+    "lock (migrasafe's own lock; see --db-lock-timeout for the database's table locks).",
+)  # fmt: skip
+
+
+def deploy_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--db-lock-timeout, --statement-timeout, --retries (defaults: [tool.migrasafe])."""
+    for option in reversed((
+        click.option("--db-lock-timeout", metavar="DURATION",
+                     help="Longest wait of any statement for a table lock, e.g. 2s: the "
+                     "application's queries never queue behind a blocked migration for longer."),
+        click.option("--statement-timeout", metavar="DURATION",
+                     help="Longest run of any statement, e.g. 5m."),
+        click.option("--retries", type=click.IntRange(min=0), metavar="N",
+                     help="Retry a revision that hit --db-lock-timeout or a deadlock N times, "
+                     "after a growing pause; never any other error."),
+    )):  # fmt: skip
+        command = option(command)
+    return command
+
+
+@contextmanager
+def _partial_results(as_json: bool) -> Iterator[None]:
+    """A failed run still reports what it did before failing (or the SQL rendered), then fails."""
+    try:
+        yield
+    except (MigrationFailed, Interrupted) as exc:
+        import migrasafe.cli.render as render
+        from migrasafe.deploy.migrate import MigrationResult
+
+        result = exc.result
+        if isinstance(result, MigrationResult):
+            if as_json:
+                sys.stdout.write(json.dumps(result.to_dict(), indent=2, default=str) + "\n")
+            else:
+                render.migration_result(result, partial=True)
+        raise
+
+
+def _deploy(
+    project: Project, lock: str | None, statement: str | None, retries: int | None
+) -> DeploySettings:
+    from migrasafe.project.settings import load_deploy_settings
+
+    return load_deploy_settings(project.config_path.parent.resolve(), db_lock_timeout=lock,
+                                statement_timeout=statement, retries=retries)  # fmt: skip
+
+
+def _migrate(
+    direction: str,
+    options: Options,
+    target: str,
+    sql: bool,
+    lock_timeout: float,
+    db_lock_timeout: str | None,
+    statement_timeout: str | None,
+    retries: int | None,
+    as_json: bool,
+) -> None:
+    import migrasafe.cli.render as render
+    import migrasafe.deploy.migrate as migrate
+
+    run = migrate.upgrade if direction == "upgrade" else migrate.downgrade
+    with _partial_results(as_json):
+        project = options.project()
+        deploy = _deploy(project, db_lock_timeout, statement_timeout, retries)
+        result = run(project, target, sql=sql, lock_timeout=lock_timeout, waiting=_say_waiting,
+                     deploy=deploy, retrying=_say_waiting)  # fmt: skip
+    _emit(as_json, result.to_dict(), lambda: render.migration_result(result))
+
+
+def _say_waiting(message: str) -> None:
+    click.echo(f"migrasafe: {message}", err=True)
+
+
+@main.command(context_settings=RELATIVE_TARGETS)
+@click.argument("target", default="head")
+@click.option("--sql", is_flag=True, help="Print the SQL instead of running it.")
+@lock_timeout_option
+@deploy_options
+@json_option
+@pass_options
+def upgrade(
+    options: Options,
+    target: str,
+    sql: bool,
+    lock_timeout: float,
+    db_lock_timeout: str | None,
+    statement_timeout: str | None,
+    retries: int | None,
+    as_json: bool,
+) -> None:
+    """Apply revisions up to TARGET (default: head).
+
+    Concurrent runs take turns (a lock); each revision runs in its own
+    transaction, so a failing one leaves no trace, on SQLite too.
+    """
+    _migrate("upgrade", options, target, sql, lock_timeout, db_lock_timeout,
+             statement_timeout, retries, as_json)  # fmt: skip
+
+
+@main.command(context_settings=RELATIVE_TARGETS)
+@click.argument("target")
+@click.option("--sql", is_flag=True, help="Print the SQL instead of running it.")
+@lock_timeout_option
+@deploy_options
+@json_option
+@pass_options
+def downgrade(
+    options: Options,
+    target: str,
+    sql: bool,
+    lock_timeout: float,
+    db_lock_timeout: str | None,
+    statement_timeout: str | None,
+    retries: int | None,
+    as_json: bool,
+) -> None:
+    """Revert revisions down to TARGET: a revision id, base, or relative like -1."""
+    _migrate("downgrade", options, target, sql, lock_timeout, db_lock_timeout,
+             statement_timeout, retries, as_json)  # fmt: skip
+
+
+@main.command()
+@click.argument("revisions", nargs=-1)
+@json_option
+@pass_options
+def accept(options: Options, revisions: tuple[str, ...], as_json: bool) -> None:
+    """Accept the current files of applied REVISIONS (default: all) after review.
+
+    Records their checksums, so that status stops reporting them as modified.
+    """
+    import migrasafe.cli.render as render
+    from migrasafe.deploy.checksums import accept as run_accept
+
+    result = run_accept(options.project(), revisions)
+    _emit(as_json, result.to_dict(), lambda: render.accept_result(result))
