@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from alembic.runtime.migration import MigrationStep
+from alembic.runtime.migration import MigrationContext, MigrationStep
 from alembic.script import Script
 from sqlalchemy.engine import Connection
 
@@ -92,21 +92,31 @@ class RoundTrips(WalkState):
         self,
         connection: Connection,
         revision: Script,
-        failure: BaseException,
         states: list[tuple[Schema, dict[str, Rows]]],
         touched: list[set[str] | None],
         coverage: str,
     ) -> None:
-        """A round trip whose later step failed after the earlier ones committed."""
+        """A round trip whose later step failed in a shared run of env.py, after the earlier
+        steps committed: the failed step is run again the plain way, in a run of env.py of its
+        own (as separate Alembic commands would run it), and only a failure there is reported.
+        What a shared run keeps between steps (a MigrationContext's memo of the enum types it
+        created, say) must never make a verdict."""
         self._refresh(connection, None)  # each step committed: read where it stands
-        if len(touched) == 1:  # applied, and its downgrade failed
-            self._down_failed(revision, failure, coverage)
+        before, data_before = states[0]
+        if len(touched) == 1:  # applied, and its downgrade failed: down (and up) again, plainly
+            self._reverse(connection, revision, before, data_before, touched[0], coverage)
             return
-        (before, data_before), _, (back, data_back) = states[:3]
+        (after, _), (back, data_back) = states[1:3]
         self._compare_round_trip(revision, before, data_before, back, data_back)
-        self._failed(revision, True, failure, " the second time")
+        _, failure = self._attempt(connection, revision, True)
+        if failure is not None:
+            self._failed(revision, True, failure, " the second time")
+            self._covered(revision.revision, coverage)
+            self.stuck.add(revision.revision)
+            return
+        when = "after upgrade, downgrade, upgrade, compared with the first upgrade"
+        self._compare_schema(revision, after, self.schema, "reapply-differs", when)
         self._covered(revision.revision, coverage)
-        self.stuck.add(revision.revision)
 
     def _compare_round_trip(
         self, revision: Script, before: Schema, data_before: dict[str, Rows],
@@ -168,17 +178,25 @@ class RoundTrips(WalkState):
 
     def _three_steps(
         self,
-        connection: Connection,
+        context: MigrationContext,
         revision: Script,
         states: list[tuple[Schema, dict[str, Rows]]],
         touched: list[set[str] | None],
     ) -> Iterator[MigrationStep]:
-        """Up, down, up as Alembic steps, each read back on env.py's ``connection``."""
+        """Up, down, up as Alembic steps, each read back on env.py's connection.
+
+        Each step starts as a run of its own would: the context's memo (where
+        SQLAlchemy notes the enum types a ``create_table`` made, and so skips
+        them next time) is emptied, or the second upgrade would not create a
+        type the downgrade dropped.
+        """
+        assert context.connection is not None
         for up in (True, False, True):
             self.steps += 1
             self.watch.start()
+            context.impl.memo.clear()
             yield Step(self.script.revision_map, revision, up)
-            touched.append(self._after_step(connection, commit=False))
+            touched.append(self._after_step(context.connection, commit=False))
             states.append((self.schema, dict(self.data)))
 
     def _judge(

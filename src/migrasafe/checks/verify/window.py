@@ -74,7 +74,7 @@ class Windows(RoundTrips):
                 current[:] = [self._checkpoint(), states, touched]
                 self._reseed(context.connection, dirty, revision, commit=False)
                 states.append((self.schema, dict(self.data)))
-                yield from self._three_steps(context.connection, revision, states, touched)
+                yield from self._three_steps(context, revision, states, touched)
                 dirty = self._judge(revision, states, touched, coverage)
                 passed.append(dirty)
 
@@ -100,7 +100,6 @@ class Windows(RoundTrips):
                 self._restore(checkpoint)
                 self._refresh(connection, None)
                 return len(passed), None, True
-            self._part_committed(connection, window[len(passed)], failure, states, touched,
-                                 coverage)  # fmt: skip
+            self._part_committed(connection, window[len(passed)], states, touched, coverage)
             return len(passed) + 1, None, True
         return len(window), dirty, True
