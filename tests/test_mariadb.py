@@ -231,3 +231,16 @@ def test_verify_reports_a_revision_that_fails_midway_on_mariadb_by_its_own_error
         "0002": "its upgrade failed (DDL is not transactional here: no retry)",
         "0003": "its parent 0002 could not be applied",
     }
+
+
+def test_generated_rows_fit_mysql_types_and_keys(tmp_path: Path, mariadb_url: str) -> None:
+    """MySQL's Boolean is TINYINT(1) (0 or 1), SMALLINT has its range, a composite foreign
+    key takes one parent row, a primary key that is a foreign key takes distinct parents, and
+    a generated column takes no value: the scratch database accepts every row."""
+    from migrasafe import load_project
+    from migrasafe.checks.verify import verify
+
+    ini = make_project(tmp_path / "p", "generic", "verify_generator_shapes")
+    report = verify(load_project(ini), url=mariadb_url)
+    assert report.ok, [f.message for f in report.findings]
+    assert report.refused_rows == {} and report.fully_checked

@@ -59,7 +59,7 @@ def test_index_dropped_by_name_is_traced_to_its_table(tmp_path: Path, scratch: s
     assert {(rule, rev, table) for rule, rev, table, _ in _rules(report)} == {
         ("schema-not-restored", "0002", "authors"),  # ix_authors_name left behind
         ("schema-not-restored", "0002", "books"),  # ix_books_title dropped
-        ("upgrade-failed", "0002", None),  # the second upgrade meets the leftover index
+        ("reupgrade-failed", "0002", None),  # the second upgrade meets the leftover index
     }
 
 
@@ -220,3 +220,50 @@ def test_tables_made_dropped_and_renamed_in_raw_sql_are_followed(
         ("data-lost", "0003", "racks")
     }
     assert list(report.coverage.with_data) == ["0001", "0002", "0003"]
+
+
+def test_rewritten_key_values_are_changed_values_not_lost_rows(
+    tmp_path: Path, scratch: str | None
+) -> None:
+    """A data migration lowercases primary-key values and its downgrade cannot undo it: the
+    rows are all there with other keys. That is changed data, said with an example."""
+    ini = make_project(tmp_path / "p", "generic", "verify_rekeyed_rows")
+    code, report = _verify(ini, scratch)
+    assert code == 1
+    assert _rules(report) == {("data-changed", "0002", "tags", "code"),
+                              ("data-changed", "0002", "codes", "code")}  # fmt: skip
+    messages = " ".join(f["message"] for f in report["findings"])  # type: ignore[union-attr]
+    assert "their other values unchanged" in messages and "is keyed" in messages
+    assert "gone after the downgrade" not in messages
+    assert report["verdict"] == "Failed: values changed (0002)."
+
+
+def test_a_downgrade_alembic_cannot_run_on_sqlite_is_a_failure_not_irreversible(
+    tmp_path: Path,
+) -> None:
+    """Alembic's own NotImplementedError (no ALTER of constraints on SQLite) is the downgrade
+    failing; only the revision's own NotImplementedError declares it irreversible."""
+    ini = make_project(tmp_path / "p", "generic", "verify_alembic_not_implemented")
+    code, report = _verify(ini, None)
+    assert code == 1
+    assert _rules(report) == {("downgrade-failed", "0002", None, None)}
+    assert "No support for ALTER of constraints" in report["findings"][0]["message"]  # type: ignore[index]
+    coverage = report["coverage"]
+    assert coverage["with_data"] == ["0001"]  # type: ignore[index]
+    assert coverage["upgrade_only"] == {"0002": "its downgrade failed"}  # type: ignore[index]
+    assert report["verdict"] == "Failed: the downgrade failed (0002)."
+
+
+@pytest.mark.parametrize("per_migration", [True, False], ids=["per-migration", "one-transaction"])
+def test_a_revision_without_a_downgrade_function_fails_its_downgrade(
+    tmp_path: Path, scratch: str | None, per_migration: bool
+) -> None:
+    ini = make_project(tmp_path / "p", "generic", "verify_no_downgrade_function")
+    if not per_migration:
+        env = ini.parent / "migrations" / "env.py"
+        env.write_text(env.read_text().replace('"transaction_per_migration": True',
+                                               '"transaction_per_migration": False'))  # fmt: skip
+    code, report = _verify(ini, scratch)
+    assert code == 1
+    assert _rules(report) == {("downgrade-failed", "0002", None, None)}
+    assert "downgrade" in report["findings"][0]["message"]  # type: ignore[index]

@@ -3,7 +3,8 @@
 Revisions share one run of ``env.py`` (windows); the plain way runs ``env.py``
 once per step, as separate ``alembic upgrade +1`` / ``downgrade -1`` commands
 would. Both must find the same findings and the same coverage, with and
-without ``transaction_per_migration``, on SQLite and PostgreSQL.
+without ``transaction_per_migration`` (and with it asked for on a connection already in
+a transaction), on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from typing import Any
 
 import pytest
 
-from conftest import make_project
 from migrasafe import load_project, verify
 from migrasafe.checks.verify.window import Windows
+
+from conftest import make_project
 
 SCENARIOS = [
     ("generic", "verify_shared_enum"),
@@ -39,17 +41,40 @@ def _verdict(report: Any) -> tuple[object, ...]:
     return tuple(findings), report.coverage.to_dict(), report.ok
 
 
-@pytest.mark.parametrize("per_migration", [True, False], ids=["per-migration", "one-transaction"])
+# How env.py runs its migrations: a transaction per migration (migrasafe's template), one
+# transaction for all, or transaction_per_migration asked for on a connection that a
+# statement sent before context.configure() already put in a transaction (Alembic then
+# leaves every step to that transaction: one transaction after all).
+ENV_STYLES = {
+    "per-migration": None,
+    "one-transaction": ('"transaction_per_migration": True', '"transaction_per_migration": False'),
+    "external-transaction": (  # as pypi/warehouse's env.py: SET first, commit at the end
+        "    with context.begin_transaction():\n        context.run_migrations()\n\n\ndef run_",
+        "    with context.begin_transaction():\n        context.run_migrations()\n"
+        "    connection.commit()\n\n\ndef run_",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("env_style", list(ENV_STYLES))
 @pytest.mark.parametrize(("template", "scenario"), SCENARIOS, ids=[s for _, s in SCENARIOS])
 def test_windows_give_the_verdict_of_one_env_py_run_per_step(
-    tmp_path: Path, template: str, scenario: str, per_migration: bool, scratch_server: str | None,
+    tmp_path: Path, template: str, scenario: str, env_style: str, scratch_server: str | None,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
     ini = make_project(tmp_path / "p", template, scenario)
-    if not per_migration:
+    edit = ENV_STYLES[env_style]
+    if edit is not None:
         env = ini.parent / "migrations" / "env.py"
-        env.write_text(env.read_text().replace('"transaction_per_migration": True',
-                                               '"transaction_per_migration": False'))  # fmt: skip
+        assert edit[0] in env.read_text()
+        env.write_text(env.read_text().replace(*edit))
+        if env_style == "external-transaction":
+            text = env.read_text().replace(
+                "    context.configure(connection=connection,",
+                '    connection.exec_driver_sql("SELECT 1")\n'
+                "    context.configure(connection=connection,",
+            )
+            env.write_text(text)
     windowed = verify(load_project(str(ini)), url=scratch_server)
     with monkeypatch.context() as patched:
         patched.setattr(Windows, "_windowable", lambda _self, _revision: False)

@@ -230,6 +230,8 @@ def progress(label: str, *, enabled: bool = True) -> Iterator[Progress | None]:
 def verify(report: VerifyReport) -> None:
     out = _console()
     findings(report.findings)
+    for note in report.notes:
+        out.print(f"[yellow]Note:[/] {escape(note)}.")
     out.print(
         f"Checked {report.checked} of {report.revisions} revisions on a scratch database "
         f"({escape(report.database)}, removed): {report.steps} migration steps, "
@@ -265,20 +267,5 @@ def verify(report: VerifyReport) -> None:
                          ("not checked", coverage.not_checked)):  # fmt: skip
         for revision, why in group.items():
             out.print(f"  {label}: {revision}: {escape(why)}")
-    if not report.ok:
-        out.print("[red]Some revisions do not reverse cleanly.[/]")
-    elif report.fully_checked:
-        out.print("[green]Every revision reverses cleanly.[/]")
-    else:
-        gaps = []
-        if not report.complete:
-            gaps.append(f"{len(coverage.not_checked)} revision(s) could not be checked")
-        if coverage.schema_only:
-            gaps.append(f"{len(coverage.schema_only)} checked without data")
-        if coverage.upgrade_only:
-            gaps.append(f"{len(coverage.upgrade_only)} irreversible")
-        tables = sorted({f.table for f in report.findings
-                         if f.rule == "data-not-checked" and f.table})  # fmt: skip
-        if tables:
-            gaps.append(f"data not checked in {', '.join(tables)}")
-        out.print(f"[yellow]No error, but not everything was checked: {'; '.join(gaps)}.[/]")
+    style = "red" if not report.ok else "green" if report.fully_checked else "yellow"
+    out.print(f"[{style}]{escape(report.verdict)}[/]")

@@ -23,12 +23,12 @@ from migrasafe.checks.verify.report import Coverage, Progress, VerifyReport
 from migrasafe.checks.verify.walk import Verifier, model_diffs
 from migrasafe.db.dialects import database_for, dialect_named
 from migrasafe.db.urls import describe_error, parse_url
-from migrasafe.errors import ConfigError
+from migrasafe.errors import ConfigError, EnvError
 from migrasafe.project.config import Project
 from migrasafe.project.env import discover_url, redirected_connections, run_env
 from migrasafe.project.graph import apply_order
 
-__all__ = ["Coverage", "Declarations", "Progress", "VerifyReport", "verify"]
+__all__ = ["Coverage", "Declarations", "Progress", "VerifyReport", "scratch_for", "verify"]
 
 
 def verify(
@@ -51,8 +51,7 @@ def verify(
     """
     script = project.script
     declarations = load_declarations(project.config_path.parent.resolve())
-    given = url or project.url
-    server = parse_url(given) if given else discover_url(project)
+    server, default_note = _server(project, url)
     if trace_locks and server.get_backend_name() != "postgresql":
         raise ConfigError(
             f"--trace-locks reads PostgreSQL's pg_locks; the scratch database would be "
@@ -62,9 +61,40 @@ def verify(
         verifier = Verifier(project, script, scratch_url, rows, seed, progress, declarations)
         verifier.trace_locks = trace_locks
         report = verifier.run()
-    if verifier.leftovers and report.complete and not verifier.stuck:
+    if not verifier.models_compared:  # the walk left things behind, or never reached head
         report = _drift_on_a_clean_database(project, server, verifier, report)
+    if default_note:
+        report = dataclasses.replace(report, notes=(*report.notes, default_note))
     return report
+
+
+def _server(project: Project, url: str | None) -> tuple[URL, str | None]:
+    """Where the scratch database goes: ``url``, the project's, or the server ``env.py``
+    would connect to. A project that names no database anywhere (alembic.ini, pyproject,
+    --url, $MIGRASAFE_URL, env.py) is verified on a temporary SQLite database, and says so:
+    its env.py is handed that database's URL as sqlalchemy.url."""
+    given = url or project.url
+    if given:
+        return parse_url(given), None
+    try:
+        return discover_url(project), None
+    except EnvError:
+        if project.configured_url:
+            raise
+        note = ("no database URL is configured anywhere (sqlalchemy.url, --url, "
+                "$MIGRASAFE_URL, env.py): verified on a temporary SQLite database; pass "
+                "--url to verify on your database's server")  # fmt: skip
+        return parse_url("sqlite://"), note
+
+
+@contextmanager
+def scratch_for(project: Project, url: str | None = None) -> Iterator[str]:
+    """A scratch database for ``project``, made where verify would make it (on ``url``'s
+    server, the project's, or a temporary SQLite file), every connection of its env.py
+    redirected to it while inside; removed afterwards. Yields its URL."""
+    server, _ = _server(project, url)
+    with _scratch(project, server) as scratch_url:
+        yield scratch_url
 
 
 @contextmanager
@@ -90,7 +120,8 @@ def _drift_on_a_clean_database(
             run_env(project, lambda rev, _ctx: script._upgrade_revs("heads", rev))  # type: ignore[arg-type]
             diffs = model_diffs(lambda fn: run_env(project, fn), verifier)
         except Exception as exc:  # the upgrade itself failed: said already by the walk
-            note = f"a clean upgrade to head failed: {describe_error(exc, server)}"
+            reached = "" if report.complete else "verify could not reach head, and "
+            note = f"{reached}a clean upgrade to head failed: {describe_error(exc, server)}"
             return dataclasses.replace(report, models_not_compared=note)
     added = verifier.drift_findings(diffs, order)
     return dataclasses.replace(report, findings=report.findings + tuple(added),

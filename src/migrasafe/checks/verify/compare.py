@@ -17,39 +17,103 @@ def data_differences(
 ) -> Iterator[Difference]:
     """Rows gone (``data-lost``) and values changed (``data-changed``), table by table.
 
-    A table with a primary key is compared row by row on its key. One
-    without is a multiset: rows are compared on the columns that existed
-    before the upgrade and still exist, so a column the downgrade leaves
-    behind is a schema finding, not every row lost.
+    A table with a primary key is compared row by row on its key, as it was
+    before the upgrade (a downgrade that recreates the key in another column
+    order still finds each row). A row whose key is gone is matched, by its
+    other values, with a row that was not there before: its key changed, the
+    row is not lost. One without a key is a multiset: rows are compared on the
+    columns that existed before the upgrade and still exist, so a column the
+    downgrade leaves behind is a schema finding, not every row lost.
     """
     for table, rows in before.items():
         if table not in after or not rows or after[table] is rows:
             continue  # a missing table is a schema finding; an untouched one is the same
-        if not schema.tables[table].primary_key:
+        key = schema.tables[table].primary_key
+        still = now.tables.get(table)
+        if not key or still is None or not set(key) <= set(still.columns):
             yield from _multiset(table, schema, rows, after[table], now)
             continue
-        current = after[table]
-        lost = [key for key in rows if key not in current]
-        if lost:
+        current = {tuple(row[c] for c in key): row for row in after[table].values()}
+        yield from _keyed(table, key, rows, current, sorted(set(schema.tables[table].columns)
+                                                            & set(still.columns)))  # fmt: skip
+
+
+def _keyed(
+    table: str, key: tuple[str, ...], rows: Rows, current: Rows, columns: list[str]
+) -> Iterator[Difference]:
+    lost = [k for k in rows if k not in current]
+    if lost:
+        yield from _lost_or_rekeyed(table, key, rows, current, columns, lost)
+    for column in columns:
+        changed = [
+            (k, row[column], current[k].get(column))
+            for k, row in rows.items()
+            if k in current and column in current[k] and current[k][column] != row[column]
+        ]
+        if changed:
+            k, was, became = changed[0]
             yield (
-                "data-lost", table, None,
-                f"{len(lost)} of {len(rows)} rows of {table} present before the upgrade are "
-                f"gone after the downgrade (keys {', '.join(map(str, lost[:_EXAMPLES]))}...)",
+                "data-changed", table, column,
+                f"{table}.{column} differs on {len(changed)} of {len(rows)} rows after the "
+                f"round trip: e.g. key {k} was {was!r} before the upgrade, is {became!r} "
+                "after the downgrade",
             )  # fmt: skip
-        for column in sorted(schema.tables[table].columns):
-            changed = [
-                (key, row[column], current[key].get(column))
-                for key, row in rows.items()
-                if key in current and column in current[key] and current[key][column] != row[column]
-            ]
-            if changed:
-                key, was, became = changed[0]
-                yield (
-                    "data-changed", table, column,
-                    f"{table}.{column} differs on {len(changed)} of {len(rows)} rows after the "
-                    f"round trip: e.g. key {key} was {was!r} before the upgrade, is {became!r} "
-                    "after the downgrade",
-                )  # fmt: skip
+
+
+def _lost_or_rekeyed(
+    table: str, key: tuple[str, ...], rows: Rows, current: Rows, columns: list[str],
+    lost: list[tuple[object, ...]],
+) -> Iterator[Difference]:  # fmt: skip
+    """Rows whose key is gone: matched by their other values with rows that are new, their
+    key changed; else, as many as there are new rows, changed beyond matching; the rest lost."""
+    others = [c for c in columns if c not in key]
+    appeared = [k for k in current if k not in rows]
+    waiting: dict[object, list[tuple[object, ...]]] = {}
+    for k in appeared:
+        waiting.setdefault(_frozen([current[k].get(c) for c in others]), []).append(k)
+    rekeyed, unmatched = [], []
+    for k in lost:
+        same = waiting.get(_frozen([rows[k].get(c) for c in others])) if others else None
+        if same:
+            rekeyed.append((k, same.pop(0)))
+        else:
+            unmatched.append(k)
+    names = ", ".join(key)
+    if rekeyed:
+        was, became = rekeyed[0]
+        yield (
+            "data-changed", table, names,
+            f"the key ({names}) of {len(rekeyed)} of {len(rows)} rows of {table} differs after "
+            f"the round trip, their other values unchanged: e.g. the row keyed {was} before the "
+            f"upgrade is keyed {became} after the downgrade. The rows are there; their keys "
+            "changed (a data migration that rewrites key values is not reversed by its "
+            "downgrade)",
+        )  # fmt: skip
+    left = len(appeared) - len(rekeyed)
+    changed, gone = unmatched[:left], unmatched[left:]
+    if changed:
+        yield (
+            "data-changed", table, names,
+            f"{len(changed)} of {len(rows)} rows of {table} have another key ({names})"
+            f"{' and other values' if others else ''} after the round trip, and as many rows "
+            f"are new: e.g. key {changed[0]} before the upgrade is gone; the rows were changed, "
+            "not removed",
+        )  # fmt: skip
+    if gone:
+        yield (
+            "data-lost", table, None,
+            f"{len(gone)} of {len(rows)} rows of {table} present before the upgrade are "
+            f"gone after the downgrade (keys {', '.join(map(str, gone[:_EXAMPLES]))}...)",
+        )  # fmt: skip
+
+
+def _frozen(value: object) -> object:
+    """A value as a dict key: ARRAY and JSON values come back as lists and dicts."""
+    if isinstance(value, list | tuple):
+        return tuple(_frozen(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((str(k), _frozen(v)) for k, v in value.items()))
+    return value
 
 
 def _multiset(

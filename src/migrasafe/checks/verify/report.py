@@ -12,6 +12,19 @@ Progress = Callable[[int, int, str], None]
 # Findings that say something was not checked, rather than that something is wrong.
 GAP_RULES = frozenset({"irreversible", "data-not-checked"})
 
+# What an error of each rule says failed, in the verdict line, in this order.
+FAILED = {
+    "upgrade-failed": "the upgrade failed",
+    "downgrade-failed": "the downgrade failed",
+    "reupgrade-failed": "upgrading again after the downgrade failed",
+    "schema-not-restored": "the downgrade did not restore the schema",
+    "data-lost": "rows were lost",
+    "data-changed": "values changed",
+    "reapply-differs": "upgrading again gave another schema",
+    "model-drift": "the models differ from the migrated schema",
+    "multiple-heads": "the history has several heads",
+}
+
 
 @dataclass(frozen=True)
 class Coverage:
@@ -63,6 +76,7 @@ class VerifyReport:
     refused_rows: dict[str, int] = field(default_factory=dict)
     models_not_compared: str | None = None  # why the models were not compared, if they were not
     lock_trace: tuple[dict[str, object], ...] | None = None  # with --trace-locks (PostgreSQL)
+    notes: tuple[str, ...] = ()  # how the run was set up, where it was not asked for
 
     @property
     def ok(self) -> bool:
@@ -89,9 +103,42 @@ class VerifyReport:
             and not any(f.rule in GAP_RULES for f in self.findings)
         )
 
+    @property
+    def verdict(self) -> str:
+        """One sentence: what failed, by kind and revision; else what was left unchecked."""
+        failed: dict[str, list[str]] = {}
+        for f in self.findings:
+            if f.severity == "error":
+                revisions = failed.setdefault(f.rule, [])
+                if f.revision and f.revision not in revisions:
+                    revisions.append(f.revision)
+        if failed:
+            parts = []
+            for rule in [*FAILED, *sorted(failed.keys() - FAILED.keys())]:
+                if rule in failed:
+                    shown = ", ".join(failed[rule][:5]) + (" ..." if len(failed[rule]) > 5 else "")
+                    parts.append(f"{FAILED.get(rule, rule)} ({shown})")
+            return "Failed: " + "; ".join(parts) + "."
+        if self.fully_checked:
+            return "Every revision reverses cleanly."
+        coverage, gaps = self.coverage, []
+        if not self.complete:
+            gaps.append(f"{len(coverage.not_checked)} revision(s) could not be checked")
+        if coverage.schema_only:
+            gaps.append(f"{len(coverage.schema_only)} checked without data")
+        if coverage.upgrade_only:
+            gaps.append(f"{len(coverage.upgrade_only)} irreversible")
+        tables = sorted(
+            {f.table for f in self.findings if f.rule == "data-not-checked" and f.table}
+        )
+        if tables:
+            gaps.append(f"data not checked in {', '.join(tables)}")
+        return f"No error, but not everything was checked: {'; '.join(gaps)}."
+
     def to_dict(self) -> dict[str, object]:
         return {
             "ok": self.ok,
+            "verdict": self.verdict,
             "findings": [f.to_dict() for f in self.findings],
             "revisions": self.revisions,
             "checked": self.checked,
@@ -105,4 +152,5 @@ class VerifyReport:
             "fully_checked": self.fully_checked,
             "models_not_compared": self.models_not_compared,
             "lock_trace": list(self.lock_trace) if self.lock_trace is not None else None,
+            "notes": list(self.notes),
         }

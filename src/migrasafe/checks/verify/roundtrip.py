@@ -11,7 +11,10 @@ revision that fails on empty tables stops its descendants.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
+import alembic
+import sqlalchemy as sa
 from alembic.runtime.migration import MigrationContext, MigrationStep
 from alembic.script import Script
 from sqlalchemy.engine import Connection
@@ -66,27 +69,30 @@ class RoundTrips(WalkState):
             return touched
         touched_down, failure = self._attempt(connection, revision, False)
         if failure is not None:
-            self._down_failed(revision, failure, coverage)
+            self._down_failed(revision, failure)
             return None  # the database is still at R: its descendants can be checked
         self._compare_round_trip(revision, schema_before, data_before, self.schema, self.data)
         touched_again, failure = self._attempt(connection, revision, True)
+        both = either_touched(touched, touched_down)
         if failure is not None:
-            self._failed(revision, True, failure, " the second time")
-            self._covered(rev, coverage)
+            self._failed(revision, True, failure, " the second time", again=True)
+            self._covered(rev, coverage, data_before, both)
             self.stuck.add(rev)  # back at its parent: the descendants cannot be reached
             return None
         when = "after upgrade, downgrade, upgrade, compared with the first upgrade"
         self._compare_schema(revision, schema_after, self.schema, "reapply-differs", when)
-        self._covered(rev, coverage)
-        return either_touched(touched, either_touched(touched_down, touched_again))
+        self._covered(rev, coverage, data_before, both)
+        return either_touched(both, touched_again)
 
-    def _down_failed(self, revision: Script, failure: BaseException, coverage: str) -> None:
-        if isinstance(failure, NotImplementedError):
+    def _down_failed(self, revision: Script, failure: BaseException) -> None:
+        """A downgrade that raised: irreversible when the revision says so (its own code
+        raises NotImplementedError), else a failure. Either way it was never reverted."""
+        if _declared_irreversible(failure):
             self._irreversible(revision, "its downgrade raises NotImplementedError",
                                "its downgrade raises NotImplementedError")  # fmt: skip
         else:
             self._failed(revision, False, failure)
-            self._covered(revision.revision, coverage)
+            self.upgrade_only[revision.revision] = "its downgrade failed"
 
     def _part_committed(
         self,
@@ -109,14 +115,15 @@ class RoundTrips(WalkState):
         (after, _), (back, data_back) = states[1:3]
         self._compare_round_trip(revision, before, data_before, back, data_back)
         _, failure = self._attempt(connection, revision, True)
+        both = either_touched(touched[0], touched[1])
         if failure is not None:
-            self._failed(revision, True, failure, " the second time")
-            self._covered(revision.revision, coverage)
+            self._failed(revision, True, failure, " the second time", again=True)
+            self._covered(revision.revision, coverage, data_before, both)
             self.stuck.add(revision.revision)
             return
         when = "after upgrade, downgrade, upgrade, compared with the first upgrade"
         self._compare_schema(revision, after, self.schema, "reapply-differs", when)
-        self._covered(revision.revision, coverage)
+        self._covered(revision.revision, coverage, data_before, both)
 
     def _compare_round_trip(
         self, revision: Script, before: Schema, data_before: dict[str, Rows],
@@ -211,8 +218,26 @@ class RoundTrips(WalkState):
         self._compare_round_trip(revision, before, data_before, back, data_back)
         when = "after upgrade, downgrade, upgrade, compared with the first upgrade"
         self._compare_schema(revision, after, self.schema, "reapply-differs", when)
-        self._covered(revision.revision, coverage)
         result: set[str] | None = set()
         for each in touched:
             result = either_touched(result, each)
+        self._covered(revision.revision, coverage, data_before, result)
         return result
+
+
+def _declared_irreversible(failure: BaseException) -> bool:
+    """NotImplementedError raised by the project's code (its revision, its helpers), the
+    convention for "this cannot be undone"; one raised inside Alembic or SQLAlchemy (Alembic's
+    "No support for ALTER of constraints in SQLite dialect") is the downgrade failing."""
+    if not isinstance(failure, NotImplementedError):
+        return False
+    trace, innermost = failure.__traceback__, None
+    while trace is not None:
+        innermost, trace = trace, trace.tb_next
+    if innermost is None:
+        return True
+    raised_in = Path(innermost.tb_frame.f_code.co_filename).resolve()
+    return not any(raised_in.is_relative_to(library) for library in _LIBRARIES)
+
+
+_LIBRARIES = tuple(Path(module.__file__ or "").resolve().parent for module in (alembic, sa))

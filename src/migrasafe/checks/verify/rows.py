@@ -46,6 +46,9 @@ class SeedReport:
     inserted: dict[str, int] = field(default_factory=dict)
     refused: dict[str, int] = field(default_factory=dict)
     why: dict[str, str] = field(default_factory=dict)  # table -> the database's last refusal
+    # table -> whether that refusal is verify's own failure (a key, a type's range, a length:
+    # what it understands) rather than a CHECK it cannot read
+    ours: dict[str, bool] = field(default_factory=dict)
 
 
 @dataclass
@@ -59,6 +62,18 @@ class _Plan:
     deferred: set[str]  # foreign-key columns of a cycle: NULL first, set afterwards
     hint: sa.Table | None = None
     key: str = ""  # the table's name in verify's reports (schema.name outside the default)
+    # composite foreign keys: (the child's columns, the parent rows' values for them)
+    composites: list[tuple[tuple[str, ...], list[tuple[Any, ...]]]] = field(default_factory=list)
+    # single-column foreign keys whose values must differ (the key, or unique): drawn from
+    # the parents without replacement, the pool refilled for each seeding
+    distinct: set[str] = field(default_factory=set)
+    pools: dict[str, list[Any]] = field(default_factory=dict)
+    seen: set[tuple[Any, ...]] = field(default_factory=set)  # primary keys given so far
+
+    def refill(self, rng: random.Random) -> None:
+        self.pools = {name: rng.sample(self.parents[name], len(self.parents[name]))
+                      for name in sorted(self.distinct) if name in self.parents}  # fmt: skip
+        self.seen = set()
 
 
 @contextmanager
@@ -77,7 +92,9 @@ def _undoable(connection: Connection) -> Iterator[None]:
 
 
 def allowed_by_checks(table: sa.Table, dialect: str) -> dict[str, Allowed]:
-    texts = [str(c.sqltext) for c in table.constraints if isinstance(c, sa.CheckConstraint)]
+    texts = sorted(
+        str(c.sqltext) for c in table.constraints if isinstance(c, sa.CheckConstraint)
+    )  # sorted: a table's constraints are a set, and the rows must not depend on its order
     return allowed_values(texts, dialect) if texts else {}
 
 
@@ -115,8 +132,10 @@ class Seeder:
             metadata = catalog_tables(connection, wanted, schema, where, self.types)
         if metadata is None:
             metadata = reflect(connection, exclude, only, where)
-        chosen = [t for t in metadata.tables.values()
-                  if only is None or where.key(t.schema, t.name) in only]  # fmt: skip
+        # sorted: the same rows for a seed, whatever order the tables were asked for in
+        chosen = sorted((t for t in metadata.tables.values()
+                         if only is None or where.key(t.schema, t.name) in only),
+                        key=lambda t: (t.schema or "", t.name))  # fmt: skip
         ordered, cyclic = _order(chosen)
         for table, columns in cyclic.items():  # break the cycles, then delete children first
             if where.key(table.schema, table.name) not in empty:
@@ -155,12 +174,31 @@ class Seeder:
             for column, rule in allowed_by_checks(hint, dialect).items():
                 allowed.setdefault(column, Allowed()).merge(rule)
         unique = _unique_columns(table) | (_unique_columns(hint) if hint is not None else set())
+        composites: list[tuple[tuple[str, ...], list[tuple[Any, ...]]]] = []
+        in_composite: set[str] = set()
+        for constraint in sorted(table.foreign_key_constraints, key=lambda c: list(c.column_keys)):
+            names = tuple(e.parent.name for e in constraint.elements)
+            if len(names) > 1 and not set(names) & deferred:  # one parent row for them all
+                referred = [e.column for e in constraint.elements]
+                rows = connection.execute(sa.select(*referred)).all()
+                composites.append((names, [tuple(r) for r in rows]))
+                in_composite.update(names)
         parents = {
-            fk.parent.name: self._keys(connection, fk.column)
-            for fk in table.foreign_keys
-            if fk.parent.name not in deferred
+            fk.parent.name: _fitting(self._keys(connection, fk.column), fk.parent)
+            for fk in sorted(table.foreign_keys, key=lambda fk: fk.parent.name)
+            if fk.parent.name not in deferred and fk.parent.name not in in_composite
         }
-        return _Plan(table, allowed, unique, parents, deferred, hint, key)
+        key_columns = [c.name for c in table.primary_key.columns]
+        alone = {next(iter(c.columns)).name for c in table.constraints
+                 if isinstance(c, sa.UniqueConstraint) and len(c.columns) == 1}  # fmt: skip
+        distinct = {
+            name
+            for name in parents
+            if key_columns == [name] or table.c[name].unique or name in alone
+        }
+        plan = _Plan(table, allowed, unique, parents, deferred, hint, key, composites, distinct)
+        plan.refill(self.rng)
+        return plan
 
     def _fill_table(
         self, connection: Connection, plan: _Plan, count: int, report: SeedReport
@@ -182,12 +220,14 @@ class Seeder:
         if refused:
             report.refused[plan.key] = refused
             report.why.setdefault(plan.key, "no parent row to point at (NOT NULL foreign key)")
+            report.ours.setdefault(plan.key, True)  # its parent's rows were refused
 
     def _one_by_one(
         self, connection: Connection, plan: _Plan, count: int, report: SeedReport
     ) -> tuple[int, int]:
         """Row by row, each retried with new values: some constraint was not understood."""
         inserted = refused = 0
+        plan.refill(self.rng)  # the batch's rows were not inserted: their parents are free
         for _ in range(count):
             for _attempt in range(_RETRIES):
                 row = self._row(plan)
@@ -198,6 +238,7 @@ class Seeder:
                         connection.execute(plan.table.insert().values(row))
                 except sa_exc.DBAPIError as exc:
                     report.why[plan.key] = " ".join(str(exc.orig).split())[:200]
+                    report.ours[plan.key] = not _a_check_refused(exc)
                     continue
                 inserted += 1
                 break
@@ -213,7 +254,7 @@ class Seeder:
             return
         targets = {
             fk.parent.name: self._keys(connection, fk.column)
-            for fk in table.foreign_keys
+            for fk in sorted(table.foreign_keys, key=lambda fk: fk.parent.name)
             if fk.parent.name in plan.deferred
         }
         for row in connection.execute(sa.select(*keys)).all():
@@ -232,23 +273,50 @@ class Seeder:
         return list(connection.execute(sa.select(column)).scalars())
 
     def _row(self, plan: _Plan) -> dict[str, Any] | None:
+        """One row, or None when it cannot be made (no parent row left to point at)."""
+        for _attempt in range(_RETRIES * 3):
+            row = self._one_row(plan)
+            if row is None:
+                return None
+            key = tuple(row.get(c.name) for c in plan.table.primary_key.columns)
+            if not key or any(v is None for v in key) or key not in plan.seen:
+                plan.seen.add(key)
+                return row
+        return None  # every try repeated a key: the parents allow no more distinct rows
+
+    def _one_row(self, plan: _Plan) -> dict[str, Any] | None:
         self.serial += 1
         row: dict[str, Any] = {}
+        table = plan.table
         hint_columns = plan.hint.c if plan.hint is not None else None
-        for column in plan.table.columns:
+        for names, candidates in plan.composites:
+            if candidates:
+                row.update(zip(names, self.rng.choice(candidates), strict=True))
+            elif all(table.c[n].nullable for n in names):
+                row.update(dict.fromkeys(names))
+            else:
+                return None  # no parent row to point at
+        for column in table.columns:
             name = column.name
             hinted = hint_columns.get(name) if hint_columns is not None else None
-            if column.primary_key and column.autoincrement is not False and _is_integer(column):
-                continue  # the database numbers it
+            if name in row:
+                continue  # a composite foreign key's
+            if column.computed is not None or (column.identity is not None
+                                               and column.identity.always):  # fmt: skip
+                continue  # the database computes it; it refuses a value
+            if _numbered(column):
+                continue  # the database numbers it (not a composite key's, nor a foreign key)
             if name in plan.deferred:
                 row[name] = None
                 continue
             if name in plan.parents:
-                keys = plan.parents[name]
+                keys = plan.pools.get(name, plan.parents[name])
                 if not keys:
                     if not column.nullable:
-                        return None  # no parent row to point at
+                        return None  # no parent row (left) to point at
                     row[name] = None
+                elif name in plan.pools:
+                    row[name] = keys.pop()
                 else:
                     row[name] = self.rng.choice(keys)
                 continue
@@ -295,9 +363,10 @@ class Seeder:
         if isinstance(kind, sa.Integer) or _python_type(kind) is int:
             low = int(allowed.low) if allowed and allowed.low is not None else 0
             high = int(allowed.high) if allowed and allowed.high is not None else 10_000
-            if isinstance(kind, sa.SmallInteger):
-                high = min(high, 32_767)
-            return low + serial if unique else rng.randint(low, max(low, high))
+            high = min(high, _highest(kind))
+            if unique:
+                return low + serial % max(1, high - low + 1)
+            return rng.randint(low, max(low, high))
         if isinstance(kind, sa.Numeric | sa.Float):  # not one class in SQLAlchemy 2.1
             return self._number(kind, allowed, unique)
         if isinstance(kind, sa.DateTime):
@@ -415,6 +484,47 @@ def _python_type(kind: Any) -> type | None:
     except NotImplementedError:
         return None
     return found
+
+
+# The integer types' ranges, by the names dialects give them (MySQL's TINYINT, MEDIUMINT).
+_RANGES = {"TINYINT": 127, "SMALLINT": 32_767, "SMALLINTEGER": 32_767, "MEDIUMINT": 8_388_607}
+
+
+def _highest(kind: Any) -> int:
+    """The largest value the integer type holds: MySQL's TINYINT(1), its Boolean, holds 1."""
+    if getattr(kind, "display_width", None) == 1 and type(kind).__name__ == "TINYINT":
+        return 1
+    top = _RANGES.get(type(kind).__name__.upper(), 2**31 - 1)
+    if isinstance(kind, sa.SmallInteger):
+        top = min(top, 32_767)
+    return top * 2 + 1 if getattr(kind, "unsigned", False) else top
+
+
+# What a database says when a CHECK constraint refused a row (PostgreSQL's SQLSTATE, MySQL's
+# error number, SQLite's words): every other refusal is of a constraint verify understands.
+_CHECK_REFUSED = ("23514", 3819, 4025, "CHECK constraint failed")
+
+
+def _a_check_refused(exc: sa_exc.DBAPIError) -> bool:
+    orig = exc.orig
+    code = getattr(orig, "sqlstate", None) or (getattr(orig, "args", None) or [None])[0]
+    return code in _CHECK_REFUSED or "CHECK constraint failed" in str(orig)
+
+
+def _fitting(keys: list[Any], column: sa.Column[Any]) -> list[Any]:
+    """The parent keys a child column can hold: a shorter VARCHAR than its parent's takes
+    only the values that fit (MySQL refuses the others: "Data too long")."""
+    length = getattr(column.type, "length", None)
+    if not length:
+        return keys
+    return [k for k in keys if not isinstance(k, str) or len(k) <= length]
+
+
+def _numbered(column: sa.Column[Any]) -> bool:
+    """A key the database numbers: the table's only key column, an integer, no foreign key."""
+    table = column.table
+    return (column.primary_key and column.autoincrement is not False and _is_integer(column)
+            and len(table.primary_key.columns) == 1 and not column.foreign_keys)  # fmt: skip
 
 
 def _is_integer(column: sa.Column[Any]) -> bool:

@@ -8,6 +8,8 @@ through the project's own ``env.py``.
 
 from __future__ import annotations
 
+import gc
+import traceback
 from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
@@ -89,7 +91,9 @@ class WalkState:
         self.refused: dict[str, int] = {}
         self.refused_at: dict[str, Script] = {}  # the first revision before which rows were refused
         self.refused_why: dict[str, str] = {}
+        self.refused_ours: dict[str, bool] = {}  # the refusal is of what verify understands
         self.models_note: str | None = None
+        self.models_compared = False  # on the walk's database, at head
         self.trace_locks = False
         self.tracer: LockTracer | None = None
         self.rows_before: dict[str, dict[str, int]] = {}  # revision -> table -> rows
@@ -148,8 +152,13 @@ class WalkState:
         # commits on its own with transaction_per_migration, and wherever Alembic assumes DDL
         # is not transactional (SQLite, MySQL): then only the failed step is undone, and on
         # MySQL, whose DDL commits at once, not even that: it is judged as it stands.
-        self.per_migration = bool(context.opts.get("transaction_per_migration")) or not (
-            context.impl.transactional_ddl
+        # An env.py whose connection is already in a transaction when it configures the
+        # context (a SET it sent first began one) gets no transaction per migration from
+        # Alembic: every step then commits, or rolls back, with env.py's own transaction.
+        external = bool(getattr(context, "_in_external_transaction", False))
+        self.per_migration = not external and (
+            bool(context.opts.get("transaction_per_migration"))
+            or not context.impl.transactional_ddl
         )
         self.batch = not self.trace_locks
         if connection.dialect.name == "postgresql":  # SQLite and MySQL: one schema, one database
@@ -165,15 +174,16 @@ class WalkState:
     ) -> set[str] | None:
         """Run one step; returns the tables its SQL named (None: unknown, assume all)."""
         self.steps += 1
-        step = Step(self.script.revision_map, revision, up)
         self.watch.start()
         tracer = self.tracer if trace else None
         if tracer is not None:
             self.rows_before[revision.revision] = {t: len(r) for t, r in self.data.items()}
             tracer.start(revision.revision)
         try:
-            try:
-                self._run_env(connection, lambda _rev, _ctx: [step])
+            try:  # the step too: a revision with no downgrade() fails building it
+                self._run_env(
+                    connection, lambda _rev, _ctx: [Step(self.script.revision_map, revision, up)]
+                )
             finally:
                 if tracer is not None:
                     tracer.stop()
@@ -181,6 +191,7 @@ class WalkState:
             raise  # env.py's setup, not the migration: an error, not a finding
         except (Exception, SystemExit) as exc:  # the migration's own failure is a finding
             self.watch.active = False
+            release(exc)
             if connection.in_transaction():
                 connection.rollback()
             self._refresh(connection, None)
@@ -204,6 +215,10 @@ class WalkState:
                 now = set(self.schema.tables)
             touched, changed = self.watch.tables(self.schema, now) or (None, None)
             self._refresh(connection, touched, now, commit=commit, rows=changed, dropped=dropped)
+            if dropped is not None and self.schema.tables.keys() != now:
+                # not as inferred ("Shelves" kept as written, named shelves): the names the
+                # statements used, looked up again among the tables really there
+                touched, _ = self.watch.tables(self.schema, set(self.schema.tables)) or (None, None)
         else:  # data only: the schema is as it was, only rows are read again
             now = set(self.schema.tables)
             touched, changed = self.watch.tables(self.schema, now) or (None, None)
@@ -314,7 +329,9 @@ class WalkState:
                 connection.commit()
             if rows is None:
                 for table, count in report.refused.items():
-                    self.refused[table] = self.refused.get(table, 0) + count
+                    # the most refused in one seeding: it is reseeded revision after revision
+                    self.refused[table] = max(self.refused.get(table, 0), count)
+                    self.refused_ours.setdefault(table, report.ours.get(table, False))
                     self.refused_at.setdefault(table, revision)
                     self.refused_why.setdefault(table, report.why.get(table, "?"))
         self._insert_declared(connection, revision, rows)
@@ -361,17 +378,29 @@ class WalkState:
                     path=str(revision.path), message=message, table=table, column=column)
         )  # fmt: skip
 
-    def _failed(self, revision: Script, up: bool, cause: BaseException, when: str = "") -> None:
-        rule = "upgrade-failed" if up else "downgrade-failed"
+    def _failed(self, revision: Script, up: bool, cause: BaseException, when: str = "",
+                again: bool = False) -> None:  # fmt: skip
+        """A step that raised: ``again``, the upgrade after the downgrade (``reupgrade-failed``)."""
+        rule = ("reupgrade-failed" if again else "upgrade-failed") if up else "downgrade-failed"
         verb = "upgrade to" if up else "downgrade from"
         self._finding(rule, revision, f"{verb} {revision.revision} failed{when}: "
                       f"{describe_error(cause, self.url)}")  # fmt: skip
 
-    def _covered(self, rev: str, coverage: str) -> None:
+    def _covered(
+        self, rev: str, coverage: str, before: dict[str, Rows], touched: set[str] | None
+    ) -> None:
+        """Checked "with data" only if every table the revision touched (all, when unknown)
+        that was there before it held rows: a table whose generated rows were all refused
+        was checked for its schema only."""
         if coverage == "data":
-            self.with_data.append(rev)
-        else:
-            self.schema_only[rev] = coverage
+            tables = before.keys() if touched is None else touched & before.keys()
+            empty = sorted(t for t in tables if not before[t])
+            if not empty:
+                self.with_data.append(rev)
+                return
+            shown = ", ".join(empty[:3]) + (" ..." if len(empty) > 3 else "")
+            coverage = f"{shown}: no rows (the generated rows were refused)"
+        self.schema_only[rev] = coverage
 
     def _compare_schema(
         self, revision: Script, expected: Schema, found: Schema, rule: str, when: str
@@ -385,12 +414,13 @@ class WalkState:
         """What a window changes in the verifier, to go back to when its run is undone."""
         return (self.schema, dict(self.data), self.steps, len(self.findings),
                 list(self.with_data), dict(self.schema_only), dict(self.refused),
-                dict(self.refused_at), dict(self.refused_why), self.leftovers,
+                dict(self.refused_at), dict(self.refused_why), dict(self.refused_ours),
+                self.leftovers,
                 self.seeder.rng.getstate(), self.seeder.serial, dict(self.seeded))  # fmt: skip
 
     def _restore(self, saved: tuple[Any, ...]) -> None:
         (self.schema, self.data, self.steps, findings, self.with_data, self.schema_only,
-         self.refused, self.refused_at, self.refused_why, self.leftovers, rng,
+         self.refused, self.refused_at, self.refused_why, self.refused_ours, self.leftovers, rng,
          self.seeder.serial, self.seeded) = saved  # fmt: skip
         del self.findings[findings:]
         self.seeder.rng.setstate(rng)
@@ -411,6 +441,19 @@ def _seed_shape(table: TableSchema) -> tuple[Any, ...]:
     unique = frozenset(index for index in table.indexes if index[2])
     return (table.columns, table.primary_key, table.uniques, table.foreign_keys, table.checks,
             unique)  # fmt: skip
+
+
+def release(failure: BaseException) -> None:
+    """Let go of what a failed step's frames hold. A cursor the step left open keeps its
+    SQLite connection alive after env.py closed it (a "zombie" holding its lock), and the
+    walk's next write would then find the database locked. The frames stay, for where the
+    error was raised; their local variables go."""
+    seen: set[int] = set()
+    while failure is not None and id(failure) not in seen:
+        seen.add(id(failure))
+        traceback.clear_frames(failure.__traceback__)
+        failure = failure.__cause__ or failure.__context__  # type: ignore[assignment]
+    gc.collect()
 
 
 def either_touched(a: set[str] | None, b: set[str] | None) -> set[str] | None:

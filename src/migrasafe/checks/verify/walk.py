@@ -49,6 +49,7 @@ class Verifier(Windows):
                 self._walk(connection, order)
                 if not self.not_checked and not self.stuck and not self.leftovers:
                     self._model_drift(connection, order)
+                    self.models_compared = True
         finally:
             engine.dispose()
         self._report_gaps()
@@ -108,12 +109,19 @@ class Verifier(Windows):
                     "`upgrade head` fail; merge them with `alembic merge`",
                 )  # fmt: skip
         for table, revision in self.refused_at.items():
+            if self.refused_ours.get(table):
+                fault = ("verify built rows that break a key, a type's range or a length it "
+                         "knows of: that is verify's limitation, not your schema's (please report "
+                         "it); meanwhile declare rows for it (before_revision_data)")  # fmt: skip
+            else:
+                fault = ("a CHECK constraint verify cannot read accepts none of its rows: declare "
+                         "rows for it (before_revision_data)")  # fmt: skip
             self._finding(
                 "data-not-checked", revision,
-                f"the database refused {self.refused[table]} generated row(s) for {table} "
-                f"({self.refused_why.get(table, '?')}): its data was not fully checked from this "
-                "revision on, only its schema; declare rows for it (before_revision_data) if "
-                "the constraint is yours", table=table, severity="warning",
+                f"the database refused up to {self.refused[table]} of the {self.rows} generated "
+                f"rows for {table} in a seeding ({self.refused_why.get(table, '?')}): its data "
+                f"was not fully checked from this revision on, only its schema. Cause: {fault}",
+                table=table, severity="warning",
             )  # fmt: skip
 
     def _lock_findings(self) -> tuple[dict[str, object], ...]:

@@ -19,6 +19,7 @@ from migrasafe.checks.verify.snapshot import (
     Rows,
     Schema,
 )
+from migrasafe.checks.verify.state import release
 from migrasafe.errors import MigrasafeError
 
 # Revisions that share one run of env.py; a failure walks them again.
@@ -85,6 +86,7 @@ class Windows(RoundTrips):
             raise
         except (Exception, SystemExit) as failure:
             self.watch.active = False
+            release(failure)
             if connection.in_transaction():
                 connection.rollback()
             if not self.per_migration:
