@@ -8,11 +8,13 @@ Exit codes: 0 ok, 1 the check found something, 2 error.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 import click
 
@@ -84,7 +86,8 @@ class _Group(click.Group):
         except ValueError:  # not the main thread: leave signals to whoever runs us
             previous = None
         try:
-            return super().invoke(ctx)
+            with machine_output(_machine_format(ctx)):
+                return super().invoke(ctx)
         except KeyboardInterrupt as exc:  # outside a migration: nothing was under way
             terminated = isinstance(exc, Terminated)
             name = "SIGTERM" if terminated else "SIGINT"
@@ -97,6 +100,64 @@ class _Group(click.Group):
         finally:
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
+
+
+def _machine_format(ctx: click.Context) -> bool:
+    """Whether the command prints a document for a program: --json, or --format other than
+    text (the subcommand's arguments, not parsed yet when the group runs)."""
+    args: list[str] = [*getattr(ctx, "_protected_args", []), *ctx.args]
+    if "--json" in args:
+        return True
+    for index, arg in enumerate(args):
+        if arg.startswith("--format="):
+            return arg != "--format=text"
+        if arg == "--format" and index + 1 < len(args):
+            return args[index + 1] != "text"
+    return False
+
+
+_DOCUMENT: list[TextIO] = []
+
+
+def document() -> TextIO:
+    """Where the command's document goes: stdout as it was before the command ran."""
+    return _DOCUMENT[-1] if _DOCUMENT else sys.stdout
+
+
+@contextmanager
+def machine_output(enabled: bool) -> Iterator[None]:
+    """Under --json (and the CI formats) stdout carries the document alone: whatever the
+    project writes to stdout meanwhile (a print() in a revision, env.py's logging, an
+    application's) goes to stderr, at the file descriptor too, where a logging handler
+    made before the run still writes."""
+    if not enabled:
+        yield
+        return
+    out = sys.stdout
+    out.flush()
+    try:
+        fd, err_fd = out.fileno(), sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # not a file (click's test runner)
+        fd = err_fd = None
+    saved = None
+    if fd is not None and err_fd is not None:
+        saved = os.dup(fd)
+        os.dup2(err_fd, fd)
+        doc: TextIO = os.fdopen(os.dup(saved), "w", encoding=out.encoding or "utf-8")
+    else:
+        doc = out
+    _DOCUMENT.append(doc)
+    try:
+        with redirect_stdout(sys.stderr):
+            yield
+    finally:
+        _DOCUMENT.pop()
+        doc.flush()
+        if saved is not None and fd is not None:
+            sys.stdout.flush()
+            os.dup2(saved, fd)
+            os.close(saved)
+            doc.close()
 
 
 def _terminate(signum: int, _frame: object) -> None:
@@ -123,9 +184,9 @@ def _emit_findings(
     import migrasafe.cli.formats as formats
 
     if fmt == "sarif":
-        sys.stdout.write(formats.sarif(findings, checks, tool))
+        document().write(formats.sarif(findings, checks, tool))
     else:
-        sys.stdout.write(formats.github(findings) if fmt == "github" else formats.gcc(findings))
+        document().write(formats.github(findings) if fmt == "github" else formats.gcc(findings))
     sys.exit(code)
 
 
@@ -141,7 +202,7 @@ def _emit(
     """Print ``data`` as JSON (computed only then, when a callable) or render it as text."""
     if as_json:
         value = data() if callable(data) else data
-        sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
+        document().write(json.dumps(value, indent=2, default=str) + "\n")
     else:
         text()
     sys.exit(code)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from migrasafe.cli.app import Options, _emit, json_option, main, pass_options
+from migrasafe.cli.app import Options, _emit, document, json_option, main, pass_options
 from migrasafe.errors import Interrupted, MigrationFailed
 
 if TYPE_CHECKING:
@@ -57,7 +56,7 @@ def _partial_results(as_json: bool) -> Iterator[None]:
         result = exc.result
         if isinstance(result, MigrationResult):
             if as_json:
-                sys.stdout.write(json.dumps(result.to_dict(), indent=2, default=str) + "\n")
+                document().write(json.dumps(result.to_dict(), indent=2, default=str) + "\n")
             else:
                 render.migration_result(result, partial=True)
         raise
