@@ -97,15 +97,26 @@ def test_a_project_that_names_no_database_is_tested_on_sqlite(tmp_path: Path) ->
 
 
 def test_each_test_fails_for_its_own_defect(tmp_path: Path) -> None:
-    """0002's downgrade drops the wrong index, so its second upgrade fails and 0003 is never
-    reached: the round trip fails; the upgrade test, which found no failing upgrade, says
-    what it could not reach instead of failing."""
+    """0002's downgrade drops the wrong index, so its second upgrade fails: the round trip
+    fails, and the upgrade test, whose upgrades all pass, passes (verify rebuilds the
+    scratch database up to 0002 and checks 0003 too)."""
     make_project(tmp_path / "p", "generic", "verify_wrong_index_dropped")
     result = _pytest(tmp_path / "p", args=("--migrasafe", "-rs"))
     assert "::migrasafe::roundtrip FAILED" in result.stdout
-    assert "::migrasafe::upgrade SKIPPED" in result.stdout
+    assert "::migrasafe::upgrade PASSED" in result.stdout
     assert "[reupgrade-failed] 0002" in result.stdout
-    assert "1 of 3 revisions not reached (first: 0003" in result.stdout
+
+
+def test_revisions_an_upgrade_failure_left_unreached_are_a_skip_of_the_round_trip(
+    tmp_path: Path,
+) -> None:
+    """0002's upgrade fails (it needs a row nobody declared): the upgrade test fails; the
+    round trip, which found nothing wrong with what it reached, says what it did not."""
+    make_project(tmp_path / "p", "generic", "verify_fixture_rows")
+    result = _pytest(tmp_path / "p", args=("--migrasafe", "-rs"))
+    assert "::migrasafe::upgrade FAILED" in result.stdout
+    assert "::migrasafe::roundtrip SKIPPED" in result.stdout
+    assert "1 of 2 revisions not reached (first: 0002" in result.stdout
 
 
 def test_the_runner_fixture_migrates_step_by_step_on_a_scratch_database(library: Path) -> None:

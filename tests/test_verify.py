@@ -61,6 +61,9 @@ def test_index_dropped_by_name_is_traced_to_its_table(tmp_path: Path, scratch: s
         ("schema-not-restored", "0002", "books"),  # ix_books_title dropped
         ("reupgrade-failed", "0002", None),  # the second upgrade meets the leftover index
     }
+    # the scratch database is rebuilt up to 0002, and 0003 is checked too
+    assert report["coverage"]["with_data"] == ["0001", "0002", "0003"]  # type: ignore[index]
+    assert any("upgraded straight to 0002" in note for note in report["notes"])  # type: ignore[attr-defined]
 
 
 def test_merged_columns_recreated_empty(tmp_path: Path, scratch: str | None) -> None:

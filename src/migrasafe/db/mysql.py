@@ -63,6 +63,18 @@ class MySQLScratch(ServerScratch):
                 and not any(key.startswith("ssl") for key in cparams)):  # fmt: skip
             cparams["ssl_disabled"] = True
 
+    @classmethod
+    def empty(cls, connection: Connection, keep: set[str]) -> None:
+        rows = connection.exec_driver_sql(
+            "SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES "
+            "WHERE TABLE_SCHEMA = DATABASE() ORDER BY TABLE_TYPE DESC"
+        ).all()  # views first
+        connection.exec_driver_sql("SET FOREIGN_KEY_CHECKS = 0")
+        for name, kind in rows:
+            verb = "VIEW" if kind == "VIEW" else "TABLE"
+            connection.exec_driver_sql(f"DROP {verb} IF EXISTS `{name}`")
+        connection.exec_driver_sql("SET FOREIGN_KEY_CHECKS = 1")
+
 
 class MySQLLocks(ServerLocks):
     def session_id(self, connection: Connection) -> object:

@@ -231,6 +231,23 @@ class PostgreSQLScratch(ServerScratch):
                 except Exception:  # no TEMP privilege, say: describe runs the query as it is
                     dbapi_connection.rollback()
 
+    @classmethod
+    def empty(cls, connection: Connection, keep: set[str]) -> None:
+        # Every user schema, with what is in it (tables, types, sequences, functions,
+        # extensions); public and those asked for come back empty.
+        schemas = (
+            connection.exec_driver_sql(
+                "SELECT nspname FROM pg_catalog.pg_namespace WHERE nspname <> 'information_schema' "
+                "AND left(nspname, 3) <> 'pg_' ORDER BY nspname"
+            )
+            .scalars()
+            .all()
+        )
+        for name in schemas:
+            connection.exec_driver_sql(f'DROP SCHEMA "{name}" CASCADE')
+        for name in sorted(keep | {"public"}):
+            connection.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{name}"')
+
 
 class PostgreSQLLocks(ServerLocks):
     def session_id(self, connection: Connection) -> object:

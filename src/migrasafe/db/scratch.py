@@ -43,6 +43,12 @@ class Scratch:
         """Settings for a session on a scratch database that is thrown away afterwards."""
 
     @classmethod
+    def empty(cls, connection: Connection, keep: set[str]) -> None:
+        """Drop everything the migrations made in the scratch database ``connection`` is on,
+        so that it can be upgraded again from base; the schemas ``keep`` stay, empty."""
+        raise NotImplementedError(f"emptying a {connection.dialect.name} scratch database")
+
+    @classmethod
     def connect_args(cls, driver: str, url: URL, cparams: dict[str, Any]) -> None:
         """Driver arguments for a connection to a scratch database (``url``), before it is
         made: what spares work a session there cannot use."""

@@ -164,6 +164,21 @@ class SQLiteScratch(Scratch):
         cursor.execute("PRAGMA synchronous = OFF")
         cursor.close()
 
+    @classmethod
+    def empty(cls, connection: Connection, keep: set[str]) -> None:
+        enforced = connection.exec_driver_sql("PRAGMA foreign_keys").scalar()
+        connection.exec_driver_sql("PRAGMA foreign_keys = OFF")
+        rows = connection.exec_driver_sql(
+            "SELECT type, name FROM sqlite_master WHERE type IN ('view', 'table') "
+            "AND substr(name, 1, 7) <> 'sqlite_' ORDER BY type DESC"
+        ).all()  # views first
+        for kind, name in rows:
+            quoted = name.replace('"', '""')
+            connection.exec_driver_sql(f'DROP {kind.upper()} IF EXISTS "{quoted}"')
+        connection.commit()
+        if enforced:
+            connection.exec_driver_sql("PRAGMA foreign_keys = ON")
+
 
 class SQLiteLocks(Locks):
     def set_timeouts(

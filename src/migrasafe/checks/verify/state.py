@@ -108,6 +108,9 @@ class WalkState:
         self.upgrade_only: dict[str, str] = {}
         self.not_checked: dict[str, str] = {}
         self.stuck: set[str] = set()  # checked, but left unapplied: their descendants cannot run
+        self.rebuilds: set[str] = set()  # stuck revisions the database was rebuilt up to
+        self.notes: list[str] = []  # for the report: how the walk went where it was not asked
+        self.schemas_kept: set[str] = set()  # schemas there before any revision (see _rebuild)
         self.leftovers = False  # a step failed or left the schema changed: drift needs a clean run
         self.transactional = True
         self.batch = False
@@ -168,6 +171,7 @@ class WalkState:
         if schema and connection.dialect.name == "postgresql":
             connection.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
             connection.commit()
+        self.schemas_kept = {schema} if schema else set()
 
     def _step(
         self, connection: Connection, revision: Script, up: bool, trace: bool = False

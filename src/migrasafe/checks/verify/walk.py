@@ -28,8 +28,10 @@ from migrasafe.checks.lint import lint
 from migrasafe.checks.verify.drift import describe_diff
 from migrasafe.checks.verify.locktrace import LockTracer, compare_with_lint
 from migrasafe.checks.verify.report import Coverage, VerifyReport
+from migrasafe.checks.verify.state import release
 from migrasafe.checks.verify.window import WINDOW, Windows
-from migrasafe.db.urls import redact
+from migrasafe.db.dialects import dialect_named
+from migrasafe.db.urls import describe_error, redact
 from migrasafe.project.graph import apply_order
 
 
@@ -60,6 +62,7 @@ class Verifier(Windows):
             coverage=Coverage(tuple(self.with_data), self.schema_only, self.not_checked,
                               self.upgrade_only),
             refused_rows=self.refused, models_not_compared=self.models_note, lock_trace=trace,
+            notes=tuple(self.notes),
         )  # fmt: skip
 
     def _walk(self, connection: Connection, order: list[Script]) -> None:
@@ -68,6 +71,9 @@ class Verifier(Windows):
         dirty: set[str] | None = None
         index = 0
         while index < len(order):
+            for rev in sorted(self.stuck - self.rebuilds):
+                if self._rebuild(connection, self.script.get_revision(rev), len(order) - index):
+                    dirty = None  # every table afresh
             end = index
             while end < len(order) and end - index < WINDOW and self._windowable(order[end]):
                 if self._blocked(order[end]):
@@ -91,6 +97,50 @@ class Verifier(Windows):
                 continue
             self._reseed(connection, dirty, revision)
             dirty = self._round_trip(connection, revision)
+
+    def _rebuild(self, connection: Connection, revision: Script | None, after: int) -> bool:
+        """Past a revision whose second upgrade failed (its downgrade left something behind):
+        the scratch database is emptied and upgraded with Alembic's plain upgrade, on empty
+        tables, to where the walk stands with that revision applied, so that what comes
+        after it is checked too. False: that upgrade failed as well."""
+        assert revision is not None
+        self.rebuilds.add(revision.revision)
+        heads: set[str] = set()
+
+        def current(rev: tuple[str, ...], _ctx: object) -> list[object]:
+            heads.update(rev)
+            return []
+
+        self._run_env(connection, current)
+        target = (heads - set(revision._all_down_revisions)) | {revision.revision}
+        dialect = dialect_named(connection.dialect.name)
+        try:
+            dialect.scratch.empty(connection, self.schemas_kept)
+            connection.commit()
+            for head in sorted(target):
+                self._run_env(connection, self._upgrade_to(head))
+        except (Exception, SystemExit) as exc:
+            release(exc)
+            if connection.in_transaction():
+                connection.rollback()
+            self._refresh(connection, None)
+            self.notes.append(f"after {revision.revision}'s second upgrade failed, a clean "
+                              f"upgrade to it failed too ({describe_error(exc, self.url)}): "
+                              "what comes after it was not checked")  # fmt: skip
+            return False
+        self.stuck.discard(revision.revision)
+        self.seeded.clear()
+        self._refresh(connection, None)
+        self.notes.append(
+            f"after {revision.revision}'s second upgrade failed, the scratch database was "
+            f"emptied and upgraded straight to {revision.revision} (Alembic's upgrade, on empty "
+            f"tables), so that the {after} revision(s) after it were checked too"
+        )
+        return True
+
+    def _upgrade_to(self, head: str) -> Callable[..., Any]:
+        """Alembic's upgrade to ``head``, as a work function for env.py."""
+        return lambda rev, _ctx: self.script._upgrade_revs(head, rev)
 
     def _blocked(self, revision: Script) -> str | None:
         """A parent of ``revision`` left unapplied: it cannot be reached."""
