@@ -7,32 +7,36 @@ the ``migrasafe`` command line only renders what they return.
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from migrasafe.checks.findings import Finding
-from migrasafe.checks.validate import ValidationReport, validate
-from migrasafe.commands.history import History, HistoryEntry, history
-from migrasafe.commands.status import Status, status
-
-# Light modules (no Alembic, SQLAlchemy or rich at import): imported here, so that
-# the functions history, status and validate shadow their modules' names.
-from migrasafe.errors import (
-    ConfigError,
-    DatabaseError,
-    MigrasafeError,
-    MigrationFailed,
-    ProjectError,
-    RevisionError,
-)
-
 if TYPE_CHECKING:
+    from migrasafe.checks.findings import Finding
     from migrasafe.checks.lint import LintReport, lint
+    from migrasafe.checks.validate import ValidationReport, validate
     from migrasafe.checks.verify import VerifyReport, verify
+    from migrasafe.commands.history import History, HistoryEntry, history
     from migrasafe.commands.scaffold import InitResult, RevisionResult, init, revision
+    from migrasafe.commands.status import Status, status
     from migrasafe.deploy.migrate import MigrationResult, downgrade, upgrade
+    from migrasafe.errors import (
+        ConfigError,
+        DatabaseError,
+        MigrasafeError,
+        MigrationFailed,
+        ProjectError,
+        RevisionError,
+    )
     from migrasafe.project.config import Project, load_project
 
-# Imported on first use: `migrasafe status` must not pay for Alembic and SQLAlchemy
+# Everything is imported on first use: importing migrasafe (as pytest does, loading the
+# plugin) costs nothing, and `migrasafe status` does not pay for Alembic and SQLAlchemy
 # when its lean path answers (see migrasafe.commands.lean).
 _HOME = {
+    "ConfigError": "errors", "DatabaseError": "errors", "MigrasafeError": "errors",
+    "MigrationFailed": "errors", "ProjectError": "errors", "RevisionError": "errors",
+    "Finding": "checks.findings",
+    "History": "commands.history", "HistoryEntry": "commands.history",
+    "history": "commands.history",
+    "Status": "commands.status", "status": "commands.status",
+    "ValidationReport": "checks.validate", "validate": "checks.validate",
     "Project": "project.config", "load_project": "project.config",
     "MigrationResult": "deploy.migrate", "downgrade": "deploy.migrate",
     "upgrade": "deploy.migrate",
