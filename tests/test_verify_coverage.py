@@ -295,3 +295,33 @@ def test_generated_rows_respect_what_real_schemas_hold(tmp_path: Path, server: l
     assert report["refused_rows"] == {}
     assert report["coverage"]["with_data"] == ["0001", "0002"]  # type: ignore[index]
     assert report["fully_checked"] is True
+
+
+def test_declared_rows_take_the_place_of_generated_rows_with_the_same_key(
+    tmp_path: Path, server: list[str]
+) -> None:
+    """Generated books are numbered 1, 2, ...; a declared book 1 replaces the generated one
+    instead of colliding with it (an IntegrityError traceback, and no JSON, before)."""
+    ini = make_project(tmp_path / "p", "library")
+    (ini.parent / "pyproject.toml").write_text(
+        "[tool.migrasafe.verify.before_revision_data]\n"
+        '"0002" = { books = [{ id = 1, title = "Dune", author = "Herbert", '
+        'isbn = "9780441013593" }] }\n'
+    )
+    code, report = _verify(ini, server)
+    assert code == 0, report["findings"]
+    _clean_with_data(report, ["0001", "0002", "0003"])
+
+
+def test_declared_rows_the_schema_refuses_are_one_line_naming_the_table(
+    tmp_path: Path, server: list[str]
+) -> None:
+    ini = make_project(tmp_path / "p", "library")
+    (ini.parent / "pyproject.toml").write_text(
+        "[tool.migrasafe.verify.before_revision_data]\n"
+        '"0002" = { books = [{ id = 1, title = "no author" }] }\n'
+    )
+    result = run_cli("-c", str(ini), "verify", *server)
+    assert result.exit_code == 2
+    assert "the rows declared for books before 0002" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -87,7 +87,10 @@ class RoundTrips(WalkState):
     def _down_failed(self, revision: Script, failure: BaseException) -> None:
         """A downgrade that raised: irreversible when the revision says so (its own code
         raises NotImplementedError), else a failure. Either way it was never reverted."""
-        if _declared_irreversible(failure):
+        if not hasattr(revision.module, "downgrade"):  # OpenStack's: no downgrades, by policy
+            self._irreversible(revision, "it has no downgrade() function",
+                               "it has no downgrade() function")  # fmt: skip
+        elif _declared_irreversible(failure):
             self._irreversible(revision, "its downgrade raises NotImplementedError",
                                "its downgrade raises NotImplementedError")  # fmt: skip
         else:

@@ -16,6 +16,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from alembic.runtime.migration import MigrationContext, RevisionStep
 from alembic.script import Script, ScriptDirectory
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 
 from migrasafe.checks.findings import Finding
@@ -35,7 +36,7 @@ from migrasafe.checks.verify.snapshot import (
 from migrasafe.checks.verify.sqlwatch import SqlWatch
 from migrasafe.db.dialects import dialect_named
 from migrasafe.db.urls import describe_error
-from migrasafe.errors import MigrasafeError
+from migrasafe.errors import ConfigError, MigrasafeError
 from migrasafe.project.config import CHECKSUM_TABLE, Project
 from migrasafe.project.env import run_env
 
@@ -366,7 +367,20 @@ class WalkState:
         for table, values in declared.items():
             schema, name = table.rpartition(".")[0] or None, table.rpartition(".")[2]
             reflected = sa.Table(name, sa.MetaData(), schema=schema, autoload_with=connection)
-            connection.execute(reflected.insert(), values)
+            key = [c.name for c in reflected.primary_key.columns]
+            try:
+                with connection.begin_nested():
+                    for row in values:  # a declared row takes the place of a generated one
+                        if key and all(c in row for c in key):
+                            connection.execute(reflected.delete().where(
+                                sa.and_(*(reflected.c[c] == row[c] for c in key))))  # fmt: skip
+                    connection.execute(reflected.insert(), values)
+            except sa_exc.DBAPIError as exc:
+                raise ConfigError(
+                    f"the rows declared for {table} before {revision.revision} "
+                    f"(before_revision_data) cannot be inserted: {describe_error(exc, self.url)}; "
+                    "give them values the schema accepts at that revision"
+                ) from exc
         connection.commit()
 
     def _reflect(self, connection: Connection) -> dict[str, sa.Table]:
