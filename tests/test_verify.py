@@ -274,3 +274,25 @@ def test_a_revision_without_a_downgrade_function_is_irreversible(
     assert report["coverage"]["upgrade_only"] == {  # type: ignore[index]
         "0002": "it has no downgrade() function"
     }
+
+
+def test_a_keyless_table_whose_column_comes_back_empty_has_changed_values_not_lost_rows(
+    tmp_path: Path, scratch: str | None
+) -> None:
+    """As many rows after the round trip as before, one column emptied: the column is named,
+    and no row is called lost (ckan's package_revision was, before)."""
+    ini = make_project(tmp_path / "p", "generic", "verify_keyless_nulled")
+    code, report = _verify(ini, scratch)
+    assert code == 1
+    assert _rules(report) == {("data-changed", "0002", "log", "url")}
+
+
+def test_an_index_name_postgresql_cuts_is_followed_when_dropped(
+    tmp_path: Path, scratch: str | None
+) -> None:
+    """PostgreSQL keeps the first 63 characters of a longer index name, and DROP INDEX with
+    the long name drops it: the downgrade restores the schema (verify said it did not)."""
+    ini = make_project(tmp_path / "p", "generic", "verify_long_index_name")
+    code, report = _verify(ini, scratch)
+    assert code == 0, report["findings"]
+    assert report["coverage"]["with_data"] == ["0001", "0002"]  # type: ignore[index]

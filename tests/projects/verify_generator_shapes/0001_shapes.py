@@ -50,8 +50,17 @@ def upgrade() -> None:
         sa.Column("active", sa.Boolean(create_constraint=False), nullable=False),
         sa.Column("level", sa.SmallInteger(), nullable=False),
     )
+    # a lookup table whose keys a narrower column points at (OpenStack's status names)
+    op.create_table("statuses", sa.Column("name", sa.String(30), primary_key=True))
+    op.create_table(
+        "tasks",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column("status", sa.String(10), sa.ForeignKey("statuses.name"), nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("tasks")
+    op.drop_table("statuses")
     for name in ("switches", "measures", "pairs", "profiles", "accounts", "owners"):
         op.drop_table(name)

@@ -25,7 +25,7 @@ def data_differences(
     columns that existed before the upgrade and still exist, so a column the
     downgrade leaves behind is a schema finding, not every row lost.
     """
-    for table, rows in before.items():
+    for table, rows in sorted(before.items()):  # findings in one order, whatever the dict's
         if table not in after or not rows or after[table] is rows:
             continue  # a missing table is a schema finding; an untouched one is the same
         key = schema.tables[table].primary_key
@@ -119,19 +119,46 @@ def _frozen(value: object) -> object:
 def _multiset(
     table: str, schema: Schema, rows: Rows, current: Rows, now: Schema
 ) -> Iterator[Difference]:
+    """Rows without a key, compared as multisets on the columns kept. As many rows as
+    before, but some differ: values changed (the column named when one column alone makes
+    the difference), not rows lost; only fewer rows are lost rows."""
     still = now.tables.get(table)
     columns = sorted(set(schema.tables[table].columns) & set(still.columns if still else ()))
     if not columns:
         return
-    was = Counter(tuple(row.get(c) for c in columns) for row in rows.values())
-    became = Counter(tuple(row.get(c) for c in columns) for row in current.values())
+    was = Counter(_frozen([row.get(c) for c in columns]) for row in rows.values())
+    became = Counter(_frozen([row.get(c) for c in columns]) for row in current.values())
     missing = was - became
-    if missing:
-        count = sum(missing.values())
+    if not missing:
+        return
+    count = sum(missing.values())
+    gone = max(0, len(rows) - len(current))
+    changed = count - gone
+    how = f"no primary key: compared as a multiset on {', '.join(columns)}"
+    if changed > 0:
+        column = _the_column(columns, rows, current)
+        where = f"{table}.{column}" if column else f"{table}"
+        yield (
+            "data-changed", table, column,
+            f"{where} differs on {changed} of {len(rows)} rows after the round trip ({how}; "
+            f"as many rows as before): e.g. "
+            f"{dict(zip(columns, next(iter(missing)), strict=True))} is no longer there",  # type: ignore[call-overload]
+        )  # fmt: skip
+    if gone:
         example = next(iter(missing))
         yield (
             "data-lost", table, None,
-            f"{count} of {len(rows)} rows of {table} (no primary key: compared as a multiset "
-            f"on {', '.join(columns)}) present before the upgrade are gone after the downgrade "
-            f"(e.g. {dict(zip(columns, example, strict=True))})",
+            f"{gone} of {len(rows)} rows of {table} ({how}) present before the upgrade are gone "
+            f"after the downgrade (e.g. {dict(zip(columns, example, strict=True))})",  # type: ignore[call-overload]
         )  # fmt: skip
+
+
+def _the_column(columns: list[str], rows: Rows, current: Rows) -> str | None:
+    """The one column whose values alone make two multisets of rows differ, if there is one."""
+    for column in columns:
+        others = [c for c in columns if c != column]
+        if others and Counter(_frozen([r.get(c) for c in others]) for r in rows.values()) == (
+            Counter(_frozen([r.get(c) for c in others]) for r in current.values())
+        ):
+            return column
+    return None

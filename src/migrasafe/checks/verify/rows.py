@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import random
+import re
 import string
 import uuid
 from collections.abc import Iterator
@@ -46,9 +47,10 @@ class SeedReport:
     inserted: dict[str, int] = field(default_factory=dict)
     refused: dict[str, int] = field(default_factory=dict)
     why: dict[str, str] = field(default_factory=dict)  # table -> the database's last refusal
-    # table -> whether that refusal is verify's own failure (a key, a type's range, a length:
-    # what it understands) rather than a CHECK it cannot read
-    ours: dict[str, bool] = field(default_factory=dict)
+    # table -> whose that refusal is: "check" (a CHECK verify cannot read), "function" (a
+    # default or expression calling a function this database lacks), "verify" (a key, a
+    # type's range, a length: what verify knows of, so its own failure)
+    cause: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -69,6 +71,7 @@ class _Plan:
     distinct: set[str] = field(default_factory=set)
     pools: dict[str, list[Any]] = field(default_factory=dict)
     seen: set[tuple[Any, ...]] = field(default_factory=set)  # primary keys given so far
+    limits: dict[str, int] = field(default_factory=dict)  # column -> a child's shorter length
 
     def refill(self, rng: random.Random) -> None:
         self.pools = {name: rng.sample(self.parents[name], len(self.parents[name]))
@@ -148,10 +151,12 @@ class Seeder:
         if count == 0:
             return report
         dialect = connection.dialect.name
+        narrowest = _narrowest_children(schema) if schema is not None else {}
         plans = []
         for table in ordered:
             key = where.key(table.schema, table.name)
             plan = self._plan(connection, table, cyclic.get(table, set()), dialect, hints, key)
+            plan.limits = {c: n for (t, c), n in narrowest.items() if t == key}
             self._fill_table(connection, plan, count, report)
             plans.append(plan)
         for plan in plans:
@@ -220,7 +225,7 @@ class Seeder:
         if refused:
             report.refused[plan.key] = refused
             report.why.setdefault(plan.key, "no parent row to point at (NOT NULL foreign key)")
-            report.ours.setdefault(plan.key, True)  # its parent's rows were refused
+            report.cause.setdefault(plan.key, "verify")  # its parent's rows were refused
 
     def _one_by_one(
         self, connection: Connection, plan: _Plan, count: int, report: SeedReport
@@ -238,7 +243,7 @@ class Seeder:
                         connection.execute(plan.table.insert().values(row))
                 except sa_exc.DBAPIError as exc:
                     report.why[plan.key] = " ".join(str(exc.orig).split())[:200]
-                    report.ours[plan.key] = not _a_check_refused(exc)
+                    report.cause[plan.key] = refusal_cause(exc)
                     continue
                 inserted += 1
                 break
@@ -331,7 +336,10 @@ class Seeder:
                 continue
             if column.server_default is not None and self.rng.random() < 0.5:
                 continue  # let the database's default fill it
-            row[name] = self._for_column(column, hinted, allowed, name in plan.unique)
+            value = self._for_column(column, hinted, allowed, name in plan.unique)
+            if isinstance(value, str) and name in plan.limits:
+                value = value[: plan.limits[name]]  # a child's narrower column must hold it
+            row[name] = value
         return row
 
     def _for_column(
@@ -500,15 +508,44 @@ def _highest(kind: Any) -> int:
     return top * 2 + 1 if getattr(kind, "unsigned", False) else top
 
 
-# What a database says when a CHECK constraint refused a row (PostgreSQL's SQLSTATE, MySQL's
-# error number, SQLite's words): every other refusal is of a constraint verify understands.
-_CHECK_REFUSED = ("23514", 3819, 4025, "CHECK constraint failed")
+# What a database says when a CHECK constraint refused a row, and when a function is missing
+# (PostgreSQL's SQLSTATE, MySQL's error numbers, SQLite's words): every other refusal is of
+# something verify knows of.
+_CHECK_REFUSED = ("23514", 3819, 4025)
+_NO_FUNCTION = ("42883", 1305)
 
 
-def _a_check_refused(exc: sa_exc.DBAPIError) -> bool:
+def refusal_cause(exc: sa_exc.DBAPIError) -> str:
+    """Whose a refused row is: "check", "function" or "verify" (see SeedReport.cause)."""
     orig = exc.orig
     code = getattr(orig, "sqlstate", None) or (getattr(orig, "args", None) or [None])[0]
-    return code in _CHECK_REFUSED or "CHECK constraint failed" in str(orig)
+    text = str(orig)
+    if code in _CHECK_REFUSED or "CHECK constraint failed" in text:
+        return "check"
+    if code in _NO_FUNCTION or "no such function" in text or "unknown function" in text:
+        return "function"
+    return "verify"
+
+
+_LENGTH = re.compile(
+    r"^(?:N?VARCHAR|CHARACTER VARYING|N?CHAR|CHARACTER)\s*\((\d+)\)", re.IGNORECASE
+)
+
+
+def _narrowest_children(schema: Schema) -> dict[tuple[str, str], int]:
+    """(parent table, column) -> the shortest text column of a foreign key pointing at it,
+    where shorter than the parent's: the parent's generated keys are cut to fit (octavia's
+    VARCHAR(16) children of VARCHAR(30) lookup tables held no row before)."""
+    found: dict[tuple[str, str], int] = {}
+    for table in schema.tables.values():
+        for _name, columns, parent, referred, _rule in table.foreign_keys:
+            for column, target in zip(columns, referred, strict=False):
+                kind = table.columns.get(column, ("", True, None))[0]
+                match = _LENGTH.match(kind)
+                if match:
+                    key = (parent, target)
+                    found[key] = min(found.get(key, 10**9), int(match.group(1)))
+    return found
 
 
 def _fitting(keys: list[Any], column: sa.Column[Any]) -> list[Any]:

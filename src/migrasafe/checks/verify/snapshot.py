@@ -188,10 +188,15 @@ _LINEAGE_HOPS = 8
 def name_key(name: str) -> str:
     """How SQL text names an object: case-folded; "*" for a name that needs quoting.
 
-    A table of another schema (``schema.name``) is named by its own name.
+    A table of another schema (``schema.name``) is named by its own name. Names are cut
+    to 63 characters, as PostgreSQL keeps them: a DROP INDEX naming a longer index drops
+    the index the catalog lists under the cut name.
     """
     name = name.rpartition(".")[2] if "." in name else name
-    return name.lower() if name.isidentifier() else "*"
+    return name.lower()[:_NAME_LENGTH] if name.isidentifier() else "*"
+
+
+_NAME_LENGTH = 63  # PostgreSQL's NAMEDATALEN - 1; MySQL allows 64, SQLite any
 
 
 def _named(table: TableSchema) -> set[str]:

@@ -71,7 +71,7 @@ class SqlWatch:
             if _TABLE_SET.search(statement):
                 self.table_set = True
                 self._created_or_dropped(statement)
-            words = {word.lower() for word in IDENTIFIER.findall(statement)}
+            words = {name_key(word) for word in IDENTIFIER.findall(statement)}
             self.words |= words
             if not _ROWS_KEPT.match(statement):
                 self.row_words |= words

@@ -92,7 +92,7 @@ class WalkState:
         self.refused: dict[str, int] = {}
         self.refused_at: dict[str, Script] = {}  # the first revision before which rows were refused
         self.refused_why: dict[str, str] = {}
-        self.refused_ours: dict[str, bool] = {}  # the refusal is of what verify understands
+        self.refused_cause: dict[str, str] = {}  # whose the refusal is (SeedReport.cause)
         self.models_note: str | None = None
         self.models_compared = False  # on the walk's database, at head
         self.trace_locks = False
@@ -336,7 +336,7 @@ class WalkState:
                 for table, count in report.refused.items():
                     # the most refused in one seeding: it is reseeded revision after revision
                     self.refused[table] = max(self.refused.get(table, 0), count)
-                    self.refused_ours.setdefault(table, report.ours.get(table, False))
+                    self.refused_cause.setdefault(table, report.cause.get(table, "check"))
                     self.refused_at.setdefault(table, revision)
                     self.refused_why.setdefault(table, report.why.get(table, "?"))
         self._insert_declared(connection, revision, rows)
@@ -432,13 +432,13 @@ class WalkState:
         """What a window changes in the verifier, to go back to when its run is undone."""
         return (self.schema, dict(self.data), self.steps, len(self.findings),
                 list(self.with_data), dict(self.schema_only), dict(self.refused),
-                dict(self.refused_at), dict(self.refused_why), dict(self.refused_ours),
+                dict(self.refused_at), dict(self.refused_why), dict(self.refused_cause),
                 self.leftovers,
                 self.seeder.rng.getstate(), self.seeder.serial, dict(self.seeded))  # fmt: skip
 
     def _restore(self, saved: tuple[Any, ...]) -> None:
         (self.schema, self.data, self.steps, findings, self.with_data, self.schema_only,
-         self.refused, self.refused_at, self.refused_why, self.refused_ours, self.leftovers, rng,
+         self.refused, self.refused_at, self.refused_why, self.refused_cause, self.leftovers, rng,
          self.seeder.serial, self.seeded) = saved  # fmt: skip
         del self.findings[findings:]
         self.seeder.rng.setstate(rng)

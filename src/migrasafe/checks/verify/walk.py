@@ -34,6 +34,18 @@ from migrasafe.db.dialects import dialect_named
 from migrasafe.db.urls import describe_error, redact
 from migrasafe.project.graph import apply_order
 
+# Why the generated rows of a table were refused, and what to do, by SeedReport.cause.
+_FAULTS = {
+    "verify": "verify built rows that break a key, a type's range or a length it knows of: "
+              "that is verify's limitation, not your schema's (please report it); meanwhile "
+              "declare rows for it (before_revision_data)",
+    "check": "a CHECK constraint verify cannot read accepts none of its rows: declare rows "
+             "for it (before_revision_data)",
+    "function": "a default or expression of the schema calls a function this database does "
+                "not have (a PostgreSQL function in a SQLite history?): that is the schema's "
+                "to fix",
+}  # fmt: skip
+
 
 class Verifier(Windows):
     """verify's walk over a project's history, and its report."""
@@ -159,13 +171,7 @@ class Verifier(Windows):
                     "`upgrade head` fail; merge them with `alembic merge`",
                 )  # fmt: skip
         for table, revision in self.refused_at.items():
-            if self.refused_ours.get(table):
-                fault = ("verify built rows that break a key, a type's range or a length it "
-                         "knows of: that is verify's limitation, not your schema's (please report "
-                         "it); meanwhile declare rows for it (before_revision_data)")  # fmt: skip
-            else:
-                fault = ("a CHECK constraint verify cannot read accepts none of its rows: declare "
-                         "rows for it (before_revision_data)")  # fmt: skip
+            fault = _FAULTS[self.refused_cause.get(table, "check")]
             self._finding(
                 "data-not-checked", revision,
                 f"the database refused up to {self.refused[table]} of the {self.rows} generated "
