@@ -94,3 +94,20 @@ def test_the_package_exports_the_command_functions() -> None:
     from migrasafe import history, status, validate
 
     assert callable(history) and callable(status) and callable(validate)
+
+
+@pytest.mark.parametrize(("url", "hint"), [
+    ("mysql+mysqldb://u:secret@127.0.0.1/x",
+     "install the mysqldb driver the URL names, or pip install 'migrasafe[mysql]' for "
+     "mysql+pymysql://"),
+    ("mysql://u:secret@127.0.0.1/x",
+     "pip install 'migrasafe[mysql]', and name its driver in the URL: mysql+pymysql://"),
+    ("postgresql+pg8000://u:secret@127.0.0.1/x",
+     "or pip install 'migrasafe[postgres]' for postgresql+psycopg://"),
+])  # fmt: skip
+def test_a_missing_driver_is_named_with_what_to_install_for_that_database(
+    library: Path, url: str, hint: str
+) -> None:
+    result = run_cli("-c", str(library), "--url", url, "status")
+    assert result.exit_code == 2
+    assert hint in result.stderr and "secret" not in result.stderr

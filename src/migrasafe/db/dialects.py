@@ -82,6 +82,25 @@ def database_for(url: str | URL) -> Database:
     return Database(parsed, dialect_named(parsed.get_backend_name()))
 
 
+def driver_hint(url: str | URL) -> str:
+    """What to install for the database ``url`` names (the extra that brings its driver)."""
+    try:
+        parsed = parse_url(url) if isinstance(url, str) else url
+    except DatabaseError:
+        return "install the driver the URL names (dialect+driver://)"
+    sessions = dialect_named(parsed.get_backend_name()).sessions
+    if not sessions.install:
+        return "install the driver the URL names (dialect+driver://)"
+    backend, _, written = parsed.drivername.partition("+")
+    extra = f"pip install 'migrasafe[{sessions.install}]'"
+    ours = f"{backend}+{sessions.driver}://"
+    if not written:  # SQLAlchemy's default driver (MySQLdb, psycopg2), not the extra's
+        return f"{extra}, and name its driver in the URL: {ours}"
+    if written != sessions.driver and written not in sessions.sync_drivers:
+        return f"install the {written} driver the URL names, or {extra} for {ours}"
+    return extra
+
+
 def same_database(a: str | URL, b: str | URL) -> bool:
     """Whether two URLs name the same database (driver and credentials aside)."""
     return database_for(a).sessions.identity() == database_for(b).sessions.identity()
@@ -94,9 +113,7 @@ def connect(url: str, *, readonly: bool = False) -> Iterator[Connection]:
     try:
         engine = sessions.readonly_engine() if readonly else sessions.engine()
     except (sa_exc.NoSuchModuleError, ModuleNotFoundError) as exc:
-        raise DatabaseError(
-            f"no driver for {redact(url)}: {exc}. For PostgreSQL: pip install 'migrasafe[postgres]'"
-        ) from exc
+        raise DatabaseError(f"no driver for {redact(url)}: {exc}. {driver_hint(url)}") from exc
     try:
         connection = engine.connect()
     except sa_exc.DBAPIError as exc:

@@ -36,6 +36,7 @@ class MySQLSessions(Sessions):
     ddl_is_transactional = False
     sync_drivers: ClassVar[dict[str, str]] = {"aiomysql": "pymysql", "asyncmy": "pymysql"}
     install = "mysql"
+    driver = "pymysql"
 
     @classmethod
     def make_readonly_args(

@@ -136,6 +136,7 @@ class PostgreSQLSessions(Sessions):
     name = "postgresql"
     sync_drivers: ClassVar[dict[str, str]] = {"asyncpg": "psycopg", "psycopg_async": "psycopg"}
     install = "postgres"
+    driver = "psycopg"
 
     @classmethod
     def make_readonly_args(

@@ -28,6 +28,7 @@ class Sessions:
     # Async drivers and the sync driver migrasafe uses beside them (for its lock).
     sync_drivers: ClassVar[dict[str, str]] = {}
     install: ClassVar[str] = ""  # the extra that brings the driver
+    driver: ClassVar[str] = ""  # the driver that extra brings
 
     def __init__(self, url: URL) -> None:
         self.url = url

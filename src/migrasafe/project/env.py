@@ -37,7 +37,7 @@ from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import URL, Engine
 
-from migrasafe.db.dialects import dialect_named, same_database
+from migrasafe.db.dialects import dialect_named, driver_hint, same_database
 from migrasafe.db.urls import describe_error, redact
 from migrasafe.errors import ConfigError, EnvError, MigrasafeError
 from migrasafe.project.config import Project, alembic_errors
@@ -187,9 +187,8 @@ def _setup_failure(project: Project, exc: BaseException) -> str:
     elif isinstance(exc, sa.exc.NoSuchModuleError) or (
         isinstance(exc, ImportError) and (exc.name or "").split(".")[0] in _DRIVERS
     ):
-        what = (
-            f"no driver for {shown}: {describe_error(exc, url)}. "
-            "For PostgreSQL: pip install 'migrasafe[postgres]'"
+        what = f"no driver for {shown}: {describe_error(exc, url)}. " + (
+            driver_hint(url) if url else "pip install 'migrasafe[postgres]' or '[mysql]'"
         )
     elif isinstance(exc, ImportError):
         what = (
