@@ -54,6 +54,7 @@ import sqlalchemy as sa
 
 DATABASES = ("postgresql", "sqlite", "mysql")
 ERROR_TAIL = 600
+STDERR_TAIL = 6000
 
 
 @dataclass
@@ -65,6 +66,7 @@ class Step:
     seconds: float
     traceback: bool
     error: str
+    stderr_tail: str = ""
 
     @property
     def ok(self) -> bool:
@@ -137,6 +139,7 @@ def _run(argv: list[str], cwd: Path, env: dict[str, str], timeout: float) -> tup
         seconds=round(seconds, 3),
         traceback="Traceback (most recent call last)" in stderr,
         error="" if returncode == 0 else _last_error(stderr or stdout),
+        stderr_tail="" if returncode == 0 else stderr[-STDERR_TAIL:],
     )
     return step, stdout
 
@@ -368,7 +371,11 @@ def print_table(results: list[Result]) -> None:
             ("alembic downgrade", r.alembic_downgrade),
             ("verify", r.verify),
         ):
-            if step is not None and not step.ok and (label != "verify" or step.returncode != 1):
+            if (
+                step is not None
+                and not step.ok
+                and (label != "verify" or step.returncode != 1 or step.traceback)
+            ):
                 print(
                     f"  {r.project} / {r.database} {label} (exit {step.returncode}): {step.error}"
                 )
