@@ -169,3 +169,24 @@ def test_roundtrip_whose_data_was_not_checked_is_a_skip_not_a_pass(tmp_path: Pat
     assert result.returncode == 0, result.stdout
     assert "::migrasafe::roundtrip SKIPPED" in result.stdout
     assert "data not checked: 0002 (orders)" in result.stdout
+
+
+def test_the_migration_tests_run_from_a_subdirectory_too(tmp_path: Path) -> None:
+    """`cd tests && pytest --migrasafe` in an `alembic init` project, whose alembic.ini names
+    its script location relative to the project's root and still holds alembic init's
+    placeholder URL (driver://user:pass@localhost/dbname): a temporary SQLite database."""
+    project = tmp_path / "p"
+    project.mkdir()
+    subprocess.run([sys.executable, "-m", "alembic", "init", "migrations"], cwd=project,
+                   check=True, capture_output=True)  # fmt: skip
+    ini = project / "alembic.ini"
+    ini.write_text(ini.read_text().replace("script_location = %(here)s/migrations",
+                                           "script_location = migrations"))  # fmt: skip
+    (project / "pytest.ini").write_text("[pytest]\n")
+    (project / "tests").mkdir()
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider", "--migrasafe"],
+        cwd=project / "tests", capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert "::migrasafe::single_head PASSED" in result.stdout, result.stdout
+    assert "::migrasafe::upgrade SKIPPED" in result.stdout  # no revision yet: nothing checked

@@ -169,7 +169,9 @@ def test_what_verify_could_not_check_is_said_not_called_clean(tmp_path: Path, db
     assert ("data-not-checked", "0002", "warning") in found  # seeded before 0002
     refused = next(f for f in data["findings"] if f["rule"] == "data-not-checked")
     assert "ck_orders_status" in refused["message"]  # the database's word for what refused them
-    assert data["coverage"]["upgrade_only"] == {"0002": "its downgrade raises NotImplementedError"}
+    assert data["coverage"]["upgrade_only"] == {
+        "0002": "its downgrade raises NotImplementedError (the audit trail is never removed)"
+    }
     assert data["coverage"]["with_data"] == ["0001", "0003"]  # 0003: checked past 0002
     assert data["fully_checked"] is False
     text = run_cli("-c", str(ini), "verify", *server)
@@ -296,3 +298,20 @@ def test_an_index_name_postgresql_cuts_is_followed_when_dropped(
     code, report = _verify(ini, scratch)
     assert code == 0, report["findings"]
     assert report["coverage"]["with_data"] == ["0001", "0002"]  # type: ignore[index]
+
+
+def test_a_downgrade_that_refuses_with_raise_is_irreversible_a_bug_is_a_failure(
+    tmp_path: Path, scratch: str | None
+) -> None:
+    """pypi/warehouse refuses some downgrades with `raise RuntimeError("Cannot downgrade past
+    ...")`: the project's word, like NotImplementedError. A KeyError from a line that is not a
+    raise statement is the downgrade failing."""
+    ini = make_project(tmp_path / "p", "generic", "verify_deliberate_refusal")
+    code, report = _verify(ini, scratch)
+    assert code == 1
+    assert _rules(report) == {("irreversible", "0002", None, None),
+                              ("downgrade-failed", "0003", None, None)}  # fmt: skip
+    assert report["coverage"]["upgrade_only"] == {  # type: ignore[index]
+        "0002": "its downgrade raises RuntimeError (Cannot downgrade past revision 0002)",
+        "0003": "its downgrade failed",
+    }

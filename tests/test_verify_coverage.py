@@ -254,7 +254,7 @@ def test_a_failing_downgrade_in_one_transaction_is_walked_again_step_by_step(
     assert code == 0
     assert ("irreversible", "0002", None, "info") in _findings(report)
     assert report["coverage"]["upgrade_only"] == {  # type: ignore[index]
-        "0002": "its downgrade raises NotImplementedError"
+        "0002": "its downgrade raises NotImplementedError (the audit trail is never removed)"
     }
     assert report["coverage"]["with_data"] == ["0001", "0003"]  # type: ignore[index]
 

@@ -12,7 +12,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, redirect_stdout
+from contextlib import contextmanager, redirect_stdout, suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
@@ -140,24 +140,32 @@ def machine_output(enabled: bool) -> Iterator[None]:
     except (AttributeError, OSError, ValueError):  # not a file (click's test runner)
         fd = err_fd = None
     saved = None
+    doc: TextIO = out
     if fd is not None and err_fd is not None:
         saved = os.dup(fd)
-        os.dup2(err_fd, fd)
-        doc: TextIO = os.fdopen(os.dup(saved), "w", encoding=out.encoding or "utf-8")
-    else:
-        doc = out
+        try:
+            doc = os.fdopen(os.dup(saved), "w", encoding=out.encoding or "utf-8")
+            os.dup2(err_fd, fd)
+        except OSError:
+            os.close(saved)
+            saved, doc = None, out
     _DOCUMENT.append(doc)
     try:
         with redirect_stdout(sys.stderr):
             yield
     finally:
         _DOCUMENT.pop()
-        doc.flush()
-        if saved is not None and fd is not None:
-            sys.stdout.flush()
-            os.dup2(saved, fd)
-            os.close(saved)
-            doc.close()
+        try:
+            doc.flush()
+        except BrokenPipeError:  # `--json | head`: the reader left; nothing more to say
+            pass
+        finally:
+            if saved is not None and fd is not None:
+                sys.stdout.flush()
+                os.dup2(saved, fd)
+                os.close(saved)
+                with suppress(BrokenPipeError):
+                    doc.close()
 
 
 def _terminate(signum: int, _frame: object) -> None:

@@ -71,10 +71,12 @@ class MySQLScratch(ServerScratch):
             "WHERE TABLE_SCHEMA = DATABASE() ORDER BY TABLE_TYPE DESC"
         ).all()  # views first
         connection.exec_driver_sql("SET FOREIGN_KEY_CHECKS = 0")
-        for name, kind in rows:
-            verb = "VIEW" if kind == "VIEW" else "TABLE"
-            connection.exec_driver_sql(f"DROP {verb} IF EXISTS `{name}`")
-        connection.exec_driver_sql("SET FOREIGN_KEY_CHECKS = 1")
+        try:
+            for name, kind in rows:
+                verb = "VIEW" if kind == "VIEW" else "TABLE"
+                connection.exec_driver_sql(f"DROP {verb} IF EXISTS `{name}`")
+        finally:
+            connection.exec_driver_sql("SET FOREIGN_KEY_CHECKS = 1")
 
 
 class MySQLLocks(ServerLocks):

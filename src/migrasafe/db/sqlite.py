@@ -166,8 +166,9 @@ class SQLiteScratch(Scratch):
 
     @classmethod
     def empty(cls, connection: Connection, keep: set[str]) -> None:
-        enforced = connection.exec_driver_sql("PRAGMA foreign_keys").scalar()
-        connection.exec_driver_sql("PRAGMA foreign_keys = OFF")
+        # foreign_keys cannot be switched off inside a transaction (migrasafe's BEGIN comes
+        # first): deferred, they are checked at the commit, when every table is gone
+        connection.exec_driver_sql("PRAGMA defer_foreign_keys = ON")
         rows = connection.exec_driver_sql(
             "SELECT type, name FROM sqlite_master WHERE type IN ('view', 'table') "
             "AND substr(name, 1, 7) <> 'sqlite_' ORDER BY type DESC"
@@ -176,8 +177,6 @@ class SQLiteScratch(Scratch):
             quoted = name.replace('"', '""')
             connection.exec_driver_sql(f'DROP {kind.upper()} IF EXISTS "{quoted}"')
         connection.commit()
-        if enforced:
-            connection.exec_driver_sql("PRAGMA foreign_keys = ON")
 
 
 class SQLiteLocks(Locks):

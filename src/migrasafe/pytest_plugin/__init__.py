@@ -18,7 +18,9 @@ migration tests users write (:mod:`.runner`).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +29,6 @@ import pytest
 if TYPE_CHECKING:  # imported when a migrasafe test runs: pytest's start stays light
     from migrasafe.checks.findings import Finding
     from migrasafe.checks.verify import VerifyReport
-    from migrasafe.errors import MigrasafeError
     from migrasafe.project.config import Project
     from migrasafe.pytest_plugin.runner import MigrationRunner
 
@@ -43,7 +44,7 @@ TESTS: dict[str, tuple[str, frozenset[str]]] = {
     ),
     "model_match": ("the models match the migrated schema", frozenset({"model-drift"})),
 }
-_REPORT = pytest.StashKey["VerifyReport | MigrasafeError"]()
+_REPORT = pytest.StashKey["VerifyReport | Exception"]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -61,6 +62,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "migrasafe: migrasafe's migration tests (--migrasafe)")
+    if config.getoption("migrasafe"):
+        _rows(config)  # a bad migrasafe_rows is a usage error before anything runs
 
 
 class MigrasafeItem(pytest.Item):
@@ -71,10 +74,8 @@ class MigrasafeItem(pytest.Item):
         self.add_marker("migrasafe")
 
     def runtest(self) -> None:
-        from migrasafe.errors import MigrasafeError
-
         report = _report(self.config)
-        if isinstance(report, MigrasafeError):
+        if isinstance(report, Exception):
             raise MigrasafeFailure([], f"migrasafe could not run: {report}")
         found = [f for f in report.findings if f.rule in self.rules and f.severity == "error"]
         if found:
@@ -101,6 +102,8 @@ def _gap(name: str, report: VerifyReport) -> str | None:
     """Why test ``name`` checked less than it claims, when it found nothing of its own kind:
     a skip with the reason, never a pass. Another test's defect is that test's failure."""
     coverage = report.coverage
+    if name != "single_head" and not report.revisions:
+        return "the project has no revision"
     if name == "model_match" and report.models_not_compared:
         return f"models not compared: {report.models_not_compared}"
     if name in ("upgrade", "roundtrip") and coverage.not_checked:
@@ -139,37 +142,42 @@ class MigrasafeCollector(pytest.Collector):
             yield MigrasafeItem.from_parent(self, name=name, rules=rules, summary=summary)
 
 
-def _project(config: pytest.Config) -> Project:
-    """The project: ``migrasafe_config`` (relative to pytest's root), else found from the
-    root as the ``migrasafe`` command finds it."""
-    import os
-
+@contextmanager
+def _at_root(config: pytest.Config) -> Iterator[Project]:
+    """The project, loaded and run from pytest's root directory, as ``alembic`` would be
+    from there: ``migrasafe_config`` (relative to the root), else found as the
+    ``migrasafe`` command finds it. Relative paths in alembic.ini (``script_location``,
+    ``prepend_sys_path = .``) then mean what they mean there, wherever pytest started."""
     from migrasafe.project.config import load_project
 
-    named = str(config.getini("migrasafe_config") or "")
-    if named:
-        return load_project(str(Path(config.rootpath) / named))
     here = Path.cwd()
     os.chdir(config.rootpath)
     try:
-        return load_project(None)
+        named = str(config.getini("migrasafe_config") or "")
+        yield load_project(named or None)
     finally:
         os.chdir(here)
 
 
-def _report(config: pytest.Config) -> VerifyReport | MigrasafeError:
-    """One verify run per session, shared by every migrasafe test."""
+def _report(config: pytest.Config) -> VerifyReport | Exception:
+    """One verify run per session, shared by every migrasafe test (its error too)."""
     if _REPORT not in config.stash:
         from migrasafe.checks.verify import verify
-        from migrasafe.errors import MigrasafeError
 
         try:
-            config.stash[_REPORT] = verify(_project(config),
-                                           url=config.getini("migrasafe_url") or None,
-                                           rows=int(config.getini("migrasafe_rows")))  # fmt: skip
-        except MigrasafeError as exc:
+            with _at_root(config) as project:
+                config.stash[_REPORT] = verify(project, url=config.getini("migrasafe_url") or None,
+                                               rows=_rows(config))  # fmt: skip
+        except Exception as exc:
             config.stash[_REPORT] = exc
     return config.stash[_REPORT]
+
+
+def _rows(config: pytest.Config) -> int:
+    text = str(config.getini("migrasafe_rows"))
+    if not text.isdigit():
+        raise pytest.UsageError(f"migrasafe_rows = {text!r}: expected a whole number of rows")
+    return int(text)
 
 
 def pytest_collection_modifyitems(
@@ -187,5 +195,6 @@ def migrasafe_runner(request: pytest.FixtureRequest) -> Iterator[MigrationRunner
     from migrasafe.pytest_plugin.runner import migration_runner
 
     config = request.config
-    with migration_runner(_project(config), config.getini("migrasafe_url") or None) as runner:
-        yield runner
+    server = config.getini("migrasafe_url") or None
+    with _at_root(config) as project, migration_runner(project, server) as runner:
+        yield runner  # from pytest's root directory, as the project is run

@@ -10,7 +10,7 @@ down_revision = "0001"
 
 def upgrade() -> None:
     op.execute(sa.text("INSERT INTO authors (name) VALUES ('inserted once by 0002')"))
-    time.sleep(0.3)  # widen the window in which another run could interfere
+    time.sleep(1.0)  # widen the window in which another run could interfere (and wait)
 
 
 def downgrade() -> None:

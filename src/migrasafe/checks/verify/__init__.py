@@ -76,15 +76,25 @@ def _server(project: Project, url: str | None) -> tuple[URL, str | None]:
     given = url or project.url
     if given:
         return parse_url(given), None
+    configured = project.configured_url
+    placeholder = bool(configured) and str(configured).startswith(_PLACEHOLDER)
     try:
-        return discover_url(project), None
+        found = discover_url(project)
+        if found.drivername != "driver":
+            return found, None
     except EnvError:
-        if project.configured_url:
+        if configured and not placeholder:
             raise
-        note = ("no database URL is configured anywhere (sqlalchemy.url, --url, "
-                "$MIGRASAFE_URL, env.py): verified on a temporary SQLite database; pass "
-                "--url to verify on your database's server")  # fmt: skip
-        return parse_url("sqlite://"), note
+    where = ("sqlalchemy.url is still alembic init's placeholder (driver://...)" if placeholder
+             else "no database URL is configured anywhere (sqlalchemy.url, --url, "
+                  "$MIGRASAFE_URL, env.py)")  # fmt: skip
+    note = (f"{where}: verified on a temporary SQLite database; pass --url to verify on your "
+            "database's server")  # fmt: skip
+    return parse_url("sqlite://"), note
+
+
+# What `alembic init` writes as sqlalchemy.url, for the user to replace.
+_PLACEHOLDER = "driver://"
 
 
 @contextmanager

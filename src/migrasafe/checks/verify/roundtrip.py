@@ -10,6 +10,7 @@ revision that fails on empty tables stops its descendants.
 
 from __future__ import annotations
 
+import linecache
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -90,9 +91,10 @@ class RoundTrips(WalkState):
         if not hasattr(revision.module, "downgrade"):  # OpenStack's: no downgrades, by policy
             self._irreversible(revision, "it has no downgrade() function",
                                "it has no downgrade() function")  # fmt: skip
-        elif _declared_irreversible(failure):
-            self._irreversible(revision, "its downgrade raises NotImplementedError",
-                               "its downgrade raises NotImplementedError")  # fmt: skip
+        elif _declared_irreversible(failure, revision):
+            said = " ".join(str(failure).split())[:120]
+            why = f"its downgrade raises {type(failure).__name__}" + (f" ({said})" if said else "")
+            self._irreversible(revision, why, why)
         else:
             self._failed(revision, False, failure)
             self.upgrade_only[revision.revision] = "its downgrade failed"
@@ -228,19 +230,23 @@ class RoundTrips(WalkState):
         return result
 
 
-def _declared_irreversible(failure: BaseException) -> bool:
-    """NotImplementedError raised by the project's code (its revision, its helpers), the
-    convention for "this cannot be undone"; one raised inside Alembic or SQLAlchemy (Alembic's
-    "No support for ALTER of constraints in SQLite dialect") is the downgrade failing."""
-    if not isinstance(failure, NotImplementedError):
-        return False
+def _declared_irreversible(failure: BaseException, revision: Script) -> bool:
+    """The project says "this cannot be undone": NotImplementedError raised by its code (the
+    revision, its helpers), or any exception its downgrade raises with a ``raise`` statement
+    of its own (pypi/warehouse's ``raise RuntimeError("Cannot downgrade past ...")``). One
+    raised inside Alembic or SQLAlchemy (Alembic's "No support for ALTER of constraints in
+    SQLite dialect"), or by a statement that is not a raise, is the downgrade failing."""
     trace, innermost = failure.__traceback__, None
     while trace is not None:
         innermost, trace = trace, trace.tb_next
     if innermost is None:
-        return True
-    raised_in = Path(innermost.tb_frame.f_code.co_filename).resolve()
-    return not any(raised_in.is_relative_to(library) for library in _LIBRARIES)
+        return isinstance(failure, NotImplementedError)
+    code = innermost.tb_frame.f_code
+    raised_in = Path(code.co_filename).resolve()
+    if isinstance(failure, NotImplementedError):
+        return not any(raised_in.is_relative_to(library) for library in _LIBRARIES)
+    line = linecache.getline(code.co_filename, innermost.tb_lineno).strip()
+    return raised_in == Path(revision.path).resolve() and line.startswith("raise ")
 
 
 _LIBRARIES = tuple(Path(module.__file__ or "").resolve().parent for module in (alembic, sa))

@@ -110,6 +110,7 @@ class WalkState:
         self.not_checked: dict[str, str] = {}
         self.stuck: set[str] = set()  # checked, but left unapplied: their descendants cannot run
         self.rebuilds: set[str] = set()  # stuck revisions the database was rebuilt up to
+        self.abandoned: str | None = None  # why no later revision can be checked
         self.notes: list[str] = []  # for the report: how the walk went where it was not asked
         self.schemas_kept: set[str] = set()  # schemas there before any revision (see _rebuild)
         self.leftovers = False  # a step failed or left the schema changed: drift needs a clean run
@@ -164,7 +165,10 @@ class WalkState:
             bool(context.opts.get("transaction_per_migration"))
             or not context.impl.transactional_ddl
         )
-        self.batch = not self.trace_locks
+        # Windows, except where a failure would undo what MySQL's DDL already committed: an
+        # env.py whose connection is in a transaction before configure() (one transaction
+        # for every step) on a database whose DDL is not transactional
+        self.batch = not self.trace_locks and not (external and not self.transactional)
         if connection.dialect.name == "postgresql":  # SQLite and MySQL: one schema, one database
             # Every schema of the scratch database: the migrations made each of them.
             self.where = Namespaces(_schemas(context), every=True)
@@ -196,7 +200,7 @@ class WalkState:
             raise  # env.py's setup, not the migration: an error, not a finding
         except (Exception, SystemExit) as exc:  # the migration's own failure is a finding
             self.watch.active = False
-            release(exc)
+            release(exc, collect=connection.dialect.name == "sqlite")
             if connection.in_transaction():
                 connection.rollback()
             self._refresh(connection, None)
@@ -461,7 +465,7 @@ def _seed_shape(table: TableSchema) -> tuple[Any, ...]:
             unique)  # fmt: skip
 
 
-def release(failure: BaseException) -> None:
+def release(failure: BaseException, collect: bool = True) -> None:
     """Let go of what a failed step's frames hold. A cursor the step left open keeps its
     SQLite connection alive after env.py closed it (a "zombie" holding its lock), and the
     walk's next write would then find the database locked. The frames stay, for where the
@@ -471,7 +475,8 @@ def release(failure: BaseException) -> None:
         seen.add(id(failure))
         traceback.clear_frames(failure.__traceback__)
         failure = failure.__cause__ or failure.__context__  # type: ignore[assignment]
-    gc.collect()
+    if collect:
+        gc.collect()
 
 
 def either_touched(a: set[str] | None, b: set[str] | None) -> set[str] | None:

@@ -83,6 +83,10 @@ class Verifier(Windows):
         dirty: set[str] | None = None
         index = 0
         while index < len(order):
+            if self.abandoned:  # the scratch database could not be rebuilt: nothing is sure
+                for revision in order[index:]:
+                    self.not_checked[revision.revision] = self.abandoned
+                break
             for rev in sorted(self.stuck - self.rebuilds):
                 if self._rebuild(connection, self.script.get_revision(rev), len(order) - index):
                     dirty = None  # every table afresh
@@ -136,9 +140,12 @@ class Verifier(Windows):
             if connection.in_transaction():
                 connection.rollback()
             self._refresh(connection, None)
+            self.abandoned = (f"the scratch database could not be rebuilt after "
+                              f"{revision.revision}'s second upgrade failed")  # fmt: skip
             self.notes.append(f"after {revision.revision}'s second upgrade failed, a clean "
                               f"upgrade to it failed too ({describe_error(exc, self.url)}): "
-                              "what comes after it was not checked")  # fmt: skip
+                              "the revisions after it were not checked; fix its downgrade "
+                              "and run verify again")  # fmt: skip
             return False
         self.stuck.discard(revision.revision)
         self.seeded.clear()
@@ -146,7 +153,8 @@ class Verifier(Windows):
         self.notes.append(
             f"after {revision.revision}'s second upgrade failed, the scratch database was "
             f"emptied and upgraded straight to {revision.revision} (Alembic's upgrade, on empty "
-            f"tables), so that the {after} revision(s) after it were checked too"
+            f"tables), so that the revisions after it ({after} in the walk's order) were "
+            "checked too"
         )
         return True
 

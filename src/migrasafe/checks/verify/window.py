@@ -8,6 +8,7 @@ and round-tripped on ``env.py``'s own connection, read back between steps.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from alembic.runtime.migration import MigrationContext, MigrationStep
@@ -26,6 +27,18 @@ from migrasafe.errors import MigrasafeError
 WINDOW = 50
 
 
+def commits_itself(revision: Script) -> bool:
+    """Whether a revision commits in the middle of a run (``autocommit_block()`` for CREATE
+    INDEX CONCURRENTLY, ``op.get_bind().commit()``): what it did before stays when a later
+    step of a shared run fails and the run is rolled back, so it goes step by step, in runs
+    of its own, as separate Alembic commands would run it (pypi/warehouse's 1b97443dea8a)."""
+    try:
+        text = Path(revision.path).read_text(errors="replace")
+    except OSError:
+        return True
+    return "autocommit_block" in text or ".commit()" in text
+
+
 class Windows(RoundTrips):
     """Revisions walked in windows, with the step-by-step walk for what fails there."""
 
@@ -37,7 +50,9 @@ class Windows(RoundTrips):
         """
         rev = revision.revision
         return (self.batch and rev not in self.declared.irreversible
-                and rev not in self.declared.before_revision_data)  # fmt: skip
+                and rev not in self.declared.before_revision_data
+                and hasattr(revision.module, "downgrade")
+                and not commits_itself(revision))  # fmt: skip
 
     def _window(
         self, connection: Connection, window: list[Script], dirty: set[str] | None, offset: int,
@@ -86,7 +101,7 @@ class Windows(RoundTrips):
             raise
         except (Exception, SystemExit) as failure:
             self.watch.active = False
-            release(failure)
+            release(failure, collect=connection.dialect.name == "sqlite")
             if connection.in_transaction():
                 connection.rollback()
             if not self.per_migration:
