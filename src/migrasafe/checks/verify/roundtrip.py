@@ -151,12 +151,17 @@ class RoundTrips(WalkState):
     ) -> set[str] | None:
         """The upgrade failed with generated rows: is it the rows, or the revision?"""
         rev = revision.revision
-        if not self.transactional or not any(self.data.values()):
+        if not any(self.data.values()):
             self._failed(revision, True, failure)
-            self.not_checked[rev] = "its upgrade failed" + (
-                "" if self.transactional else " (DDL is not transactional here: no retry)"
-            )
+            self.not_checked[rev] = "its upgrade failed"
             return None
+        if not self.transactional:  # MySQL: what ran before the failure stayed; start afresh
+            broken = self._rebuilt_at(connection, self._heads(connection))
+            if broken is not None:
+                self._failed(revision, True, failure)
+                self.not_checked[rev] = (f"its upgrade failed, and the scratch database could "
+                                         f"not be rebuilt to retry it ({broken})")  # fmt: skip
+                return None
         self._reseed(connection, None, revision, rows=0)
         schema_before = self.schema
         touched, again = self._attempt(connection, revision, True)

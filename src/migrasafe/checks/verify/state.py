@@ -355,6 +355,40 @@ class WalkState:
             else:
                 self.seeded[table] = (_seed_shape(self.schema.tables[table]), self.data.get(table))
 
+    def _heads(self, connection: Connection) -> set[str]:
+        """The revisions the scratch database is at, read by env.py's context."""
+        heads: set[str] = set()
+
+        def current(rev: tuple[str, ...], _ctx: object) -> list[object]:
+            heads.update(rev)
+            return []
+
+        self._run_env(connection, current)
+        return heads
+
+    def _rebuilt_at(self, connection: Connection, target: set[str]) -> str | None:
+        """Empty the scratch database and upgrade it, with Alembic's plain upgrade and no
+        generated rows, to the revisions ``target``; None, or why that failed."""
+        dialect = dialect_named(connection.dialect.name)
+        try:
+            dialect.scratch.empty(connection, self.schemas_kept)
+            connection.commit()
+            for head in sorted(target):
+                self._run_env(connection, self._upgrade_to(head))
+        except (Exception, SystemExit) as exc:
+            release(exc, collect=connection.dialect.name == "sqlite")
+            if connection.in_transaction():
+                connection.rollback()
+            self._refresh(connection, None)
+            return describe_error(exc, self.url)
+        self.seeded.clear()
+        self._refresh(connection, None)
+        return None
+
+    def _upgrade_to(self, head: str) -> Callable[..., Any]:
+        """Alembic's upgrade to ``head``, as a work function for env.py."""
+        return lambda rev, _ctx: self.script._upgrade_revs(head, rev)
+
     def _stale(self, table: str) -> bool:
         """Whether ``table`` changed since it was seeded (its shape, or its rows)."""
         seeded = self.seeded.get(table)

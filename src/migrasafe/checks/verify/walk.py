@@ -28,10 +28,8 @@ from migrasafe.checks.lint import lint
 from migrasafe.checks.verify.drift import describe_diff
 from migrasafe.checks.verify.locktrace import LockTracer, compare_with_lint
 from migrasafe.checks.verify.report import Coverage, VerifyReport
-from migrasafe.checks.verify.state import release
 from migrasafe.checks.verify.window import WINDOW, Windows
-from migrasafe.db.dialects import dialect_named
-from migrasafe.db.urls import describe_error, redact
+from migrasafe.db.urls import redact
 from migrasafe.project.graph import apply_order
 
 # Why the generated rows of a table were refused, and what to do, by SeedReport.cause.
@@ -116,40 +114,23 @@ class Verifier(Windows):
 
     def _rebuild(self, connection: Connection, revision: Script | None, after: int) -> bool:
         """Past a revision whose second upgrade failed (its downgrade left something behind):
-        the scratch database is emptied and upgraded with Alembic's plain upgrade, on empty
-        tables, to where the walk stands with that revision applied, so that what comes
-        after it is checked too. False: that upgrade failed as well."""
+        the scratch database is rebuilt (:meth:`_rebuilt_at`) to where the walk stands with
+        that revision applied, so that what comes after it is checked too. False: that
+        upgrade failed as well, and nothing after it can be checked."""
         assert revision is not None
         self.rebuilds.add(revision.revision)
-        heads: set[str] = set()
-
-        def current(rev: tuple[str, ...], _ctx: object) -> list[object]:
-            heads.update(rev)
-            return []
-
-        self._run_env(connection, current)
-        target = (heads - set(revision._all_down_revisions)) | {revision.revision}
-        dialect = dialect_named(connection.dialect.name)
-        try:
-            dialect.scratch.empty(connection, self.schemas_kept)
-            connection.commit()
-            for head in sorted(target):
-                self._run_env(connection, self._upgrade_to(head))
-        except (Exception, SystemExit) as exc:
-            release(exc)
-            if connection.in_transaction():
-                connection.rollback()
-            self._refresh(connection, None)
+        target = (self._heads(connection) - set(revision._all_down_revisions)) | {revision.revision}
+        failure = self._rebuilt_at(connection, target)
+        if failure is not None:
             self.abandoned = (f"the scratch database could not be rebuilt after "
                               f"{revision.revision}'s second upgrade failed")  # fmt: skip
-            self.notes.append(f"after {revision.revision}'s second upgrade failed, a clean "
-                              f"upgrade to it failed too ({describe_error(exc, self.url)}): "
-                              "the revisions after it were not checked; fix its downgrade "
-                              "and run verify again")  # fmt: skip
+            self.notes.append(
+                f"after {revision.revision}'s second upgrade failed, a clean upgrade to it "
+                f"failed too ({failure}): the revisions after it were not checked; fix its "
+                "downgrade and run verify again"
+            )
             return False
         self.stuck.discard(revision.revision)
-        self.seeded.clear()
-        self._refresh(connection, None)
         self.notes.append(
             f"after {revision.revision}'s second upgrade failed, the scratch database was "
             f"emptied and upgraded straight to {revision.revision} (Alembic's upgrade, on empty "
@@ -157,10 +138,6 @@ class Verifier(Windows):
             "checked too"
         )
         return True
-
-    def _upgrade_to(self, head: str) -> Callable[..., Any]:
-        """Alembic's upgrade to ``head``, as a work function for env.py."""
-        return lambda rev, _ctx: self.script._upgrade_revs(head, rev)
 
     def _blocked(self, revision: Script) -> str | None:
         """A parent of ``revision`` left unapplied: it cannot be reached."""
