@@ -315,3 +315,15 @@ def test_a_downgrade_that_refuses_with_raise_is_irreversible_a_bug_is_a_failure(
         "0002": "its downgrade raises RuntimeError (Cannot downgrade past revision 0002)",
         "0003": "its downgrade failed",
     }
+
+
+def test_an_index_built_concurrently_waits_for_no_transaction_of_verify(
+    tmp_path: Path, scratch: str | None
+) -> None:
+    """CREATE INDEX CONCURRENTLY waits for every open transaction: verify's own reads must
+    leave none open while a migration runs (its catalog query did, and warehouse's second
+    upgrades failed on their lock timeout where plain Alembic passes)."""
+    ini = make_project(tmp_path / "p", "generic", "verify_concurrent_index")
+    code, report = _verify(ini, scratch)
+    assert code == 0, report["findings"]
+    assert report["coverage"]["with_data"] == ["0001", "0002"]  # type: ignore[index]

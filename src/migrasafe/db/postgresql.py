@@ -179,6 +179,11 @@ class PostgreSQLCatalog(Catalog):
         names = ([n for _, n in tables],)
         raw = getattr(connection.connection, "dbapi_connection", None)
         if raw is not None and raw in _DESCRIBE_FUNCTION_ON:  # a scratch session's function
+            if not connection.in_transaction():
+                # The driver begins a transaction for this query, which SQLAlchemy would not
+                # know to commit: it stayed open while a migration ran, and CREATE INDEX
+                # CONCURRENTLY waited for it until its lock timeout (pypi/warehouse).
+                connection.begin()
             rows = raw.execute("SELECT * FROM pg_temp.migrasafe_describe(%s)", names).fetchall()
         else:
             rows = connection.exec_driver_sql(_PG_DESCRIBE, names).all()
