@@ -325,3 +325,15 @@ def test_declared_rows_the_schema_refuses_are_one_line_naming_the_table(
     assert result.exit_code == 2
     assert "the rows declared for books before 0002" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_cycle_with_a_not_null_parent_outside_it_is_emptied_children_first(
+    tmp_path: Path, server: list[str]
+) -> None:
+    """teams <-> users is a cycle, and teams.zone_id a NOT NULL key out of it (cgwire/zou's
+    entity -> project): reseeding zones must empty teams before zones (a foreign-key
+    violation and a traceback before)."""
+    ini = make_project(tmp_path / "p", "generic", "verify_cycle_with_parent")
+    code, report = _verify(ini, server)
+    assert code == 0, report["findings"]
+    _clean_with_data(report, ["0001", "0002"])

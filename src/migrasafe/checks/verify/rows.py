@@ -359,16 +359,29 @@ def reflect(
 
 
 def _order(tables: list[sa.Table]) -> tuple[list[sa.Table], dict[sa.Table, set[str]]]:
-    """Parents first; the foreign keys that close a cycle, by table (only nullable ones)."""
+    """Parents first; the foreign keys that close a cycle, by table (only nullable ones).
+
+    SQLAlchemy leaves out of its order every foreign key of a table in a cycle, the NOT
+    NULL ones to tables outside the cycle too (zou's entity -> project, while entity,
+    preview_file and task point at each other): the order is made again with only the
+    nullable cycle keys left out, so that every other key still orders the tables.
+    """
+    chosen = set(tables)
+    breakable: set[sa.ForeignKeyConstraint] = set()
+    for table, remaining in sort_tables_and_constraints(tables):  # type: ignore[no-untyped-call]
+        if table is None:
+            breakable.update(c for c in remaining if c.table in chosen
+                             and all(column.nullable for column in c.columns))  # fmt: skip
     ordered: list[sa.Table] = []
     cyclic: dict[sa.Table, set[str]] = {}
-    chosen = set(tables)
-    for table, remaining in sort_tables_and_constraints(tables):  # type: ignore[no-untyped-call]
+    for table, remaining in sort_tables_and_constraints(  # type: ignore[no-untyped-call]
+        tables, filter_fn=lambda c: True if c in breakable else None  # True: left out
+    ):
         if table is not None:
             if table in chosen:
                 ordered.append(table)
             continue
-        for constraint in remaining:
+        for constraint in remaining:  # the keys left out: broken by NULL, then linked
             owner = constraint.table
             if owner in chosen and all(c.nullable for c in constraint.columns):
                 cyclic.setdefault(owner, set()).update(c.name for c in constraint.columns)
