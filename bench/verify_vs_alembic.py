@@ -210,6 +210,9 @@ class _sqlite:
 
 
 def main() -> None:
+    if {"-h", "--help"} & set(sys.argv[1:]):
+        print(__doc__)
+        return
     args = [a for a in sys.argv[1:2] if not a.startswith("--")]
     sizes = [int(n) for n in (args[0] if args else "200,1000").split(",")]
     with_pa = "--no-pytest-alembic" not in sys.argv
