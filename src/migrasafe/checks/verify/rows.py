@@ -148,7 +148,8 @@ class Seeder(Values):
         if count == 0:
             return report
         dialect = connection.dialect.name
-        narrowest = _narrowest_children(schema) if schema is not None else {}
+        keys = {where.key(t.schema, t.name) for t in ordered}
+        narrowest = _narrowest_children(schema, keys) if schema is not None else {}
         plans = []
         for table in ordered:
             key = where.key(table.schema, table.name)
@@ -375,7 +376,8 @@ def _order(tables: list[sa.Table]) -> tuple[list[sa.Table], dict[sa.Table, set[s
     ordered: list[sa.Table] = []
     cyclic: dict[sa.Table, set[str]] = {}
     for table, remaining in sort_tables_and_constraints(  # type: ignore[no-untyped-call]
-        tables, filter_fn=lambda c: True if c in breakable else None  # True: left out
+        tables,
+        filter_fn=lambda c: True if c in breakable else None,  # True: left out
     ):
         if table is not None:
             if table in chosen:
@@ -433,12 +435,13 @@ _LENGTH = re.compile(
 )
 
 
-def _narrowest_children(schema: Schema) -> dict[tuple[str, str], int]:
+def _narrowest_children(schema: Schema, parents: set[str]) -> dict[tuple[str, str], int]:
     """(parent table, column) -> the shortest text column of a foreign key pointing at it,
     where shorter than the parent's: the parent's generated keys are cut to fit (octavia's
     VARCHAR(16) children of VARCHAR(30) lookup tables held no row before)."""
     found: dict[tuple[str, str], int] = {}
-    for table in schema.tables.values():
+    children = {c for p in parents for c in schema.children_of(p)}  # not every table: a fill
+    for table in (schema.tables[c] for c in sorted(children) if c in schema.tables):
         for _name, columns, parent, referred, _rule in table.foreign_keys:
             for column, target in zip(columns, referred, strict=False):
                 kind = table.columns.get(column, ("", True, None))[0]

@@ -112,6 +112,10 @@ class Schema:
                 children.setdefault(fk[2], set()).add(name)
         return children
 
+    def children_of(self, table: str) -> set[str]:
+        """The tables with a foreign key to ``table``."""
+        return self._children.get(table, set())
+
     @cached_property
     def owners(self) -> dict[str, set[str]]:
         """Every named index and constraint -> its tables, by :func:`name_key`."""
