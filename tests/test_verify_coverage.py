@@ -337,3 +337,25 @@ def test_a_cycle_with_a_not_null_parent_outside_it_is_emptied_children_first(
     code, report = _verify(ini, server)
     assert code == 0, report["findings"]
     _clean_with_data(report, ["0001", "0002"])
+
+
+@pytest.mark.parametrize("template", ["generic", "async", "pyproject"])
+def test_alembic_inits_project_is_verified_as_it_comes(tmp_path: Path, template: str) -> None:
+    """`alembic init -t TEMPLATE` leaves sqlalchemy.url as a placeholder (driver://...): verify
+    runs on a temporary SQLite database (aiosqlite for the async template) and says so."""
+    project = tmp_path / "p"
+    project.mkdir()
+    subprocess.run([sys.executable, "-m", "alembic", "init", "-t", template, "migrations"],
+                   cwd=project, check=True, capture_output=True)  # fmt: skip
+    (project / "migrations" / "versions" / "0001_a.py").write_text(
+        '"""a"""\nfrom alembic import op\nimport sqlalchemy as sa\nrevision = "0001"\n'
+        "down_revision = None\n\n\ndef upgrade():\n    op.create_table('a', "
+        "sa.Column('id', sa.Integer, primary_key=True))\n\n\ndef downgrade():\n"
+        "    op.drop_table('a')\n"
+    )
+    run = subprocess.run([sys.executable, "-m", "migrasafe", "verify", "--json"], cwd=project,
+                         capture_output=True, text=True, check=False)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    assert report["coverage"]["with_data"] == ["0001"]
+    assert "placeholder" in report["notes"][0]

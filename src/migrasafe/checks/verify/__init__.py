@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
@@ -90,7 +91,17 @@ def _server(project: Project, url: str | None) -> tuple[URL, str | None]:
                   "$MIGRASAFE_URL, env.py)")  # fmt: skip
     note = (f"{where}: verified on a temporary SQLite database; pass --url to verify on your "
             "database's server")  # fmt: skip
-    return parse_url("sqlite://"), note
+    return parse_url("sqlite+aiosqlite://" if _async_env(project) else "sqlite://"), note
+
+
+def _async_env(project: Project) -> bool:
+    """Whether env.py builds an async engine (Alembic's async template): it then needs an
+    async driver in the URL it is handed."""
+    try:
+        text = (Path(project.script_directory.dir) / "env.py").read_text(errors="replace")
+    except OSError:
+        return False
+    return "async_engine_from_config" in text or "create_async_engine" in text
 
 
 # What `alembic init` writes as sqlalchemy.url, for the user to replace.
@@ -148,12 +159,11 @@ def _pointed_at(project: Project, server: URL, scratch: URL) -> Iterator[None]:
     config = project.config
     configured = project.configured_url
     driver = scratch.drivername
-    if configured:
-        mine = sa.make_url(configured)
-        if mine.get_backend_name() == scratch.get_backend_name():
-            driver = mine.drivername
+    mine = sa.make_url(configured) if configured else None
+    if mine is not None and mine.get_backend_name() == scratch.get_backend_name():
+        driver = mine.drivername
     elif server.get_backend_name() == scratch.get_backend_name():
-        driver = server.drivername
+        driver = server.drivername  # also where the configured URL is alembic's placeholder
     saved = dict(config.attributes)
     old = config.get_main_option("sqlalchemy.url")
     url = scratch.set(drivername=driver).render_as_string(hide_password=False)
