@@ -344,7 +344,9 @@ class WalkState:
                     self.refused_at.setdefault(table, revision)
                     self.refused_why.setdefault(table, report.why.get(table, "?"))
         self._insert_declared(connection, revision, rows)
-        reread = None if tables is None else tables | (declared & self.schema.tables.keys())
+        # a declared row replaces a generated one: ON DELETE CASCADE / SET NULL reach its children
+        known = self.schema.tables.keys()
+        reread = None if tables is None else tables | (self.schema.with_children(declared) & known)
         self.data.update(read_rows(connection, self.schema, only=reread, where=self.where))
         if commit:
             connection.commit()
