@@ -40,6 +40,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from migrasafe.progress import bar_columns, duration
+
 Log = Callable[[str], None]
 Before = Callable[[sa.ColumnElement[bool]], sa.Executable]
 
@@ -167,8 +169,10 @@ def _run(
             batches += 1
             advance()
             if not _interactive(progress) and log_every and batches % log_every == 0:
+                elapsed = time.perf_counter() - start
+                eta = duration(elapsed / batches * max(total - batches, 0))
                 say(f"backfill {table.name}: batch {batches}/{total}, {rows} rows, "
-                    f"{time.perf_counter() - start:.1f} s")  # fmt: skip
+                    f"{elapsed:.1f} s, ETA {eta}")  # fmt: skip
     seconds = time.perf_counter() - start
     if not _interactive(progress) and log_every and batches >= log_every:
         say(f"backfill {table.name}: done, {rows} rows in {batches} batches, {seconds:.1f} s "
@@ -217,9 +221,9 @@ def _bar(name: str, total: int, progress: bool | None) -> Iterator[Callable[[], 
         yield lambda: None
         return
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    from rich.progress import Progress
 
-    with Progress(TextColumn(f"backfill {name}"), BarColumn(), MofNCompleteColumn(),
+    with Progress(*bar_columns(f"backfill {name}"),
                   transient=True, console=Console(stderr=True)) as bar:  # fmt: skip
         task = bar.add_task(name, total=total)
         yield lambda: bar.advance(task)

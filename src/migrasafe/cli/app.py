@@ -7,6 +7,7 @@ Exit codes: 0 ok, 1 the check found something, 2 error.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -37,6 +38,8 @@ class Options:
     x_args: tuple[str, ...] = ()
     name: str = "alembic"
     app: str | None = None
+    quiet: bool = False
+    verbose: int = 0
 
     def invocation(self) -> Invocation:
         from migrasafe.commands.lean import Invocation
@@ -50,16 +53,51 @@ class Options:
                             app=self.app)  # fmt: skip
 
 
-def _fail(message: str, debug: bool, url: str | None = None, code: int = EXIT_ERROR) -> NoReturn:
-    """One line on stderr (the traceback too with --debug), every password masked."""
+def _fail(
+    message: str, debug: bool, url: str | None = None, code: int = EXIT_ERROR,
+    kind: str = "usage", partial: dict[str, object] | None = None,
+) -> NoReturn:  # fmt: skip
+    """One line on stderr (the traceback too with --debug), every password masked; under
+    --json also ``{"error": {"message", "kind", "exit"}}`` on stdout (with what a failed
+    run did before it failed, ``partial``), so that a program reading stdout learns why."""
     import traceback
 
     from migrasafe.db.urls import scrub
 
     if debug:
         click.echo(scrub(traceback.format_exc(), url), err=True, nl=False)
-    click.echo(f"migrasafe: error: {scrub(' '.join(message.split()), url)}", err=True)
+    line = scrub(" ".join(message.split()), url)
+    click.echo(f"migrasafe: error: {line}", err=True)
+    if _wants_json():
+        data: dict[str, object] = dict(partial or {})
+        if "error" in data:
+            data["detail"] = data.pop("error")
+        data["error"] = {"message": line, "kind": kind, "exit": code}
+        with suppress(BrokenPipeError):
+            sys.stdout.write(scrub(json.dumps(data, indent=2, default=str), url) + "\n")
+            sys.stdout.flush()
     sys.exit(code)
+
+
+_ARGS: list[list[str]] = []  # the command line being run (click's test runner passes its own)
+
+
+def _wants_json() -> bool:
+    """--json on the command line (parsed or not: a usage error comes before parsing)."""
+    args = _ARGS[-1] if _ARGS else sys.argv[1:]
+    return (
+        "--json" in args
+        or "--format=json" in args
+        or any(a == "--format" and b == "json" for a, b in itertools.pairwise(args))
+    )
+
+
+def error_kind(exc: BaseException) -> str:
+    """A stable name for the error's family: ``MigrationFailed`` -> ``migration-failed``."""
+    import re
+
+    name = type(exc).__name__.removesuffix("Error") or type(exc).__name__
+    return re.sub(r"(?<!^)(?=[A-Z])", "-", name).lower()
 
 
 class _Group(click.Group):
@@ -68,6 +106,8 @@ class _Group(click.Group):
     def main(self, *args: Any, **kwargs: Any) -> Any:
         """Click's usage errors are one line too, exit 2, with where to find help."""
         kwargs["standalone_mode"] = False
+        given = kwargs.get("args", args[0] if args else None)
+        _ARGS.append(list(given) if given is not None else sys.argv[1:])
         try:
             result = super().main(*args, **kwargs)
         except click.exceptions.Exit as exc:  # --help, --version
@@ -77,7 +117,10 @@ class _Group(click.Group):
             where = f" (see `{context.command_path} --help`)" if context is not None else ""
             _fail(f"{exc.format_message()}{where}", False, None, EXIT_ERROR)
         except click.Abort:
-            _fail("interrupted by SIGINT; nothing was left half-done", False, None, 130)
+            _fail("interrupted by SIGINT; nothing was left half-done", False, None, 130,
+                  kind="interrupted")  # fmt: skip
+        finally:
+            _ARGS.pop()
         sys.exit(result if isinstance(result, int) else EXIT_OK)
 
     def invoke(self, ctx: click.Context) -> Any:
@@ -92,11 +135,13 @@ class _Group(click.Group):
             terminated = isinstance(exc, Terminated)
             name = "SIGTERM" if terminated else "SIGINT"
             _fail(f"interrupted by {name}; nothing was left half-done", False, None,
-                  143 if terminated else 130)  # fmt: skip
+                  143 if terminated else 130, kind="interrupted")  # fmt: skip
         except MigrasafeError as exc:
             options = ctx.find_object(Options)
             debug = options.debug if options else "--debug" in sys.argv
-            _fail(exc.message, debug, options.url if options else None, exc.exit_code)
+            to_dict = getattr(getattr(exc, "result", None), "to_dict", None)
+            _fail(exc.message, debug, options.url if options else None, exc.exit_code,
+                  kind=error_kind(exc), partial=to_dict() if to_dict else None)  # fmt: skip
         finally:
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
@@ -201,6 +246,52 @@ def _emit_findings(
 pass_options = click.make_pass_decorator(Options)
 
 
+def complete_revisions(ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[Any]:
+    """Shell completion of revision arguments: the project's ids, branch labels and the
+    symbolic names (head, heads, base), read from the parsed revision graph."""
+    from click.shell_completion import CompletionItem
+
+    root = ctx.find_root().params
+    names = ["head", "heads", "base"]
+    try:
+        from migrasafe.project.config import load_project
+
+        project = load_project(root.get("config") or None, root.get("url"),
+                               x_args=root.get("x_args") or (), name=root.get("name") or "alembic",
+                               app=root.get("app"))  # fmt: skip
+        for script in project.graph.walk_revisions():
+            names.append(script.revision)
+            names.extend(f"{label}@head" for label in script.branch_labels)
+    except Exception:  # completion must never fail the shell: offer what is known
+        pass
+    return [CompletionItem(name) for name in dict.fromkeys(names) if name.startswith(incomplete)]
+
+
+def fail_on_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--fail-on: the least severe finding that makes the exit code 1."""
+    return click.option(
+        "--fail-on", type=click.Choice(("error", "warning", "note", "never")), default="error",
+        show_default=True,
+        help="Exit 1 when a finding of this severity or worse remains (never: exit 0 whatever "
+        "was found; errors that stop the check still exit 2).",
+    )(command)  # fmt: skip
+
+
+_SEVERITY = {"error": 3, "warning": 2, "note": 1}
+
+
+def found_code(ok: bool, findings: Any, fail_on: str) -> int:
+    """The exit code for a check's result under ``--fail-on``: the check's own verdict at
+    ``error``, stricter or looser as asked."""
+    if fail_on == "never":
+        return EXIT_OK
+    if not ok:
+        return EXIT_FOUND
+    threshold = _SEVERITY[fail_on]
+    worst = max((_SEVERITY.get(f.severity, 1) for f in findings), default=0)
+    return EXIT_FOUND if worst >= threshold else EXIT_OK
+
+
 def _emit(
     as_json: bool,
     data: object | Callable[[], object],
@@ -235,6 +326,12 @@ def _emit(
               help="The ini file's section, as alembic -n.")  # fmt: skip
 @click.option("--app", metavar="MODULE:APP",
               help="A Flask-Migrate project's application (default: $FLASK_APP).")  # fmt: skip
+@click.option("-q", "--quiet", is_flag=True,
+              help="Silence Alembic's and env.py's logging below WARNING (progress and results "
+              "still show).")  # fmt: skip
+@click.option("-v", "--verbose", count=True,
+              help="Show Alembic's INFO lines even where env.py configures no logging; "
+              "-vv: migrasafe's own DEBUG lines too.")  # fmt: skip
 @click.option("--debug", is_flag=True, help="Show tracebacks of errors.")
 @click.version_option(package_name="migrasafe")
 @click.pass_context
@@ -245,7 +342,36 @@ def main(
     x_args: tuple[str, ...],
     name: str,
     app: str | None,
+    quiet: bool,
+    verbose: int,
     debug: bool,
 ) -> None:
     """Alembic migrations that tell the truth about a database."""
-    ctx.obj = Options(config=config, url=url, debug=debug, x_args=x_args, name=name, app=app)
+    if quiet and verbose:
+        raise click.UsageError("-q and -v contradict each other: choose one")
+    _logging(quiet, verbose)
+    ctx.obj = Options(config=config, url=url, debug=debug, x_args=x_args, name=name, app=app,
+                      quiet=quiet, verbose=verbose)  # fmt: skip
+
+
+def _logging(quiet: bool, verbose: int) -> None:
+    """-q: nothing below WARNING is logged, whatever env.py's fileConfig() sets up later
+    (``logging.disable`` outlives it); -v: Alembic's INFO on stderr (and -vv migrasafe's
+    DEBUG), in addition to what env.py configures."""
+    import logging
+
+    if quiet:
+        logging.disable(logging.INFO)
+        return
+    logging.disable(logging.NOTSET)
+    if not verbose:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)-5.5s [%(name)s] %(message)s"))
+    for name, level in (("alembic", logging.INFO), ("migrasafe", logging.DEBUG)):
+        if name == "migrasafe" and verbose < 2:
+            continue
+        logger = logging.getLogger(name)
+        logger.setLevel(level)
+        logger.addHandler(handler)
+        logger.propagate = False  # env.py's own handlers would print each line twice

@@ -12,7 +12,9 @@ from migrasafe.cli.app import (
     Options,
     _emit,
     _emit_findings,
+    fail_on_option,
     format_option,
+    found_code,
     json_option,
     main,
     pass_options,
@@ -30,6 +32,7 @@ from migrasafe.cli.app import (
     help="Also read the database (read-only) for applied scripts edited since; "
     "default: on when --url or $MIGRASAFE_URL is given.",
 )  # fmt: skip
+@fail_on_option
 @json_option
 @format_option
 @pass_options
@@ -39,6 +42,7 @@ def validate(
     skips: Sequence[str],
     list_rules: bool,
     database: bool | None,
+    fail_on: str,
     as_json: bool,
     fmt: str,
 ) -> None:
@@ -60,7 +64,7 @@ def validate(
         lambda project: run_validate(project, only=rules, skip=skips, database=use_database),
         options.project,
     )
-    code = EXIT_OK if result.ok else EXIT_FOUND
+    code = found_code(result.ok, result.findings, fail_on)
     _emit_findings("json" if as_json else fmt, result.to_dict, result.findings,
                    VALIDATE_CHECKS.select(), "validate",
                    lambda: render.findings(result.findings, result.files), code)  # fmt: skip
@@ -145,6 +149,7 @@ def lint(
     help="PostgreSQL: record the locks and table rewrites each revision really causes, "
     "and hold them against lint's findings.",
 )  # fmt: skip
+@fail_on_option
 @json_option
 @pass_options
 def verify(
@@ -153,6 +158,7 @@ def verify(
     rows: int,
     seed: int,
     trace_locks: bool,
+    fail_on: str,
     as_json: bool,
 ) -> None:
     """Prove every migration reverses: schema and data, on a scratch database.
@@ -162,8 +168,8 @@ def verify(
     import migrasafe.cli.render as render
     from migrasafe.checks.verify import verify as run_verify
 
-    with render.progress("verify", enabled=not as_json) as advance:
+    with render.progress("verify") as advance:
         result = run_verify(options.project(), url=scratch_url, rows=rows, seed=seed,
                             progress=advance, trace_locks=trace_locks)  # fmt: skip
-    code = EXIT_OK if result.ok else EXIT_FOUND
+    code = found_code(result.ok, result.findings, fail_on)
     _emit(as_json, result.to_dict(), lambda: render.verify(result), code)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from migrasafe.cli.app import Options, _emit, document, json_option, main, pass_options
+from migrasafe.cli.app import Options, _emit, complete_revisions, json_option, main, pass_options
 from migrasafe.errors import Interrupted, MigrationFailed
 
 if TYPE_CHECKING:
@@ -46,19 +45,16 @@ def deploy_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 @contextmanager
 def _partial_results(as_json: bool) -> Iterator[None]:
-    """A failed run still reports what it did before failing (or the SQL rendered), then fails."""
+    """A failed run still reports what it did before failing (or the SQL rendered), then
+    fails; under --json the error object carries it (see ``migrasafe.cli.app._fail``)."""
     try:
         yield
     except (MigrationFailed, Interrupted) as exc:
         import migrasafe.cli.render as render
         from migrasafe.deploy.migrate import MigrationResult
 
-        result = exc.result
-        if isinstance(result, MigrationResult):
-            if as_json:
-                document().write(json.dumps(result.to_dict(), indent=2, default=str) + "\n")
-            else:
-                render.migration_result(result, partial=True)
+        if isinstance(exc.result, MigrationResult) and not as_json:
+            render.migration_result(exc.result, partial=True)
         raise
 
 
@@ -86,11 +82,11 @@ def _migrate(
     import migrasafe.deploy.migrate as migrate
 
     run = migrate.upgrade if direction == "upgrade" else migrate.downgrade
-    with _partial_results(as_json):
+    with _partial_results(as_json), render.progress(direction, enabled=not sql) as report:
         project = options.project()
         deploy = _deploy(project, db_lock_timeout, statement_timeout, retries)
         result = run(project, target, sql=sql, lock_timeout=lock_timeout, waiting=_say_waiting,
-                     deploy=deploy, retrying=_say_waiting)  # fmt: skip
+                     deploy=deploy, retrying=_say_waiting, progress=report)  # fmt: skip
     _emit(as_json, result.to_dict(), lambda: render.migration_result(result))
 
 
@@ -99,7 +95,7 @@ def _say_waiting(message: str) -> None:
 
 
 @main.command(context_settings=RELATIVE_TARGETS)
-@click.argument("target", default="head")
+@click.argument("target", default="head", shell_complete=complete_revisions)
 @click.option("--sql", is_flag=True, help="Print the SQL instead of running it.")
 @lock_timeout_option
 @deploy_options
@@ -117,15 +113,18 @@ def upgrade(
 ) -> None:
     """Apply revisions up to TARGET (default: head).
 
-    Concurrent runs take turns (a lock); each revision runs in its own
-    transaction, so a failing one leaves no trace, on SQLite too.
+    Concurrent runs take turns (a lock). Transactions are the ones env.py
+    sets up: one for the whole run in Alembic's default env.py, one per
+    revision with transaction_per_migration=True; a failing revision rolls
+    back its transaction, on SQLite too (migrasafe makes its DDL
+    transactional). Each applied script's checksum is recorded with it.
     """
     _migrate("upgrade", options, target, sql, lock_timeout, db_lock_timeout,
              statement_timeout, retries, as_json)  # fmt: skip
 
 
 @main.command(context_settings=RELATIVE_TARGETS)
-@click.argument("target")
+@click.argument("target", shell_complete=complete_revisions)
 @click.option("--sql", is_flag=True, help="Print the SQL instead of running it.")
 @lock_timeout_option
 @deploy_options
@@ -147,7 +146,33 @@ def downgrade(
 
 
 @main.command()
-@click.argument("revisions", nargs=-1)
+@click.argument("revisions", nargs=-1, required=True, shell_complete=complete_revisions)
+@click.option("--sql", is_flag=True, help="Print the SQL instead of running it (FROM:TO).")
+@click.option("--tag", help="An arbitrary tag for env.py's context.get_tag_argument().")
+@click.option("--purge", is_flag=True, help="Empty the version table before stamping.")
+@lock_timeout_option
+@json_option
+@pass_options
+def stamp(
+    options: Options, revisions: tuple[str, ...], sql: bool, tag: str | None, purge: bool,
+    lock_timeout: float, as_json: bool,
+) -> None:  # fmt: skip
+    """Set the version table to REVISIONS without running any migration (as alembic stamp).
+
+    The revisions stamped on are unverified (no checksum) until `accept`;
+    those stamped off lose their checksum.
+    """
+    import migrasafe.cli.render as render
+    from migrasafe.deploy.migrate import stamp as run_stamp
+
+    with _partial_results(as_json):
+        result = run_stamp(options.project(), revisions, sql=sql, purge=purge, tag=tag,
+                           lock_timeout=lock_timeout, waiting=_say_waiting)  # fmt: skip
+    _emit(as_json, result.to_dict(), lambda: render.migration_result(result))
+
+
+@main.command()
+@click.argument("revisions", nargs=-1, shell_complete=complete_revisions)
 @json_option
 @pass_options
 def accept(options: Options, revisions: tuple[str, ...], as_json: bool) -> None:

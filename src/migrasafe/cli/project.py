@@ -9,6 +9,7 @@ from migrasafe.cli.app import (
     EXIT_OK,
     Options,
     _emit,
+    complete_revisions,
     json_option,
     main,
     pass_options,
@@ -72,15 +73,138 @@ def history(options: Options, as_json: bool) -> None:
 @main.command()
 @click.option("-m", "--message", required=True, help="What the revision does.")
 @click.option("--autogenerate", is_flag=True, help="Compare models with the database.")
+@click.option("--rev-id", help="The new revision's id (default: the next number when the "
+              "project numbers its revisions, else Alembic's random id).")  # fmt: skip
+@click.option("--head", default="head", show_default=True,
+              help="The revision to build on (a head, or BRANCH@head).")  # fmt: skip
+@click.option("--splice", is_flag=True, help="Allow a --head that is not a head (a new branch).")
+@click.option("--branch-label", help="A branch label for the new revision.")
+@click.option("--depends-on", "depends_on", multiple=True, metavar="REV",
+              help="A revision the new one depends on (repeatable).")  # fmt: skip
+@click.option("--version-path", type=click.Path(file_okay=False),
+              help="Which of version_locations to write the file into.")  # fmt: skip
 @json_option
 @pass_options
-def revision(options: Options, message: str, autogenerate: bool, as_json: bool) -> None:
-    """Write a new revision file with the next sequential id (0004 after 0003)."""
+def revision(
+    options: Options, message: str, autogenerate: bool, rev_id: str | None, head: str,
+    splice: bool, branch_label: str | None, depends_on: tuple[str, ...],
+    version_path: str | None, as_json: bool,
+) -> None:  # fmt: skip
+    """Write a new revision file, as alembic revision (ids: the next number in a numbered
+    project, else Alembic's random hex)."""
     import migrasafe.cli.render as render
     from migrasafe.commands.scaffold import revision as run_revision
 
-    result = run_revision(options.project(), message, autogenerate=autogenerate)
+    result = run_revision(
+        options.project(), message, autogenerate=autogenerate, rev_id=rev_id, head=head,
+        splice=splice, branch_label=branch_label, depends_on=list(depends_on) or None,
+        version_path=version_path,
+    )  # fmt: skip
     _emit(as_json, result.to_dict(), lambda: render.revision_result(result))
+
+
+@main.command()
+@click.argument("revisions", nargs=-1, shell_complete=complete_revisions)
+@click.option("-m", "--message", help="What the merge revision says.")
+@click.option("--branch-label", help="A branch label for the merge revision.")
+@click.option("--rev-id", help="The merge revision's id (default as for revision).")
+@json_option
+@pass_options
+def merge(
+    options: Options, revisions: tuple[str, ...], message: str | None,
+    branch_label: str | None, rev_id: str | None, as_json: bool,
+) -> None:  # fmt: skip
+    """Write a revision that merges REVISIONS (default: every head) into one, as alembic merge."""
+    import migrasafe.cli.render as render
+    from migrasafe.commands.scaffold import merge as run_merge
+
+    result = run_merge(options.project(), revisions or ("heads",), message,
+                       branch_label=branch_label, rev_id=rev_id)  # fmt: skip
+    _emit(as_json, result.to_dict(), lambda: render.revision_result(result))
+
+
+@main.command()
+@click.argument("revision", default="head", shell_complete=complete_revisions)
+@json_option
+@pass_options
+def show(options: Options, revision: str, as_json: bool) -> None:
+    """Show REVISION (an id or prefix, head, heads, base, BRANCH@head, current)."""
+    import migrasafe.cli.render as render
+    from migrasafe.commands.revisions import show as run_show
+
+    found = run_show(options.project(), revision)
+    _emit(as_json, lambda: [info.to_dict() for info in found], lambda: render.show(found))
+
+
+@main.command()
+@click.option("--resolve-dependencies", is_flag=True,
+              help="Treat revisions that others depend on (depends_on) as not heads.")  # fmt: skip
+@json_option
+@pass_options
+def heads(options: Options, resolve_dependencies: bool, as_json: bool) -> None:
+    """List the head revisions, as alembic heads."""
+    import migrasafe.cli.render as render
+    from migrasafe.commands.revisions import heads as run_heads
+
+    found = run_heads(options.project(), resolve_dependencies=resolve_dependencies)
+    _emit(as_json, lambda: [info.to_dict() for info in found],
+          lambda: render.revision_lines(found, "No revisions yet."))  # fmt: skip
+
+
+@main.command()
+@json_option
+@pass_options
+def branches(options: Options, as_json: bool) -> None:
+    """List the branch points and the revisions they branch into, as alembic branches."""
+    import migrasafe.cli.render as render
+    from migrasafe.commands.revisions import branches as run_branches
+
+    found = run_branches(options.project())
+    _emit(as_json, lambda: [info.to_dict() for info in found], lambda: render.branches(found))
+
+
+@main.command()
+@click.option("--check-heads", is_flag=True, help="Exit 1 unless the database is at every head.")
+@json_option
+@pass_options
+def current(options: Options, check_heads: bool, as_json: bool) -> None:
+    """Show the database's current revision(s), read through env.py, as alembic current."""
+    import migrasafe.cli.render as render
+    from migrasafe.commands.revisions import current as run_current
+
+    project = options.project()
+    result = run_current(project)
+    code = EXIT_OK
+    if check_heads and set(result.heads) != set(project.graph.get_heads()):
+        code = EXIT_FOUND
+    _emit(as_json, result.to_dict(), lambda: render.current(result), code)
+
+
+@main.command()
+@json_option
+@pass_options
+def check(options: Options, as_json: bool) -> None:
+    """Exit 1 if revision --autogenerate would write operations (models and database
+    differ), as alembic check; the database must be at head and is only read."""
+    import migrasafe.cli.render as render
+    from migrasafe.commands.check import check as run_check
+
+    result = run_check(options.project())
+    _emit(as_json, result.to_dict(), lambda: render.check(result),
+          EXIT_OK if result.ok else EXIT_FOUND)  # fmt: skip
+
+
+@main.command()
+@click.argument("revision", default="head", shell_complete=complete_revisions)
+@json_option
+@pass_options
+def edit(options: Options, revision: str, as_json: bool) -> None:
+    """Open REVISION's file in $EDITOR, as alembic edit (default: head)."""
+    import migrasafe.cli.render as render
+    from migrasafe.commands.scaffold import edit as run_edit
+
+    result = run_edit(options.project(), revision)
+    _emit(as_json, result.to_dict(), lambda: render.edited(result))
 
 
 @main.command()

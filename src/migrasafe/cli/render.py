@@ -20,9 +20,11 @@ if TYPE_CHECKING:  # the CLI imports this module for every text output: keep it 
     from migrasafe.checks.findings import Check, Finding
     from migrasafe.checks.lint import LintReport
     from migrasafe.checks.verify import Progress, VerifyReport
+    from migrasafe.commands.check import CheckResult
     from migrasafe.commands.demo import DemoReport
     from migrasafe.commands.history import History
-    from migrasafe.commands.scaffold import InitResult, RevisionResult
+    from migrasafe.commands.revisions import Current, RevisionInfo
+    from migrasafe.commands.scaffold import EditResult, InitResult, RevisionResult
     from migrasafe.commands.status import Status
     from migrasafe.deploy.checksums import AcceptResult
     from migrasafe.deploy.migrate import MigrationResult
@@ -55,6 +57,10 @@ def migration_result(result: MigrationResult, *, partial: bool = False) -> None:
     out = _console()
     if result.sql is not None:
         sys.stdout.write(result.sql)
+        return
+    if result.direction == "stamp":
+        out.print(f"Stamped {escape(result.url)}: {', '.join(result.before) or 'base'} -> "
+                  f"{', '.join(result.after) or 'base'} (no migration ran).")  # fmt: skip
         return
     verb = "Applied" if result.direction == "upgrade" else "Reverted"
     if partial:
@@ -195,6 +201,73 @@ def revision_result(result: RevisionResult) -> None:
     )
 
 
+def _line(info: RevisionInfo) -> str:
+    """One revision as ``alembic heads`` and ``history`` show it: id, labels, marks, message."""
+    labels = f" ({', '.join(info.branch_labels)})" if info.branch_labels else ""
+    marks = [name for name, on in (("head", info.is_head), ("branch point", info.is_branch_point),
+                                   ("merge point", info.is_merge_point)) if on]  # fmt: skip
+    mark = f" ({', '.join(marks)})" if marks else ""
+    return f"{info.revision}{labels}{mark}, {info.message}"
+
+
+def revision_lines(found: Sequence[RevisionInfo], empty: str) -> None:
+    plain.write([_line(info) for info in found] or [empty])
+
+
+def show(found: Sequence[RevisionInfo]) -> None:
+    lines: list[str] = []
+    for info in found:
+        if lines:
+            lines.append("")
+        lines.append(f"Revision ID: {info.revision}")
+        lines.append(f"Revises: {', '.join(info.down_revision) or '<base>'}")
+        for label, values in (("Depends on", info.depends_on),
+                              ("Branch labels", info.branch_labels),
+                              ("Next revisions", info.next_revisions)):  # fmt: skip
+            if values:
+                lines.append(f"{label}: {', '.join(values)}")
+        marks = [name for name, on in (("head", info.is_head), ("base", info.is_base),
+                                       ("branch point", info.is_branch_point),
+                                       ("merge point", info.is_merge_point)) if on]  # fmt: skip
+        if marks:
+            lines.append(f"Is: {', '.join(marks)}")
+        lines.append(f"Path: {info.path}")
+        lines.append("")
+        lines.extend(f"    {line}".rstrip() for line in (info.doc or info.message).splitlines())
+    plain.write(lines)
+
+
+def branches(found: Sequence[RevisionInfo]) -> None:
+    lines: list[str] = []
+    for info in found:
+        lines.append(_line(info))
+        lines.extend(f"  -> {rev}" for rev in info.next_revisions)
+    plain.write(lines or ["No branch points: the history is linear."])
+
+
+def current(result: Current) -> None:
+    lines = [f"{result.url} ({result.version_table}):"]
+    lines += [f"  {_line(info)}" for info in result.revisions]
+    lines += [f"  {rev} (defined by no revision file)" for rev in result.unknown]
+    if not result.heads:
+        lines.append("  <base>: no revision applied")
+    plain.write(lines)
+
+
+def check(result: CheckResult) -> None:
+    if result.ok:
+        plain.write([f"No new upgrade operations detected: the models match {result.url}."])
+        return
+    lines = [f"The models differ from {result.url}; `migrasafe revision --autogenerate` "
+             "would write:"]  # fmt: skip
+    lines += [f"  {d.description}" for d in result.differences]
+    plain.write(lines)
+
+
+def edited(result: EditResult) -> None:
+    plain.write([f"Edited {path}" for path in result.paths])
+
+
 def demo(report: DemoReport) -> None:
     out = _console()
     out.print(f"migrasafe demo: the library reference project on {escape(report.url)}")
@@ -209,22 +282,11 @@ def demo(report: DemoReport) -> None:
 
 @contextmanager
 def progress(label: str, *, enabled: bool = True) -> Iterator[Progress | None]:
-    """A progress bar on stderr, when stderr is a terminal."""
-    if not enabled or not sys.stderr.isatty():
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
-    from rich.progress import Progress as Bar
+    """Progress on stderr: a bar on a terminal, a line every few seconds when piped."""
+    from migrasafe.progress import reporter
 
-    columns = (TextColumn(f"{label} {{task.description}}"), BarColumn(), MofNCompleteColumn())
-    with Bar(*columns, console=Console(file=sys.stderr), transient=True) as bar:
-        task = bar.add_task("", total=None)
-
-        def advance(index: int, total: int, revision: str) -> None:
-            bar.update(task, completed=index - 1, total=total, description=revision)
-
-        yield advance
+    with reporter(label, enabled=enabled) as report:
+        yield report
 
 
 def verify(report: VerifyReport) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -126,14 +127,55 @@ def next_revision_id(existing: list[str]) -> str | None:
     return f"{candidate:0{width}d}"
 
 
-def revision(project: Project, message: str, *, autogenerate: bool = False) -> RevisionResult:
-    """Write a new revision file on top of the head: the next number, or Alembic's random id."""
+def revision(
+    project: Project,
+    message: str,
+    *,
+    autogenerate: bool = False,
+    rev_id: str | None = None,
+    head: str = "head",
+    splice: bool = False,
+    branch_label: str | None = None,
+    depends_on: str | list[str] | None = None,
+    version_path: str | None = None,
+) -> RevisionResult:
+    """Write a new revision file, as ``alembic revision`` with the same options.
+
+    Its id is ``rev_id`` when given; else the next number when the project
+    numbers its revisions (``0004`` after ``0003``), else Alembic's random id.
+    """
     script = project.script
-    rev_id = next_revision_id([s.revision for s in script.walk_revisions()])
+    if rev_id is None:
+        rev_id = next_revision_id([s.revision for s in script.walk_revisions()])
     with alembic_errors(), project.activated():
         created = command.revision(
-            project.config, message=message, autogenerate=autogenerate, rev_id=rev_id
-        )
+            project.config, message=message, autogenerate=autogenerate, rev_id=rev_id,
+            head=head, splice=splice, branch_label=branch_label,
+            depends_on=depends_on,  # type: ignore[arg-type]  # Alembic takes a list too
+            version_path=version_path,
+        )  # fmt: skip
+    return _result(created, message)
+
+
+def merge(
+    project: Project,
+    revisions: Sequence[str] = ("heads",),
+    message: str | None = None,
+    *,
+    branch_label: str | None = None,
+    rev_id: str | None = None,
+) -> RevisionResult:
+    """Write a merge revision of ``revisions`` (default: every head), as ``alembic merge``."""
+    script = project.script
+    if rev_id is None:
+        rev_id = next_revision_id([s.revision for s in script.walk_revisions()])
+    with alembic_errors(), project.activated():
+        created = command.merge(project.config, list(revisions), message=message,
+                                branch_label=branch_label, rev_id=rev_id)  # fmt: skip
+    return _result(created, message or "")
+
+
+def _result(created: object, message: str) -> RevisionResult:
     if not isinstance(created, Script):
         raise ProjectError(f"Alembic wrote no single revision for {message!r}")
     return RevisionResult(
@@ -142,3 +184,28 @@ def revision(project: Project, message: str, *, autogenerate: bool = False) -> R
         message=message,
         down_revision=tuple(created._versioned_down_revisions),
     )
+
+
+@dataclass(frozen=True)
+class EditResult:
+    paths: tuple[Path, ...]
+
+    def to_dict(self) -> dict[str, object]:
+        return {"paths": [str(p) for p in self.paths]}
+
+
+def edit(project: Project, revision: str) -> EditResult:
+    """Open the revision file(s) named by ``revision`` in $EDITOR, as ``alembic edit``."""
+    from alembic.util import open_in_editor
+
+    from migrasafe.commands.revisions import show
+
+    paths = tuple(Path(found.path) for found in show(project, revision))
+    for path in paths:
+        try:
+            open_in_editor(str(path))
+        except Exception as exc:  # Alembic's CommandError: no editor found
+            raise ProjectError(
+                f"cannot open {path} in an editor: {exc}; set $EDITOR (or $VISUAL)"
+            ) from exc
+    return EditResult(paths)

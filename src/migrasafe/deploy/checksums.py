@@ -247,3 +247,32 @@ def accept(project: Project, revisions: Iterable[str] = ()) -> AcceptResult:
         with connect(url) as connection, connection.begin():
             record(connection, context.version_table, context.version_table_schema, scripts, ())
     return AcceptResult(context.display_url, tuple(sorted(s.revision for s in scripts)))
+
+
+def forget_stamped(*, ctx: MigrationContext, step: Any, heads: set[str], run_args: Any) -> None:
+    """Alembic's ``on_version_apply`` hook for ``stamp``: no checksum survives a stamp.
+
+    A stamp moves the version table without running a script, so the
+    revisions it adds were not applied by migrasafe (they are unverified
+    until ``accept``), and those it removes are no longer applied. Both lose
+    any checksum row, in the stamp's own transaction.
+    """
+    if ctx.as_sql or not getattr(step, "is_stamp", False) or ctx.connection is None:
+        return
+    revision_map = step.revision_map
+
+    def ancestry(revisions: Iterable[str]) -> set[str]:
+        wanted = tuple(rev for rev in revisions if rev)
+        if not wanted:
+            return set()
+        return {s.revision for s in revision_map.iterate_revisions(wanted, "base")}
+
+    changed = ancestry(step.source_revision_ids) ^ ancestry(step.destination_revision_ids)
+    connection = ctx.connection
+    schema = ctx.version_table_schema
+    if not changed or not sa.inspect(connection).has_table(TABLE, schema=schema):
+        return
+    table = _table(schema)
+    connection.execute(table.delete().where(
+        table.c.version_table == ctx.version_table, table.c.revision.in_(sorted(changed))
+    ))  # fmt: skip

@@ -18,7 +18,7 @@ import io
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -29,7 +29,7 @@ from alembic.script import Script
 from migrasafe.db.dialects import database_for, dialect_named
 from migrasafe.db.locks import Waiting
 from migrasafe.db.urls import describe_error, redact
-from migrasafe.deploy.checksums import Recorder, record_failure
+from migrasafe.deploy.checksums import Recorder, forget_stamped, record_failure
 from migrasafe.errors import (
     Interrupted,
     LockLost,
@@ -38,12 +38,13 @@ from migrasafe.errors import (
     RevisionError,
     Terminated,
 )
+from migrasafe.progress import Report
 from migrasafe.project.config import Project
 from migrasafe.project.env import Run, expect_url, probe, run_env
 from migrasafe.project.graph import applied, bad_revision_id
 from migrasafe.project.settings import DeploySettings
 
-Direction = Literal["upgrade", "downgrade"]
+Direction = Literal["upgrade", "downgrade", "stamp"]
 
 
 @dataclass(frozen=True)
@@ -96,17 +97,19 @@ def upgrade(
     waiting: Waiting | None = None,
     deploy: DeploySettings | None = None,
     retrying: Waiting | None = None,
+    progress: Report | None = None,
 ) -> MigrationResult:
     """Apply revisions up to ``target`` (``head``, an id, or relative like ``+1``).
 
     ``waiting`` is told, once, when another run holds the migration lock;
     ``deploy`` sets the database's lock and statement timeouts and how often
     a revision that waited too long for a lock is retried (``retrying`` is
-    told each time).
+    told each time); ``progress`` before each revision.
     """
     if sql:
         return _offline(project, "upgrade", target)
     migration = _Migration(project, "upgrade", target, lock_timeout, waiting, deploy)
+    migration.progress = progress
     return migration.run(retrying)
 
 
@@ -119,12 +122,48 @@ def downgrade(
     waiting: Waiting | None = None,
     deploy: DeploySettings | None = None,
     retrying: Waiting | None = None,
+    progress: Report | None = None,
 ) -> MigrationResult:
     """Revert revisions down to ``target`` (an id, ``base``, or relative like ``-1``)."""
     if sql:
         return _offline(project, "downgrade", target)
     migration = _Migration(project, "downgrade", target, lock_timeout, waiting, deploy)
+    migration.progress = progress
     return migration.run(retrying)
+
+
+def stamp(
+    project: Project,
+    revisions: str | tuple[str, ...] = "head",
+    *,
+    sql: bool = False,
+    purge: bool = False,
+    tag: str | None = None,
+    lock_timeout: float = LOCK_TIMEOUT,
+    waiting: Waiting | None = None,
+) -> MigrationResult:
+    """Set the version table to ``revisions`` without running any migration, as ``alembic
+    stamp``; under migrasafe's lock, and no checksum survives it (see ``forget_stamped``).
+
+    The revisions stamped on are then unverified, as if plain Alembic had applied them.
+    """
+    targets = (revisions,) if isinstance(revisions, str) else tuple(revisions)
+    if not targets:
+        raise RevisionError("stamp needs a revision: an id, head, heads or base")
+    for target in targets:
+        check_target(project, target.rpartition(":")[2] if sql else target)
+    target = " ".join(targets)
+    if sql:
+        starts = {t.split(":", 1)[0] for t in targets if ":" in t}
+        if len(starts) > 1:
+            raise RevisionError("stamp --sql supports one starting revision at a time (FROM:TO)")
+        destinations = tuple(t.rpartition(":")[2] for t in targets)
+        return _offline(project, "stamp", target, destinations=destinations,
+                        starting=next(iter(starts), None), tag=tag)  # fmt: skip
+    migration = _Migration(project, "stamp", target, lock_timeout, waiting)
+    migration.opts = {"destination_rev": targets, "purge": purge, "tag": tag}
+    migration.destinations = targets
+    return migration.run()
 
 
 def check_target(project: Project, target: str) -> None:
@@ -151,7 +190,10 @@ def check_target(project: Project, target: str) -> None:
             ) from exc
 
 
-def _steps_to(project: Project, direction: Direction, target: str) -> Any:
+def _steps_to(
+    project: Project, direction: Direction, target: str,
+    destinations: tuple[str, ...] = (), progress: Report | None = None,
+) -> Any:  # fmt: skip
     """Alembic's own work function for upgrade/downgrade, on the scripts already loaded.
 
     Alembic's commands would load the script directory again, importing every
@@ -165,7 +207,10 @@ def _steps_to(project: Project, direction: Direction, target: str) -> Any:
     def steps(heads: tuple[str, ...], _context: MigrationContext) -> Any:
         current: Any = heads  # Alembic's own commands pass the heads tuple here too
         try:
-            if direction == "upgrade":
+            planned: list[Any]
+            if direction == "stamp":
+                planned = list(script._stamp_revs(destinations or (target,), current))
+            elif direction == "upgrade":
                 planned = list(script._upgrade_revs(target, current))
             else:
                 planned = list(script._downgrade_revs(target, current))
@@ -176,12 +221,22 @@ def _steps_to(project: Project, direction: Direction, target: str) -> Any:
                 "`migrasafe history` lists the revisions"
             ) from exc
         for step in planned:  # before any SQL is sent: ids reach the version table's SQL
+            if direction == "stamp":
+                continue
             bad = bad_revision_id(step.info.up_revision_id)
             if bad is not None:
                 raise RevisionError(f"{bad} ({step.revision.path}); nothing was migrated")
-        return planned
+        if progress is None:
+            return planned
+        return _reported(planned, progress)
 
     return steps
+
+
+def _reported(planned: list[Any], progress: Report) -> Iterator[Any]:
+    for index, step in enumerate(planned, 1):
+        progress(index, len(planned), step.info.up_revision_id or "base")
+        yield step
 
 
 def _doc(project: Project, revision: str) -> str:
@@ -215,6 +270,9 @@ class _Migration:
         self.recorder = Recorder()
         self.check_lock: Callable[[], None] = lambda: None
         self.expect = expect_url(project)
+        self.opts: dict[str, Any] = {}  # for EnvironmentContext: stamp's purge and tag
+        self.destinations: tuple[str, ...] = ()
+        self.progress: Report | None = None
 
     def configure(self, kw: dict[str, Any]) -> dict[str, Any]:
         connection = kw.get("connection")
@@ -237,7 +295,7 @@ class _Migration:
                 connection.commit()
         callbacks = kw.get("on_version_apply") or ()
         callbacks = [callbacks] if callable(callbacks) else list(callbacks)
-        kw["on_version_apply"] = [*callbacks, self.recorder, self.applied]
+        kw["on_version_apply"] = [*callbacks, self.recorder, forget_stamped, self.applied]
         return kw
 
     def applied(self, *, ctx: Any, step: Any, heads: set[str], run_args: Any) -> None:
@@ -256,13 +314,13 @@ class _Migration:
         before stay and the retry resumes at the one that waited.
         """
         project = self.project
-        steps = _steps_to(project, self.direction, self.target)
+        steps = _steps_to(project, self.direction, self.target, self.destinations, self.progress)
         for attempt in range(self.deploy.retries + 1):
             run = Run()
             self.locks, self.blockers = ExitStack(), lambda: None
             try:
                 with self.locks, dialect_named("sqlite").sessions.transactional_ddl():
-                    run_env(project, steps, run=run, on_configure=self.configure)
+                    run_env(project, steps, run=run, on_configure=self.configure, **self.opts)
             except KeyboardInterrupt as exc:
                 raise self._interrupted(run, exc) from exc
             except LockLost as exc:
@@ -371,7 +429,9 @@ class _Migration:
         return result, now
 
 
-def _offline(project: Project, direction: Direction, target: str) -> MigrationResult:
+def _offline(project: Project, direction: Direction, target: str, *,
+             destinations: tuple[str, ...] = (), starting: str | None = None,
+             tag: str | None = None) -> MigrationResult:  # fmt: skip
     """``--sql``: the SQL Alembic would run, rendered by ``env.py``'s offline mode.
 
     Alembic needs a starting point for an offline downgrade (``0003:0002``);
@@ -387,17 +447,17 @@ def _offline(project: Project, direction: Direction, target: str) -> MigrationRe
                 f"{', '.join(before) or 'base'}; pass FROM:TO, e.g. 0003:0002"
             )
         target = f"{before[0]}:{target}"
-    starting: str | None = None
     destination = target
-    if ":" in target:
+    if ":" in target and direction != "stamp":
         starting, destination = target.split(":", 1)
     buffer = io.StringIO()
     project.config.output_buffer = buffer
     run = Run()
     url = redact(project.configured_url or "")
     try:
-        run_env(project, _steps_to(project, direction, destination), run=run, as_sql=True,
-                starting_rev=starting, destination_rev=destination)  # fmt: skip
+        run_env(project, _steps_to(project, direction, destination, destinations), run=run,
+                as_sql=True, starting_rev=starting, destination_rev=destinations or destination,
+                tag=tag)  # fmt: skip
     except MigrasafeError:
         raise
     except Exception as exc:
