@@ -1,9 +1,10 @@
 """Progress of long runs (verify, upgrade, backfill) on stderr: done/total, elapsed, ETA.
 
 On a terminal a rich bar that clears itself; otherwise (CI logs, ``| cat``) a
-plain line every few seconds, so that a long job piped into a log is never
-silent for long, and a short one prints nothing. ``MIGRASAFE_PROGRESS_EVERY``
-sets the seconds between lines (0: every step).
+plain line once the run has taken a second, then every few seconds, and one
+when it is done: a long job piped into a log is never silent for long, and
+a run under a second prints nothing. ``MIGRASAFE_PROGRESS_EVERY`` sets the
+seconds between lines (0: every step).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ Report = Callable[[int, int, str], None]
 """``report(index, total, item)``: item ``index`` (1-based) of ``total`` is starting."""
 
 EVERY = 5.0
+FIRST = 1.0  # the first line: after a second (or ``every``, when shorter)
 
 
 def _every() -> float:
@@ -43,7 +45,7 @@ class Lines:
     def __init__(self, label: str, stream: TextIO, every: float) -> None:
         self.label, self.stream, self.every = label, stream, every
         self.start = time.monotonic()
-        self.last = self.start
+        self.last = self.start - max(every - FIRST, 0.0)
         self.printed = False
         self.total = 0
 
