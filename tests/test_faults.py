@@ -157,6 +157,71 @@ def test_sigterm_during_verify_removes_its_scratch_database(tmp_path: Path, pg_u
     assert tables(pg_url) == set()  # and the project's database was never touched
 
 
+@pytest.mark.parametrize("signals", [(signal.SIGINT, signal.SIGINT),
+                                     (signal.SIGTERM, signal.SIGTERM)])  # fmt: skip
+def test_a_second_signal_does_not_cut_verifys_cleanup_short(
+    tmp_path: Path, pg_url: str, signals: tuple[signal.Signals, signal.Signals]
+) -> None:
+    """Ctrl-C pressed twice, or a supervisor's TERM then TERM: the scratch database still goes."""
+    ini = _slow_history(tmp_path / "p", pause=0.2)
+    process = subprocess.Popen(_migrasafe(ini, pg_url, "verify"), text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    admin = sa.make_url(pg_url).set(database="postgres").render_as_string(hide_password=False)
+
+    def scratch() -> list[tuple[object, ...]]:
+        return query(
+            admin, "SELECT datname FROM pg_database WHERE datname LIKE 'migrasafe_scratch%'"
+        )
+
+    deadline = time.monotonic() + 60
+    while not scratch():
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.02)
+    time.sleep(0.5)
+    first, second = signals
+    process.send_signal(first)
+    time.sleep(0.002)
+    if process.poll() is None:
+        process.send_signal(second)
+    _out, err = process.communicate(timeout=60)
+    assert process.returncode == (143 if first == signal.SIGTERM else 130), err
+    assert "Traceback" not in err
+    assert scratch() == []
+
+
+def test_the_signal_handler_obeys_the_first_signal_and_reports_the_second() -> None:
+    from migrasafe.cli import app
+
+    app._SIGNALLED.clear()
+    with pytest.raises(KeyboardInterrupt):
+        app._interrupt(signal.SIGINT, None)
+    app._interrupt(signal.SIGINT, None)  # says so on stderr, raises nothing
+    app._interrupt(signal.SIGTERM, None)
+    assert app._SIGNALLED == [signal.SIGINT, signal.SIGINT, signal.SIGTERM]
+    app._SIGNALLED.clear()
+
+
+def test_sigterm_while_the_command_line_is_still_importing_exits_143(tmp_path: Path) -> None:
+    """The entry point handles SIGTERM before click and the commands are imported."""
+    script = tmp_path / "early.py"
+    script.write_text(
+        "import os, signal, sys\n"
+        "class KillOnImport:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'migrasafe.cli':\n"
+        "            os.kill(os.getpid(), signal.SIGTERM)\n"
+        "        return None\n"
+        "sys.meta_path.insert(0, KillOnImport())\n"
+        "from migrasafe._entry import main\n"
+        "main()\n"
+    )
+    done = subprocess.run([sys.executable, str(script), "--help"], capture_output=True,
+                          text=True, timeout=60, check=False)  # fmt: skip
+    assert done.returncode == 143, done.stderr
+    assert "interrupted by SIGTERM before it started; nothing was done" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_the_server_stopping_midway_is_one_line_and_no_traceback(tmp_path: Path) -> None:
     server = _OwnPostgres()
     try:

@@ -1,5 +1,5 @@
 """``python -m migrasafe``: the same as the ``migrasafe`` command."""
 
-from migrasafe.cli import main
+from migrasafe._entry import main
 
 main()

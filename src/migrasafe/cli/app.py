@@ -124,10 +124,11 @@ class _Group(click.Group):
         sys.exit(result if isinstance(result, int) else EXIT_OK)
 
     def invoke(self, ctx: click.Context) -> Any:
+        _SIGNALLED.clear()
         try:
-            previous = signal.signal(signal.SIGTERM, _terminate)
+            previous = {sig: signal.signal(sig, _interrupt) for sig in _HANDLED}
         except ValueError:  # not the main thread: leave signals to whoever runs us
-            previous = None
+            previous = {}
         try:
             with machine_output(_machine_format(ctx)):
                 return super().invoke(ctx)
@@ -143,8 +144,8 @@ class _Group(click.Group):
             _fail(exc.message, debug, options.url if options else None, exc.exit_code,
                   kind=error_kind(exc), partial=to_dict() if to_dict else None)  # fmt: skip
         finally:
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def _machine_format(ctx: click.Context) -> bool:
@@ -213,9 +214,22 @@ def machine_output(enabled: bool) -> Iterator[None]:
                     doc.close()
 
 
-def _terminate(signum: int, _frame: object) -> None:
-    """SIGTERM unwinds like Ctrl-C, so that locks are released and scratch databases dropped."""
-    raise Terminated()
+_HANDLED = (signal.SIGINT, signal.SIGTERM)
+_SIGNALLED: list[int] = []
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    """The first SIGINT or SIGTERM unwinds the run (SIGTERM like Ctrl-C), so that locks are
+    released and scratch databases dropped; a second one (Ctrl-C pressed twice, a
+    supervisor's TERM then TERM) does not cut that cleanup short: it is said, not obeyed.
+    SIGKILL still ends everything at once."""
+    _SIGNALLED.append(signum)
+    if len(_SIGNALLED) == 1:
+        raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+    if len(_SIGNALLED) == 2:
+        with suppress(OSError):
+            os.write(2, b"migrasafe: still cleaning up after the first signal (locks, scratch "
+                        b"databases); it ends on its own, or SIGKILL abandons it\n")  # fmt: skip
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")

@@ -141,7 +141,11 @@ def lint(
     "never written to).",
 )
 @click.option(
-    "--rows", default=20, show_default=True, help="Generated rows per table per revision."
+    "--rows",
+    type=click.IntRange(0, 100_000),
+    default=20,
+    show_default=True,
+    help="Generated rows per table per revision (0: schema only).",
 )
 @click.option("--seed", default=0, show_default=True, help="Seed for the generated rows.")
 @click.option(

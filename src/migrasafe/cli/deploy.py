@@ -20,8 +20,32 @@ if TYPE_CHECKING:
 RELATIVE_TARGETS = {"ignore_unknown_options": True}
 
 
+if TYPE_CHECKING:  # generic from click 8.2; the requirement allows 8.1
+    _ParamType = click.ParamType[float, Any]
+else:
+    _ParamType = click.ParamType
+
+
+class Seconds(_ParamType):
+    """A finite number of seconds from 0 to a week: NaN and 1e400 (infinity) are refused."""
+
+    name = "seconds"
+    LONGEST = 7 * 24 * 3600.0
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        if not 0 <= seconds <= self.LONGEST:  # NaN fails both comparisons
+            self.fail(f"{value!r} is not between 0 and {self.LONGEST:g} seconds", param, ctx)
+        return seconds
+
+
 lock_timeout_option = click.option(
-    "--lock-timeout", type=click.FloatRange(min=0), default=600.0, show_default=True,
+    "--lock-timeout", type=Seconds(), default=600.0, show_default=True,
     metavar="SECONDS", help="How long to wait while another migrasafe run holds the migration "
     "lock (migrasafe's own lock; see --db-lock-timeout for the database's table locks).",
 )  # fmt: skip

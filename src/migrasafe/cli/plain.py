@@ -9,6 +9,7 @@ same whoever prints them; styles go to a terminal only, and ``NO_COLOR``,
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Iterable
 from typing import TextIO
@@ -45,6 +46,23 @@ def _wanted(stream: TextIO) -> bool:
     return os.environ.get("TERM") != "dumb" and _is_tty(stream)
 
 
+# Control characters a revision's docstring or file name may carry (an escape sequence that
+# rewrites the terminal's title or hides the lines before it): shown, never obeyed. Our own
+# styles (ESC [ digits m) are put in after this, by Styler, and kept.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\x80-\x9f]")
+_OUR_STYLE = re.compile(r"\x1b\[(?:0|1|31|32|33)m")
+
+
+def visible(text: str) -> str:
+    """``text`` with control characters shown as escapes (``\\x1b``), our styles kept."""
+    if not _CONTROL.search(text):
+        return text
+    parts = _OUR_STYLE.split(text)
+    styles = _OUR_STYLE.findall(text)
+    clean = [_CONTROL.sub(lambda m: repr(m.group())[1:-1], part) for part in parts]
+    return "".join(p + s for p, s in zip(clean, [*styles, ""], strict=True))
+
+
 def write(lines: Iterable[str]) -> None:
     """One write for every line: thousands of small writes cost more than the work."""
-    sys.stdout.write("".join(f"{line}\n" for line in lines))
+    sys.stdout.write("".join(f"{visible(line)}\n" for line in lines))

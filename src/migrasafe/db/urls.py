@@ -23,12 +23,25 @@ def _secrets(url: str | URL) -> list[str]:
     try:
         parsed = make_url(url) if isinstance(url, str) else url
     except (sa_exc.ArgumentError, ValueError):
-        return [m.group("value") for m in _SECRET_PARAMETER.finditer(str(url))]
+        text = str(url)
+        found = [m.group("value") for m in _SECRET_PARAMETER.finditer(text)]
+        return found + _unparsed_password(text)
     found = [str(parsed.password)] if parsed.password else []
     for key, value in parsed.query.items():
         if key.lower() in ("password", "passwd", "pwd", "sslpassword"):
             found += [value] if isinstance(value, str) else list(value)
     return [secret for secret in found if secret]
+
+
+def _unparsed_password(text: str) -> list[str]:
+    """In a URL that does not parse (``postgresql:/app:pw@h``, ``app:pw@h/db``), whatever
+    stands between the first ``:`` of the userinfo and the last ``@``: never echoed."""
+    userinfo, at, _rest = text.rpartition("@")
+    if not at:
+        return []
+    userinfo = re.sub(r"^[a-zA-Z][\w+.-]*:/+", "", userinfo)
+    _user, colon, password = userinfo.partition(":")
+    return [password] if colon and password else []
 
 
 def scrub(text: str, url: str | URL | None = None) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import logging
 import random
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -166,7 +167,35 @@ def stamp(
     return migration.run()
 
 
-def check_target(project: Project, target: str) -> None:
+# Alembic's relative targets (+2, -1, 0003+1, head-2, branch@+1), read whole: Alembic itself
+# matches only a prefix, so "+1a" and "+1.5" would move one revision.
+_RELATIVE = re.compile(r"(?:(?P<branch>[^@]+)@)?(?P<base>\w+)?(?P<step>[+-]\d+)")
+
+
+def _check_relative(target: str, direction: Direction | None) -> None:
+    """A relative target is refused unless Alembic would read all of it, and go that way."""
+    relative = target.rpartition("@")[2]
+    if "+" not in relative and "-" not in relative:
+        return
+    match = _RELATIVE.fullmatch(target)
+    if match is None:
+        raise RevisionError(
+            f"target {target!r} is not a revision: a relative step is +N or -N, after a "
+            "revision, head or base if any (e.g. +1, -2, head-1, 0003+1)"
+        )
+    step, base = int(match["step"]), match["base"]
+    if (base == "base" and step < 0) or (base in ("head", "heads") and step > 0):
+        raise RevisionError(f"target {target!r} is {'below base' if step < 0 else 'past the head'}")
+    if (
+        base is None
+        and direction in ("upgrade", "downgrade")
+        and ((step < 0) == (direction == "upgrade"))
+    ):
+        other = "downgrade" if direction == "upgrade" else "upgrade"
+        raise RevisionError(f"{direction} {target!r} would move the other way: use {other}")
+
+
+def check_target(project: Project, target: str, direction: Direction | None = None) -> None:
     """Refuse a target Alembic would misread, before anything runs.
 
     Alembic reads ``abc@base`` with no branch ``abc`` as "everything down to
@@ -177,6 +206,7 @@ def check_target(project: Project, target: str) -> None:
         raise RevisionError(
             "empty target: name a revision id, head, heads, base, or a relative step like +1 or -1"
         )
+    _check_relative(target, direction)
     branch, at, rest = target.rpartition("@")
     if at:
         if not branch or not rest:
@@ -202,7 +232,7 @@ def _steps_to(
     head) is an error before any revision runs.
     """
     script = project.script
-    check_target(project, target)
+    check_target(project, target, direction if direction != "stamp" else None)
 
     def steps(heads: tuple[str, ...], _context: MigrationContext) -> Any:
         current: Any = heads  # Alembic's own commands pass the heads tuple here too

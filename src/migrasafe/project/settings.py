@@ -32,14 +32,31 @@ def tool_section(start: Path) -> tuple[dict[str, Any], Path | None]:
     return section, path
 
 
+# PostgreSQL and MySQL take a timeout in whole milliseconds, and read 0 as "no timeout":
+# a shorter one would silently become none. Their largest is 2**31 - 1 ms (24.8 days).
+SHORTEST, LONGEST = 0.001, (2**31 - 1) / 1000
+MOST_RETRIES = 100
+
+
 def parse_duration(value: object, what: str) -> float:
-    """Seconds from ``2s``, ``500ms``, ``1m`` or a number of seconds."""
-    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
-        return float(value)
-    match = _DURATION.match(str(value)) if isinstance(value, str) else None
-    if match is None:
+    """Seconds from ``2s``, ``500ms``, ``1m`` or a number of seconds, within what a
+    database can enforce (at least 1 ms: 0 would mean no timeout at all)."""
+    seconds: float | None = None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(value) if isinstance(value, str) else None
+        if match is not None:
+            seconds = float(match["number"]) * _UNITS[match["unit"]]
+    if seconds is None or seconds != seconds:  # not a duration, or NaN
         raise ConfigError(f"{what}: expected a duration such as 2s, 500ms or 1m, not {value!r}")
-    return float(match["number"]) * _UNITS[match["unit"]]
+    if not SHORTEST <= seconds <= LONGEST:
+        raise ConfigError(
+            f"{what}: {value!r} is outside 1ms..{LONGEST:g}s: the database reads a timeout "
+            "of 0 as no timeout at all, and cannot hold a longer one; to set no timeout, "
+            "leave the setting out"
+        )
+    return seconds
 
 
 @dataclass(frozen=True)
@@ -72,8 +89,11 @@ def load_deploy_settings(
         statement_timeout if statement_timeout is not None else section.get("statement-timeout")
     )
     retries = retries if retries is not None else section.get("retries", 0)
-    if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
-        raise ConfigError(f"{where}: retries must be a whole number >= 0, not {retries!r}")
+    if (not isinstance(retries, int) or isinstance(retries, bool)
+            or not 0 <= retries <= MOST_RETRIES):  # fmt: skip
+        raise ConfigError(
+            f"{where}: retries must be a whole number from 0 to {MOST_RETRIES}, not {retries!r}"
+        )
     return DeploySettings(
         parse_duration(lock, f"{where} db-lock-timeout") if lock is not None else None,
         parse_duration(statement, f"{where} statement-timeout") if statement is not None else None,
