@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -133,7 +134,10 @@ def test_a_signal_stops_the_upgrade_cleanly_and_says_where_it_stopped(
     assert _agree(db_url) == REVISIONS
 
 
-def test_sigterm_during_verify_removes_its_scratch_database(tmp_path: Path, pg_url: str) -> None:
+def _verify_under_way(
+    tmp_path: Path, pg_url: str
+) -> tuple[subprocess.Popen[str], Callable[[], list[tuple[object, ...]]]]:
+    """A verify on PostgreSQL half a second into its scratch database, and a look at it."""
     ini = _slow_history(tmp_path / "p", pause=0.2)
     process = subprocess.Popen(_migrasafe(ini, pg_url, "verify"), text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
@@ -149,6 +153,11 @@ def test_sigterm_during_verify_removes_its_scratch_database(tmp_path: Path, pg_u
         assert process.poll() is None and time.monotonic() < deadline, process.communicate()
         time.sleep(0.02)
     time.sleep(0.5)
+    return process, scratch
+
+
+def test_sigterm_during_verify_removes_its_scratch_database(tmp_path: Path, pg_url: str) -> None:
+    process, scratch = _verify_under_way(tmp_path, pg_url)
     process.send_signal(signal.SIGTERM)
     _out, err = process.communicate(timeout=60)
     assert process.returncode == 143, err
@@ -163,21 +172,7 @@ def test_a_second_signal_does_not_cut_verifys_cleanup_short(
     tmp_path: Path, pg_url: str, signals: tuple[signal.Signals, signal.Signals]
 ) -> None:
     """Ctrl-C pressed twice, or a supervisor's TERM then TERM: the scratch database still goes."""
-    ini = _slow_history(tmp_path / "p", pause=0.2)
-    process = subprocess.Popen(_migrasafe(ini, pg_url, "verify"), text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
-    admin = sa.make_url(pg_url).set(database="postgres").render_as_string(hide_password=False)
-
-    def scratch() -> list[tuple[object, ...]]:
-        return query(
-            admin, "SELECT datname FROM pg_database WHERE datname LIKE 'migrasafe_scratch%'"
-        )
-
-    deadline = time.monotonic() + 60
-    while not scratch():
-        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
-        time.sleep(0.02)
-    time.sleep(0.5)
+    process, scratch = _verify_under_way(tmp_path, pg_url)
     first, second = signals
     process.send_signal(first)
     time.sleep(0.002)
