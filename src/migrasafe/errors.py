@@ -71,3 +71,11 @@ class Interrupted(MigrasafeError):
         super().__init__(message)
         self.exit_code = 143 if terminated else 130
         self.result: object = None
+
+
+def reraise_interrupts(exc: BaseException) -> None:
+    """In an ``except BaseException`` around the project's code: let Ctrl-C and SIGTERM
+    through, and treat the rest as that code's failure. A revision or ``env.py`` may raise
+    ``BaseException``, ``GeneratorExit`` or ``SystemExit``, which ``Exception`` misses."""
+    if isinstance(exc, KeyboardInterrupt):
+        raise exc

@@ -38,6 +38,7 @@ from migrasafe.errors import (
     MigrationFailed,
     RevisionError,
     Terminated,
+    reraise_interrupts,
 )
 from migrasafe.progress import Report
 from migrasafe.project.config import Project
@@ -357,7 +358,8 @@ class _Migration:
                 raise self._failure(run, exc) from exc
             except MigrasafeError:
                 raise
-            except (Exception, SystemExit) as exc:  # SystemExit: a revision called sys.exit()
+            except BaseException as exc:  # SystemExit: a revision called sys.exit()
+                reraise_interrupts(exc)
                 blocked = self.raw_url is not None and (
                     database_for(self.raw_url).locks.is_lock_conflict(exc)
                 )

@@ -33,7 +33,13 @@ from alembic.script.revision import RevisionError as AlembicRevisionError
 from alembic.util import CommandError
 
 from migrasafe.db.urls import parse_url
-from migrasafe.errors import ConfigError, MigrasafeError, ProjectError, RevisionError
+from migrasafe.errors import (
+    ConfigError,
+    MigrasafeError,
+    ProjectError,
+    RevisionError,
+    reraise_interrupts,
+)
 from migrasafe.project.scripts import ScriptFile, fast_script_directory, read_script_files
 
 DEFAULT_CONFIG = "alembic.ini"
@@ -124,7 +130,8 @@ class Project:
                 f"cannot load the revision files in {script.dir}: {exc}. "
                 "Run `migrasafe validate` to see every problem."
             ) from exc
-        except (Exception, SystemExit) as exc:  # a revision file's own code failed, or exited
+        except BaseException as exc:  # a revision file's own code failed, or exited
+            reraise_interrupts(exc)
             where = _failing_file(exc, script.dir) or script.dir
             raise ProjectError(
                 f"cannot import the revision file {where}: "

@@ -39,7 +39,7 @@ from sqlalchemy.engine import URL, Engine
 
 from migrasafe.db.dialects import dialect_named, driver_hint, same_database
 from migrasafe.db.urls import describe_error, redact
-from migrasafe.errors import ConfigError, EnvError, MigrasafeError
+from migrasafe.errors import ConfigError, EnvError, MigrasafeError, reraise_interrupts
 from migrasafe.project.config import Project, alembic_errors
 
 T = TypeVar("T")
@@ -158,7 +158,8 @@ def run_env(
             script.run_env()
     except MigrasafeError:
         raise
-    except (Exception, SystemExit) as exc:
+    except BaseException as exc:
+        reraise_interrupts(exc)
         if not run.called:
             raise EnvError(_setup_failure(project, exc)) from exc
         raise

@@ -52,6 +52,14 @@ def verify(
     """
     script = project.script
     declarations = load_declarations(project.config_path.parent.resolve())
+    defined = {s.revision for s in script.walk_revisions()}
+    unknown = sorted(set(declarations.before_revision_data) - defined)
+    if unknown:
+        raise ConfigError(
+            f"[tool.migrasafe.verify] before_revision_data declares rows for "
+            f"{', '.join(unknown)}, which no revision file defines; "
+            "`migrasafe history` lists the revisions"
+        )
     server, default_note = _server(project, url)
     if trace_locks and server.get_backend_name() != "postgresql":
         raise ConfigError(

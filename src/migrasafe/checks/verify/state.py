@@ -36,7 +36,7 @@ from migrasafe.checks.verify.snapshot import (
 from migrasafe.checks.verify.sqlwatch import SqlWatch
 from migrasafe.db.dialects import dialect_named
 from migrasafe.db.urls import describe_error
-from migrasafe.errors import ConfigError, MigrasafeError
+from migrasafe.errors import ConfigError, MigrasafeError, reraise_interrupts
 from migrasafe.project.config import CHECKSUM_TABLE, Project
 from migrasafe.project.env import run_env
 
@@ -198,7 +198,8 @@ class WalkState:
                     tracer.stop()
         except MigrasafeError:
             raise  # env.py's setup, not the migration: an error, not a finding
-        except (Exception, SystemExit) as exc:  # the migration's own failure is a finding
+        except BaseException as exc:  # the migration's own failure is a finding
+            reraise_interrupts(exc)
             self.watch.active = False
             release(exc, collect=connection.dialect.name == "sqlite")
             if connection.in_transaction():
@@ -377,7 +378,8 @@ class WalkState:
             connection.commit()
             for head in sorted(target):
                 self._run_env(connection, self._upgrade_to(head))
-        except (Exception, SystemExit) as exc:
+        except BaseException as exc:
+            reraise_interrupts(exc)
             release(exc, collect=connection.dialect.name == "sqlite")
             if connection.in_transaction():
                 connection.rollback()
@@ -406,7 +408,14 @@ class WalkState:
             return
         for table, values in declared.items():
             schema, name = table.rpartition(".")[0] or None, table.rpartition(".")[2]
-            reflected = sa.Table(name, sa.MetaData(), schema=schema, autoload_with=connection)
+            try:
+                reflected = sa.Table(name, sa.MetaData(), schema=schema, autoload_with=connection)
+            except sa_exc.NoSuchTableError as exc:
+                raise ConfigError(
+                    f"rows are declared for table {table} before revision {revision.revision} "
+                    "(before_revision_data), but there is no such table at that point: "
+                    "declare them for a revision after the one that creates it"
+                ) from exc
             key = [c.name for c in reflected.primary_key.columns]
             try:
                 with connection.begin_nested():

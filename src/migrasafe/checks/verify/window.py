@@ -21,7 +21,7 @@ from migrasafe.checks.verify.snapshot import (
     Schema,
 )
 from migrasafe.checks.verify.state import release
-from migrasafe.errors import MigrasafeError
+from migrasafe.errors import MigrasafeError, reraise_interrupts
 
 # Revisions that share one run of env.py; a failure walks them again.
 WINDOW = 50
@@ -99,7 +99,8 @@ class Windows(RoundTrips):
         except MigrasafeError:
             self._restore(saved)
             raise
-        except (Exception, SystemExit) as failure:
+        except BaseException as failure:
+            reraise_interrupts(failure)
             self.watch.active = False
             release(failure, collect=connection.dialect.name == "sqlite")
             if connection.in_transaction():
