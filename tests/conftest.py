@@ -25,8 +25,10 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner, Result
 
-from migrasafe import init
 from migrasafe.cli import main
+
+sys.path.insert(0, str(Path(__file__).parent / "projects"))
+from make import make_project as _make_scenario  # tests/projects/make.py
 
 PROJECTS = Path(__file__).parent / "projects"
 # Projects written the way users write them (see tests/test_user_projects.py).
@@ -70,22 +72,12 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> Result:
 
 
 def make_project(directory: Path, template: str = "library", scenario: str | None = None) -> Path:
-    """A fresh project in ``directory`` with a scenario's revision files.
+    """A fresh project in ``directory`` with a scenario's revision files (tests/projects/make.py).
 
     On the generic template the scenario's files are the whole history; on the
     library template each replaces the revision with the same number.
     """
-    init(directory, template)  # type: ignore[arg-type]
-    if scenario is not None:
-        versions = directory / "migrations" / "versions"
-        template_files = list(versions.glob("*.py"))
-        for path in sorted((PROJECTS / scenario).glob("*.py")):
-            number = path.name.split("_")[0]
-            for replaced in template_files:
-                if replaced.name.split("_")[0] == number:
-                    replaced.unlink(missing_ok=True)
-            shutil.copy(path, versions / path.name)
-    return directory / "alembic.ini"
+    return _make_scenario(directory, template, scenario)
 
 
 def _async(url: str) -> str:

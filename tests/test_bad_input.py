@@ -214,15 +214,16 @@ case("revision-depends-on-unknown", "revision", "-m", "x", "--depends-on", "nosu
 case("check-not-at-head", "check", expect="not up to date")
 
 # -- declarations and code that raise what Exception does not catch --------------------
+DATA = "[tool.migrasafe.verify.before_revision_data]\n"
 for name, text in {
-    "unknown-table": '[tool.migrasafe.verify.before_revision_data]\n"0002" = { nosuch = [{ id = 1 }] }\n',
-    "rows-not-a-list": '[tool.migrasafe.verify.before_revision_data]\n"0002" = { books = 3 }\n',
-    "row-not-a-table": '[tool.migrasafe.verify.before_revision_data]\n"0002" = { books = [1, 2] }\n',
-    "revision-not-a-table": '[tool.migrasafe.verify]\nbefore_revision_data = 5\n',
-    "unknown-revision": '[tool.migrasafe.verify.before_revision_data]\n"9999" = { books = [] }\n',
+    "unknown-table": DATA + '"0002" = { nosuch = [{ id = 1 }] }\n',
+    "rows-not-a-list": DATA + '"0002" = { books = 3 }\n',
+    "row-not-a-table": DATA + '"0002" = { books = [1, 2] }\n',
+    "revision-not-a-table": "[tool.migrasafe.verify]\nbefore_revision_data = 5\n",
+    "unknown-revision": DATA + '"9999" = { books = [] }\n',
     "irreversible-not-a-list": '[tool.migrasafe.verify]\nirreversible = "0001"\n',
-    "irreversible-ints": '[tool.migrasafe.verify]\nirreversible = [1, 2]\n',
-    "verify-not-a-table": '[tool.migrasafe]\nverify = [1]\n',
+    "irreversible-ints": "[tool.migrasafe.verify]\nirreversible = [1, 2]\n",
+    "verify-not-a-table": "[tool.migrasafe]\nverify = [1]\n",
     "fixtures-file-missing": '[tool.migrasafe.verify]\nbefore_revision_data = "nosuch.json"\n',
 }.items():
     case(f"declarations-{name}", "verify", setup=_write("pyproject.toml", text))  # fmt: skip
@@ -234,9 +235,11 @@ for name, statement in (("base-exception", "raise BaseException('env.py gave up'
                      f"config = context.config\n{statement}\n"))  # fmt: skip
     case(f"revision-{name}", "upgrade",
          setup=_edit("migrations/versions/0002_add_book_fields_and_reviews.py",
-                     "def upgrade() -> None:\n", f"def upgrade() -> None:\n    {statement}\n"))  # fmt: skip
+                     "def upgrade() -> None:\n",
+                     f"def upgrade() -> None:\n    {statement}\n"))  # fmt: skip
 case("ini-bad-path-separator", "status",
-     setup=_edit("alembic.ini", "[alembic]\n", "[alembic]\npath_separator = semicolonx\n"))  # fmt: skip
+     setup=_edit("alembic.ini", "[alembic]\n",
+                 "[alembic]\npath_separator = semicolonx\n"))  # fmt: skip
 
 # -- numbers: NaN, infinity, 0 (which a database reads as no timeout at all) ------------
 for value in ("nan", "1e400", "inf", "-0.5", "ten", "604801"):

@@ -55,3 +55,18 @@ def test_ci_runs_the_readme_test_command() -> None:
         if line.startswith("python3 -m venv") and "pytest" in line
     )
     assert test_command in (ROOT / ".ci" / "run").read_text()
+
+
+def test_the_readmes_example_projects_can_be_made_and_run(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    made = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "projects" / "make.py"), "lint_dangerous",
+         str(tmp_path / "demo")], capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    linted = subprocess.run([sys.executable, "-m", "migrasafe", "lint"], cwd=tmp_path / "demo",
+                            capture_output=True, text=True, check=False)  # fmt: skip
+    assert linted.returncode == 1 and "error" in linted.stdout  # the dangerous operations
+    assert "python tests/projects/make.py SCENARIO DIR" in README
