@@ -52,6 +52,12 @@ class RevisionLint:
         return {r.operation.table_name for r in self.operations
                 if isinstance(r.operation, ops.CreateTableOp)}  # fmt: skip
 
+    @cached_property
+    def dropped(self) -> set[str]:
+        """Tables this revision drops (op.drop_table or DROP TABLE)."""
+        return {r.operation.table_name for r in self.operations
+                if isinstance(r.operation, ops.DropTableOp)}  # fmt: skip
+
     def existing(self, table: str | None) -> bool:
         return table is not None and table not in self.created
 

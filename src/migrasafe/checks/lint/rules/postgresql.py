@@ -16,6 +16,7 @@ from migrasafe.checks.lint.base import (
     kw,
 )
 from migrasafe.checks.lint.sql import Statement
+from migrasafe.checks.lint.timeouts import lock_timeout_set
 
 
 @RULES.register(
@@ -179,11 +180,14 @@ def _drop_index(lint: RevisionLint) -> Iterator[Hit]:
     if lint.dialect != "postgresql":
         return
     for r, op in lint.of(ops.DropIndexOp):
+        table = op.table_name or lint.before.index_table(op.index_name)
+        if table is not None and (not lint.existing(table) or table in lint.dropped):
+            continue  # the revision creates the table (empty), or drops it anyway
         if not kw(op, "postgresql_concurrently"):
             yield Hit(r, f"drops index {op.index_name} without CONCURRENTLY: PostgreSQL takes an "
                       "ACCESS EXCLUSIVE lock on the table, queued behind every running query and "
                       "blocking all that come after. Safer: postgresql_concurrently=True inside "
-                      "`with op.get_context().autocommit_block():`", op.table_name)  # fmt: skip
+                      "`with op.get_context().autocommit_block():`", table)  # fmt: skip
 
 
 @RULES.register(
@@ -252,15 +256,6 @@ _LOCKING = (
 _LOCKING_STATEMENTS = ("truncate", "reindex", "lock", "vacuum-full", "cluster", "set-tablespace")
 
 
-def _lock_timeout_set(op: Any) -> bool | None:
-    """True/False for ``SET [LOCAL] lock_timeout`` to a limit / to 0 (none); None otherwise."""
-    if isinstance(op, Statement) and op.kind == "set" and op.table_name:
-        name, _, value = op.table_name.partition("=")
-        if name == "lock_timeout":
-            return value.strip().strip("'\"").rstrip("ms").strip() not in ("0", "")
-    return None
-
-
 @RULES.register(
     "missing-lock-timeout",
     "warning",
@@ -272,15 +267,15 @@ def _missing_lock_timeout(lint: RevisionLint) -> Iterator[Hit]:
     limited = False
     for r in lint.operations:
         op = r.operation
-        limit = _lock_timeout_set(op)
+        limit = lock_timeout_set(op)
         if limit is not None:
             limited = limit
             continue
-        if limited or r.autocommit or not isinstance(op, _LOCKING):
-            continue
+        if limited or not isinstance(op, _LOCKING):
+            continue  # outside the transaction too (autocommit_block(), a .sql file) it waits
         if isinstance(op, Statement) and op.kind not in _LOCKING_STATEMENTS:
             continue
-        if kw(op, "postgresql_concurrently"):
+        if kw(op, "postgresql_concurrently") or getattr(op, "concurrently", False):
             continue
         table = getattr(op, "table_name", None) or getattr(op, "source_table", None)
         if not lint.existing(table):

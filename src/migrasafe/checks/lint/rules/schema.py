@@ -105,11 +105,38 @@ def _is_widening(old: Any, new: Any) -> bool:
 
 
 def _existing_type(lint: RevisionLint, op: ops.AlterColumnOp) -> Any:
-    """The type before: as the call restates it, else as the history built it."""
-    if op.existing_type is not None:
-        return op.existing_type
+    """The type before: as the history built it, else as the call restates it.
+
+    A restated ``existing_type`` is often stale (copied from an older model),
+    the replayed history is what the database has.
+    """
     known = lint.before.column(op.table_name, op.column_name)
-    return known.type if known is not None else None
+    if known is not None and not isinstance(known.type, sa.types.NullType | None):
+        return known.type
+    return op.existing_type
+
+
+# PostgreSQL's other names for the same type, as raw SQL may spell them.
+_SAME_TYPE = {
+    "INT": "INTEGER", "INT4": "INTEGER", "SERIAL": "INTEGER", "SERIAL4": "INTEGER",
+    "INT8": "BIGINT", "BIGSERIAL": "BIGINT", "SERIAL8": "BIGINT", "INT2": "SMALLINT",
+    "SMALLSERIAL": "SMALLINT", "BOOL": "BOOLEAN", "FLOAT8": "DOUBLE PRECISION",
+    "FLOAT": "DOUBLE PRECISION", "FLOAT4": "REAL", "DECIMAL": "NUMERIC",
+    "TIMESTAMPTZ": "TIMESTAMP WITH TIME ZONE", "TIMETZ": "TIME WITH TIME ZONE",
+    "TIMESTAMP WITHOUT TIME ZONE": "TIMESTAMP", "TIME WITHOUT TIME ZONE": "TIME",
+    "CHARACTER VARYING": "VARCHAR", "CHARACTER": "CHAR", "BPCHAR": "CHAR",
+}  # fmt: skip
+
+
+def _same_type(old: Any, new: Any, dialect: str) -> bool:
+    aliases = _SAME_TYPE if dialect == "postgresql" else {}
+
+    def name(kind: Any) -> str:
+        text = " ".join(type_name(kind, dialect).upper().split())
+        base, paren, rest = text.partition("(")
+        return aliases.get(base.strip(), base.strip()) + (f"({rest}" if paren else "")
+
+    return name(old) == name(new)
 
 
 @RULES.register("change-column-type", "error", "changing a column's type")
@@ -129,7 +156,7 @@ def _change_type(lint: RevisionLint) -> Iterator[Hit]:
             continue
         existing = _existing_type(lint, op)
         new = type_name(op.modify_type, lint.dialect)
-        if existing is not None and type_name(existing, lint.dialect) == new:
+        if existing is not None and _same_type(existing, op.modify_type, lint.dialect):
             continue  # the type restated, as autogenerate and careful authors do: no change
         if lint.dialect in _WIDENING_IS_FREE and _is_widening(existing, op.modify_type):
             continue
