@@ -40,6 +40,16 @@ class RevisionLint:
     pg_version: int = 15  # PostgreSQL major version linted for (--pg-version)
     # Why every statement of the project runs with a lock_timeout (None: not known to)
     lock_timeout: str | None = None
+    sql_file: bool = False  # a .sql migration file, not an Alembic revision
+
+    def safer(self, revision: str, sql: str) -> str:
+        """The advice for an Alembic revision, or for a SQL file."""
+        return sql if self.sql_file else revision
+
+    @property
+    def outside_transaction(self) -> str:
+        return self.safer("inside `with op.get_context().autocommit_block():`",
+                          "outside BEGIN ... COMMIT")  # fmt: skip
 
     @property
     def operations(self) -> list[Recorded]:

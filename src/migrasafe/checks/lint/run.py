@@ -269,6 +269,24 @@ def sql_files(paths: Iterable[Path]) -> list[Path]:
     return found
 
 
+def _with_history(files: list[Path]) -> list[tuple[Path, bool]]:
+    """Each file to lint (True) after the .sql files that sort before it in its directory and
+    are not linted themselves (False): replayed, so that it starts from the schema they build."""
+    chosen = {f.resolve() for f in files}
+    out: list[tuple[Path, bool]] = []
+    replayed: set[Path] = set()
+    for path in files:
+        key = _natural(path.name)
+        for earlier in sorted(path.parent.glob("*.sql"), key=lambda p: _natural(p.name)):
+            if _natural(earlier.name) >= key:
+                break
+            if earlier.resolve() not in chosen | replayed:
+                replayed.add(earlier.resolve())
+                out.append((earlier, False))
+        out.append((path, True))
+    return out
+
+
 def _natural(name: str) -> list[tuple[int, int | str]]:
     return [(0, int(part)) if part.isdigit() else (1, part)
             for part in re.split(r"(\d+)", name) if part]  # fmt: skip
@@ -289,8 +307,10 @@ def lint_sql_files(
 
     ``paths``: files and directories (see :func:`sql_files`), applied in
     that order: the schema each file starts from is what the files before it
-    built. Each statement runs outside a transaction unless the file opens
-    one (``BEGIN`` ... ``COMMIT``), as ``psql -f`` runs a file. ``project``
+    built; a file given alone starts from what the files before it in its
+    directory build (read, not reported). Each statement runs outside a
+    transaction unless the file opens one (``BEGIN`` ... ``COMMIT``), as
+    ``psql -f`` runs a file. ``project``
     (optional) gives the default dialect, pyproject.toml's settings and its
     env.py's lock_timeout; without one, the dialect defaults to postgresql and
     settings come from the pyproject.toml at or above the current directory.
@@ -307,15 +327,16 @@ def lint_sql_files(
     lock_timeout = lock_timeout_in_force(start, db_lock_timeout, env_py)
     files = sql_files(paths)
     schema = Tables()
-    for path in files:
+    for path, linted in _with_history(files):
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"cannot read {path}: {exc}") from exc
         pieces = split(text, name)
         recorded = record_sql(str(path), pieces, name)
-        view = RevisionLint(name, recorded, schema.copy(), pg_version, lock_timeout)
+        view = RevisionLint(name, recorded, schema.copy(), pg_version, lock_timeout, True)
         for r in recorded.operations:
             schema.apply(r.operation)
-        judge.judge(view, path.name, sql_suppressions(path, text, pieces))
+        if linted:
+            judge.judge(view, path.name, sql_suppressions(path, text, pieces))
     return judge.report(name, [path.name for path in files])

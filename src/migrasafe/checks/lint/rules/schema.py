@@ -35,7 +35,8 @@ def _add_not_null(lint: RevisionLint) -> Iterator[Hit]:
         if (not column.nullable and column.server_default is None and not column.primary_key
                 and lint.existing(op.table_name)):  # fmt: skip
             yield Hit(r, f"adds NOT NULL column {op.table_name}.{column.name} without a server "
-                      f"default: {why}. Safer: add it nullable (or with server_default=...), "
+                      f"default: {why}. Safer: add it nullable (or with "
+                      f"{lint.safer('server_default=...', 'a DEFAULT')}), "
                       "backfill, then set NOT NULL in a later revision",
                       op.table_name, column.name)  # fmt: skip
 
