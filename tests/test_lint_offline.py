@@ -242,3 +242,85 @@ def test_no_drop_index_warning_for_a_table_the_revision_drops(tmp_path: Path) ->
         assert [(f["rule"], f["table"]) for f in findings] == [
             ("drop-index-without-concurrently", "books")
         ], drops
+
+
+CREATE_ALL_BASE = (
+    HEADER.format(doc="squashed: the models' tables", revision="0001", down=None)
+    + """
+metadata = sa.MetaData()
+sa.Table(
+    "books", metadata,
+    sa.Column("id", sa.Integer(), primary_key=True),
+    sa.Column("title", sa.String(200), nullable=False),
+    sa.Column("pages", sa.Integer(), nullable=True),
+    sa.Column("kind", sa.Enum("paper", "ebook", name="book_kind")),  # CREATE TYPE first
+    sa.Index("ix_books_title", "title"),
+)
+
+
+def upgrade():
+    metadata.create_all(op.get_bind())
+
+
+def downgrade():
+    metadata.drop_all(op.get_bind())
+"""
+)
+
+ON_THE_CREATED_SCHEMA = (
+    HEADER.format(doc="later", revision="0002", down='"0001"')
+    + """
+
+def upgrade():
+    op.alter_column("books", "title", type_=sa.String(300))
+    op.alter_column("books", "pages", type_=sa.BigInteger())
+    op.get_bind().commit()
+    with op.get_context().autocommit_block():
+        op.create_index("ix_books_pages", "books", ["pages"], postgresql_concurrently=True)
+
+
+def downgrade():
+    pass
+"""
+)
+
+
+def test_a_base_made_by_create_all_on_the_offline_bind_is_known(tmp_path: Path) -> None:
+    """metadata.create_all(op.get_bind()) sends CREATE TABLE: read, and replayed."""
+    ini = _project(tmp_path, CREATE_ALL_BASE, ON_THE_CREATED_SCHEMA)
+    _, findings, _ = _lint(ini, "--dialect", "postgresql")
+    found = [(f["revision"], f["rule"], f["line"]) for f in findings]
+    # title widened from varchar(200): free; pages INTEGER -> BIGINT; commit() is sent.
+    assert found == [("0002", "change-column-type", 11), ("0002", "transaction-nesting", 12)]
+    assert "(from INTEGER)" in str(findings[0]["message"])
+    assert "sends COMMIT" in str(findings[1]["message"])
+
+
+SESSION_SETTINGS_AND_DATA = (
+    HEADER.format(doc="data", revision="0002", down='"0001"')
+    + """
+
+def upgrade():
+    op.execute("SET statement_timeout = 60000")
+    connection = op.get_bind()
+    connection.execute(sa.text("SET lock_timeout = 60000"))
+    connection.execute(sa.text("SELECT id FROM books"))
+    op.execute("DELETE FROM books WHERE pages IS NULL")
+
+
+def downgrade():
+    pass
+"""
+)
+
+
+def test_session_settings_and_queries_are_not_schema_changes(tmp_path: Path) -> None:
+    ini = _project(tmp_path, SQUASHED_BASE, SESSION_SETTINGS_AND_DATA)
+    _, findings, _ = _lint(ini, "--dialect", "postgresql")
+    assert findings == []  # a data-only revision: not mixed-schema-and-data
+    ini = _project(tmp_path / "mixed", SQUASHED_BASE, SESSION_SETTINGS_AND_DATA.replace(
+        '    op.execute("DELETE', '    op.drop_column("books", "legacy")\n    op.execute("DELETE'
+    ))  # fmt: skip
+    _, findings, _ = _lint(ini, "--dialect", "postgresql")
+    mixed = [f for f in findings if f["rule"] == "mixed-schema-and-data"]
+    assert [f["line"] for f in mixed] == [15] and "(line 14)" in str(mixed[0]["message"])

@@ -99,3 +99,15 @@ def type_name(kind: Any, dialect: str) -> str:
 
 def sa_dialect(name: str) -> Any:
     return sa.make_url(f"{name}://").get_dialect()()
+
+
+def sql_text(op: ops.ExecuteSQLOp, dialect: str) -> str:
+    """The SQL an execute sends, as text: a construct compiled for the dialect ('' if it
+    cannot be rendered)."""
+    sql = op.sqltext
+    if isinstance(sql, str):
+        return sql
+    try:
+        return str(sql.compile(dialect=sa_dialect(dialect)))  # type: ignore[attr-defined]
+    except Exception:
+        return ""

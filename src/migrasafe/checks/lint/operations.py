@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import logging
+import re
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -37,6 +39,7 @@ from alembic.operations import ops as alembic_ops
 from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationContext
 from alembic.script import Script, ScriptDirectory
+from sqlalchemy.engine.mock import MockConnection
 
 from migrasafe.checks.lint.sql import Piece, Statement
 from migrasafe.db.urls import redact
@@ -92,6 +95,9 @@ def _caller_line(path: str) -> int | None:
     return None
 
 
+_QUERY = re.compile(r"^\s*(SELECT|SHOW)\b", re.I)
+
+
 class NeedsDatabase(Exception):
     """Revision code asked for something only a database has (lint runs it offline)."""
 
@@ -114,6 +120,20 @@ class _OfflineResult:
         raise self._refuse()
 
 
+class _OfflineConnection(MockConnection):
+    """Alembic's offline connection, which also takes ``commit()`` and ``rollback()``."""
+
+    def __init__(self, dialect: Any, execute: Any, ended: Any) -> None:
+        super().__init__(dialect, execute)
+        self._ended = ended
+
+    def commit(self) -> None:
+        self._ended("COMMIT")
+
+    def rollback(self) -> None:
+        self._ended("ROLLBACK")
+
+
 class Offline:
     """Revisions loaded and run as ``alembic upgrade --sql`` does, each upgrade() recorded.
 
@@ -134,7 +154,7 @@ class Offline:
                                    literal_binds=True)  # fmt: skip
         context = self.environment.get_context()
         # op.get_bind() and context.execute() send to this: what is sent is recorded as SQL.
-        bind = sa.create_mock_engine(f"{self.dialect}://", self._sent)
+        bind = _OfflineConnection(context.dialect, self._sent, self._ended)
         context.connection = context.impl.connection = bind  # type: ignore[assignment]
         context.execute = lambda sql, execution_options=None: self._sent(sql)  # type: ignore[method-assign,assignment]
         self.context = context
@@ -146,9 +166,25 @@ class Offline:
     def _sent(self, statement: Any, *_args: Any, **_kw: Any) -> _OfflineResult:
         record = self._record
         line = _caller_line(record.path) if record is not None else None
+        text = statement if isinstance(statement, str) else getattr(statement, "text", "")
+        if isinstance(statement, sa.Select) or _QUERY.match(str(text)):
+            return _OfflineResult(line)  # a query, to read its rows: nothing is changed
         if record is not None:
+            if isinstance(statement, sa.schema.ExecutableDDLElement):
+                # metadata.create_all(op.get_bind()), Enum.create(...): its SQL, to be read
+                try:
+                    statement = str(statement.compile(dialect=self.context.dialect))
+                except Exception:  # a construct the dialect cannot render: judged as it is
+                    logging.getLogger(__name__).debug("cannot compile %r", statement)
             record.sql(alembic_ops.ExecuteSQLOp(statement), line)
         return _OfflineResult(line)
+
+    def _ended(self, how: str) -> None:
+        """``op.get_bind().commit()`` / ``.rollback()``: sent, as COMMIT or ROLLBACK."""
+        record = self._record
+        if record is not None:
+            line = _caller_line(record.path)
+            record.operations.append(Recorded(Statement("transaction", how), line))
 
     def record(self, script: Script) -> RevisionOperations:
         """The operations ``script.upgrade()`` performs, in order."""

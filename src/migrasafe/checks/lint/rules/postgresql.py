@@ -14,6 +14,7 @@ from migrasafe.checks.lint.base import (
     Hit,
     RevisionLint,
     kw,
+    sql_text,
 )
 from migrasafe.checks.lint.sql import Statement
 from migrasafe.checks.lint.timeouts import lock_timeout_set
@@ -37,7 +38,8 @@ def _create_index(lint: RevisionLint) -> Iterator[Hit]:
     for r, op in lint.of(ops.ExecuteSQLOp):  # SQL that could not be read: the words tell
         if r.read_sql:
             continue
-        if re.search(r"\bCREATE\s+(UNIQUE\s+)?INDEX\s+(?!CONCURRENTLY)", str(op.sqltext), re.I):
+        sql = sql_text(op, lint.dialect)
+        if re.search(r"\bCREATE\s+(UNIQUE\s+)?INDEX\s+(?!CONCURRENTLY)", sql, re.I):
             yield Hit(r, "runs CREATE INDEX without CONCURRENTLY: PostgreSQL blocks every write "
                       "to the table for the whole build. Safer: CREATE INDEX CONCURRENTLY inside "
                       "`with op.get_context().autocommit_block():`")  # fmt: skip
@@ -63,7 +65,7 @@ def _concurrently_in_transaction(lint: RevisionLint) -> Iterator[Hit]:
             yield Hit(r, f"{verb} index {op.index_name} CONCURRENTLY, which {why}",
                       op.table_name)  # fmt: skip
     for r, op in lint.of(ops.ExecuteSQLOp):
-        sql = str(op.sqltext)
+        sql = sql_text(op, lint.dialect)
         words = r"\bREINDEX\b" if r.read_sql else r"\b(CREATE|DROP|REINDEX)\b"  # read: as ops
         if re.search(words + r"[^;]*\bCONCURRENTLY\b", sql, re.I | re.S) and (not r.autocommit):
             yield Hit(r, f"runs {' '.join(sql.split())[:60]!r} CONCURRENTLY, which {why}")

@@ -13,9 +13,11 @@ from migrasafe.checks.lint.base import (
     RULES,
     Hit,
     RevisionLint,
+    sql_text,
     type_name,
     why_on,
 )
+from migrasafe.checks.lint.operations import Recorded
 from migrasafe.checks.lint.sql import Statement
 
 
@@ -225,26 +227,30 @@ def _add_unique(lint: RevisionLint) -> Iterator[Hit]:
                       op.table_name)  # fmt: skip
 
 
+_SESSION_SQL = re.compile(r"^\s*(SET|RESET|BEGIN|START|COMMIT|ROLLBACK|END)\b", re.I)
 _DATA_SQL = re.compile(r"^\s*(INSERT|UPDATE|DELETE|MERGE|COPY|WITH|SELECT)\b", re.I)
 
 
-def _is_data(op: Any) -> bool:
+def _is_data(op: Any, dialect: str) -> bool:
     if isinstance(op, ops.BulkInsertOp):
         return True
     if isinstance(op, ops.ExecuteSQLOp):
         sql = op.sqltext
         if isinstance(sql, sa.sql.dml.UpdateBase | sa.sql.Select):
             return True
-        return bool(_DATA_SQL.match(str(sql)))
+        return bool(_DATA_SQL.match(sql_text(op, dialect)))
     return False
 
 
-def _changes_existing_schema(lint: RevisionLint, op: Any) -> bool:
-    if _is_data(op) or isinstance(op, ops.CreateTableOp):
+def _changes_existing_schema(lint: RevisionLint, r: Recorded) -> bool:
+    op = r.operation
+    if _is_data(op, lint.dialect) or isinstance(op, ops.CreateTableOp):
         return False
-    return lint.existing(getattr(op, "table_name", None) or getattr(op, "source_table", None)) or (
-        isinstance(op, ops.ExecuteSQLOp)
-    )
+    if isinstance(op, ops.ExecuteSQLOp):  # DDL lint may not read (CREATE TRIGGER): assumed to
+        return not _SESSION_SQL.match(sql_text(op, lint.dialect))  # change it, SET does not
+    if isinstance(op, Statement) and op.kind in ("set", "transaction"):
+        return False  # SET statement_timeout, COMMIT: no schema changed
+    return lint.existing(getattr(op, "table_name", None) or getattr(op, "source_table", None))
 
 
 @RULES.register(
@@ -253,8 +259,8 @@ def _changes_existing_schema(lint: RevisionLint, op: Any) -> bool:
     "a revision that changes existing tables' schema and also their data",
 )
 def _mixed(lint: RevisionLint) -> Iterator[Hit]:
-    data = [r for r in lint.operations if _is_data(r.operation)]
-    schema = [r for r in lint.operations if _changes_existing_schema(lint, r.operation)]
+    data = [r for r in lint.operations if _is_data(r.operation, lint.dialect)]
+    schema = [r for r in lint.operations if _changes_existing_schema(lint, r)]
     if data and schema:
         why = why_on(lint.dialect, {
             "postgresql": "in one transaction, the schema change's locks are held for the whole "
