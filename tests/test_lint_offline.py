@@ -324,3 +324,24 @@ def test_session_settings_and_queries_are_not_schema_changes(tmp_path: Path) -> 
     _, findings, _ = _lint(ini, "--dialect", "postgresql")
     mixed = [f for f in findings if f["rule"] == "mixed-schema-and-data"]
     assert [f["line"] for f in mixed] == [15] and "(line 14)" in str(mixed[0]["message"])
+
+
+INSPECTS = (
+    HEADER.format(doc="inspects", revision="0002", down='"0001"')
+    + """
+
+def upgrade():
+    columns = [c["name"] for c in sa.inspect(op.get_bind()).get_columns("books")]
+    if "legacy" in columns:
+        op.drop_column("books", "legacy")
+"""
+)
+
+
+def test_a_revision_that_inspects_the_database_says_so(tmp_path: Path) -> None:
+    ini = _project(tmp_path, SQUASHED_BASE, INSPECTS)
+    _, findings, _ = _lint(ini, "--dialect", "postgresql")
+    assert [(f["rule"], f["line"]) for f in findings] == [("lint-incomplete", 10)]
+    assert "it inspects the database (sqlalchemy.inspect(op.get_bind()))" in str(
+        findings[0]["message"]
+    )

@@ -148,8 +148,14 @@ class Offline:
         self._stack = ExitStack()
 
     def __enter__(self) -> Offline:
-        self._stack.enter_context(self.environment)
-        self._stack.enter_context(_no_connections())
+        with ExitStack() as stack:
+            stack.enter_context(self.environment)
+            stack.enter_context(_no_connections())
+            self._configure()
+            self._stack = stack.pop_all()
+        return self
+
+    def _configure(self) -> None:
         self.environment.configure(dialect_name=self.dialect, output_buffer=io.StringIO(),
                                    literal_binds=True)  # fmt: skip
         context = self.environment.get_context()
@@ -158,7 +164,6 @@ class Offline:
         context.connection = context.impl.connection = bind  # type: ignore[assignment]
         context.execute = lambda sql, execution_options=None: self._sent(sql)  # type: ignore[method-assign,assignment]
         self.context = context
-        return self
 
     def __exit__(self, *exc: object) -> None:
         self._stack.close()
@@ -198,6 +203,11 @@ class Offline:
         try:
             upgrade()
         except Exception as exc:  # a script that reads the database cannot run offline
+            if isinstance(exc, sa.exc.NoInspectionAvailable):
+                exc = NeedsDatabase(
+                    "it inspects the database (sqlalchemy.inspect(op.get_bind())),"
+                    " which needs one to answer"
+                ).with_traceback(exc.__traceback__)
             record.error = str(exc) if isinstance(exc, NeedsDatabase) else (
                 f"{type(exc).__name__}: {exc}")  # fmt: skip
             record.error_line = _failing_line(exc, record.path)
