@@ -14,17 +14,25 @@ safer rewrites in both forms. For each case:
       lock_timeout and statement_timeout before every statement, safe ones
       included) and its style preferences (prefer-*).
 
-Run: python bench/lint_detection.py
+Conditions: lint for PostgreSQL (--pg-version 15), the project deploys with
+db-lock-timeout set (so missing-lock-timeout, like squawk's timeout reminders,
+is out of the count); squawk's version and migrasafe's are printed first.
+Nothing here is timed: the figures are counts.
+
+Run: python bench/lint_detection.py [--squawk PATH]
 """
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
+import platform
 import subprocess
 import sys
 import tempfile
 from contextlib import redirect_stdout
+from importlib import metadata
 from pathlib import Path
 
 from alembic import command
@@ -90,7 +98,19 @@ def _reminder(rule: str) -> bool:
 
 
 def main() -> None:
-    binary = squawk()
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--squawk", type=Path, metavar="PATH",
+                        help=f"squawk binary (default: installed in {SQUAWK_VENV})")  # fmt: skip
+    args = parser.parse_args()
+    binary = args.squawk or squawk()
+    version = subprocess.run([str(binary), "--version"], capture_output=True, text=True,
+                             check=False).stdout.strip()  # fmt: skip
+    print(f"conditions: migrasafe {metadata.version('migrasafe')}, {version or 'squawk ?'}, "
+          f"Python {platform.python_version()}; corpus tests/test_lint_raw_sql.py: "
+          f"{len(DANGEROUS)} dangerous operations x 2 forms, {len(SAFE)} safe rewrites x 2 forms; "
+          "lint --dialect postgresql, db-lock-timeout set")  # fmt: skip
     caught = {"migrasafe": 0, "squawk": 0}
     false_positives = {"migrasafe": 0, "squawk": 0}
     rows = []

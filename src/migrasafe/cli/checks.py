@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import click
 
@@ -71,9 +72,12 @@ def validate(
 
 
 @main.command()
+@click.argument("paths", nargs=-1, metavar="[SQL_FILE_OR_DIR]...",
+                type=click.Path(exists=True, path_type=Path))  # fmt: skip
 @click.option(
     "--dialect", type=click.Choice(("postgresql", "sqlite", "mysql")),
-    help="The database to lint for (default: the configured URL's).",
+    help="The database to lint for (default: the configured URL's; postgresql for .sql "
+    "files outside a project).",
 )  # fmt: skip
 @click.option(
     "--rule", "rules", multiple=True, metavar="RULE", help="Run only this rule (repeatable)."
@@ -93,11 +97,17 @@ def validate(
     "--git-base", metavar="REF",
     help="Lint only the revision files added or changed since git REF (e.g. origin/main).",
 )  # fmt: skip
+@click.option(
+    "--db-lock-timeout", metavar="DURATION",
+    help="The lock_timeout the deploy sets, as for `upgrade --db-lock-timeout` (e.g. 2s): "
+    "missing-lock-timeout is then quiet (default: [tool.migrasafe] db-lock-timeout).",
+)  # fmt: skip
 @json_option
 @format_option
 @pass_options
 def lint(
     options: Options,
+    paths: Sequence[Path],
     dialect: str | None,
     rules: Sequence[str],
     skips: Sequence[str],
@@ -106,25 +116,43 @@ def lint(
     pg_version: int,
     strict: bool,
     git_base: str | None,
+    db_lock_timeout: str | None,
     as_json: bool,
     fmt: str,
 ) -> None:
     """Find dangerous operations in each revision's upgrade, without a database.
 
-    Suppress one with `# migrasafe: ignore[rule-id]` on its line, or in
-    pyproject.toml's [tool.migrasafe.lint]. Exits 1 when an error remains.
+    Given .sql files or directories (their *.sql files, in order), lints those
+    instead, with or without an Alembic project. Suppress a finding with
+    `# migrasafe: ignore[rule-id]` on its line (`-- migrasafe: ignore[...]` in
+    SQL), or in pyproject.toml's [tool.migrasafe.lint]. Exits 1 when an error
+    remains.
     """
     import migrasafe.cli.render as render
     from migrasafe.checks.lint import RULES as LINT_RULES
     from migrasafe.checks.lint import lint as run_lint
-    from migrasafe.checks.lint import select_revisions
+    from migrasafe.checks.lint import lint_sql_files
+    from migrasafe.errors import ConfigError
 
     if list_rules:
         _emit(as_json, LINT_RULES.describe(), lambda: render.rules(LINT_RULES.select()))
-    project = options.project()
-    chosen = select_revisions(project, since, git_base)
-    result = run_lint(project, dialect=dialect, only=rules, skip=skips, revisions=chosen,
-                      strict=strict, pg_version=pg_version)  # fmt: skip
+    if not paths:
+        result = run_lint(options.project(), dialect=dialect, only=rules, skip=skips,
+                          since=since, git_base=git_base, strict=strict, pg_version=pg_version,
+                          db_lock_timeout=db_lock_timeout)  # fmt: skip
+    else:
+        if since is not None or git_base is not None:
+            raise ConfigError("--since and --git-base choose revisions; with .sql files, name "
+                              "the files to lint")  # fmt: skip
+        try:
+            project = options.project()
+        except ConfigError:
+            if options.config:
+                raise
+            project = None  # no Alembic project here: SQL files need none
+        result = lint_sql_files(paths, project=project, dialect=dialect, only=rules, skip=skips,
+                                strict=strict, pg_version=pg_version,
+                                db_lock_timeout=db_lock_timeout)  # fmt: skip
     code = EXIT_OK if result.ok else EXIT_FOUND
     _emit_findings("json" if as_json else fmt, result.to_dict, result.findings,
                    LINT_RULES.select(only=rules, skip=skips), "lint",

@@ -19,10 +19,18 @@ from migrasafe.checks.lint.base import DIALECTS, RULES, Hit, RevisionLint, type_
 
 # Each module registers its rules, in the order --list-rules shows them.
 from migrasafe.checks.lint.rules import mysql, postgresql, schema, sqlite, style  # noqa: F401
-from migrasafe.checks.lint.run import LintReport, lint, resolve_dialect, select_revisions
+from migrasafe.checks.lint.run import (
+    LintReport,
+    lint,
+    lint_sql_files,
+    resolve_dialect,
+    select_revisions,
+    sql_files,
+)
 from migrasafe.checks.lint.suppress import LintSettings, load_settings
 
 __all__ = [
     "DIALECTS", "RULES", "Hit", "LintReport", "LintSettings", "RevisionLint", "lint",
-    "load_settings", "resolve_dialect", "select_revisions", "type_name",
+    "lint_sql_files", "load_settings", "resolve_dialect", "select_revisions", "sql_files",
+    "type_name",
 ]  # fmt: skip

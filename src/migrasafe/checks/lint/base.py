@@ -40,6 +40,16 @@ class RevisionLint:
     pg_version: int = 15  # PostgreSQL major version linted for (--pg-version)
     # Why every statement of the project runs with a lock_timeout (None: not known to)
     lock_timeout: str | None = None
+    sql_file: bool = False  # a .sql migration file, not an Alembic revision
+
+    def safer(self, revision: str, sql: str) -> str:
+        """The advice for an Alembic revision, or for a SQL file."""
+        return sql if self.sql_file else revision
+
+    @property
+    def outside_transaction(self) -> str:
+        return self.safer("inside `with op.get_context().autocommit_block():`",
+                          "outside BEGIN ... COMMIT")  # fmt: skip
 
     @property
     def operations(self) -> list[Recorded]:
@@ -51,6 +61,12 @@ class RevisionLint:
         done to them can lock or fail."""
         return {r.operation.table_name for r in self.operations
                 if isinstance(r.operation, ops.CreateTableOp)}  # fmt: skip
+
+    @cached_property
+    def dropped(self) -> set[str]:
+        """Tables this revision drops (op.drop_table or DROP TABLE)."""
+        return {r.operation.table_name for r in self.operations
+                if isinstance(r.operation, ops.DropTableOp)}  # fmt: skip
 
     def existing(self, table: str | None) -> bool:
         return table is not None and table not in self.created
@@ -83,3 +99,15 @@ def type_name(kind: Any, dialect: str) -> str:
 
 def sa_dialect(name: str) -> Any:
     return sa.make_url(f"{name}://").get_dialect()()
+
+
+def sql_text(op: ops.ExecuteSQLOp, dialect: str) -> str:
+    """The SQL an execute sends, as text: a construct compiled for the dialect ('' if it
+    cannot be rendered)."""
+    sql = op.sqltext
+    if isinstance(sql, str):
+        return sql
+    try:
+        return str(sql.compile(dialect=sa_dialect(dialect)))  # type: ignore[attr-defined]
+    except Exception:
+        return ""

@@ -29,6 +29,10 @@ class Tables:
     """Table name -> column name -> what is known of it."""
 
     tables: dict[str, dict[str, Column]] = field(default_factory=dict)
+    indexes: dict[str, str] = field(default_factory=dict)  # index name -> its table
+
+    def index_table(self, index: str | None) -> str | None:
+        return self.indexes.get(index) if index is not None else None
 
     def column(self, table: str | None, name: str | None) -> Column | None:
         if table is None or name is None:
@@ -41,11 +45,18 @@ class Tables:
                 c.name: Column(c.type, bool(c.nullable) and not c.primary_key)
                 for c in operation.columns if isinstance(c, sa.Column)
             }  # fmt: skip
+            self.indexes.update({index: operation.table_name for index in _indexes(operation)})
         elif isinstance(operation, ops.DropTableOp):
             self.tables.pop(operation.table_name, None)
+            self._retarget(operation.table_name, None)
         elif isinstance(operation, ops.RenameTableOp):
             if operation.table_name in self.tables:
                 self.tables[operation.new_table_name] = self.tables.pop(operation.table_name)
+            self._retarget(operation.table_name, operation.new_table_name)
+        elif isinstance(operation, ops.CreateIndexOp) and operation.index_name:
+            self.indexes[operation.index_name] = operation.table_name
+        elif isinstance(operation, ops.DropIndexOp):
+            self.indexes.pop(operation.index_name, None)
         elif isinstance(operation, ops.AddColumnOp):
             column = operation.column
             self.tables.setdefault(operation.table_name, {})[column.name] = Column(
@@ -71,5 +82,23 @@ class Tables:
         else:
             columns[operation.column_name] = known
 
+    def _retarget(self, table: str, new: str | None) -> None:
+        for index, owner in list(self.indexes.items()):
+            if owner == table:
+                if new is None:
+                    del self.indexes[index]
+                else:
+                    self.indexes[index] = new
+
     def copy(self) -> Tables:
-        return Tables({name: dict(columns) for name, columns in self.tables.items()})
+        return Tables({name: dict(columns) for name, columns in self.tables.items()},
+                      dict(self.indexes))  # fmt: skip
+
+
+def _indexes(operation: ops.CreateTableOp) -> list[str]:
+    """The names of the indexes create_table builds (sa.Index items, Column(index=True))."""
+    try:
+        table = operation.to_table()
+    except Exception:  # a table SQLAlchemy cannot build offline: its indexes stay unknown
+        return []
+    return [str(index.name) for index in table.indexes if index.name]

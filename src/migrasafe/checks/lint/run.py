@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from alembic.runtime.environment import EnvironmentContext
-
-from migrasafe.checks.findings import Finding
+from migrasafe.checks.findings import Check, Finding
 from migrasafe.checks.lint.base import (
     DIALECT_ALIASES,
     DIALECTS,
@@ -17,15 +16,22 @@ from migrasafe.checks.lint.base import (
     Hit,
     RevisionLint,
 )
-from migrasafe.checks.lint.operations import record_upgrade
+from migrasafe.checks.lint.operations import Offline, record_sql
 from migrasafe.checks.lint.replay import Tables
-from migrasafe.checks.lint.suppress import Suppressions, load_settings, unused_settings
+from migrasafe.checks.lint.sql import split
+from migrasafe.checks.lint.suppress import (
+    LintSettings,
+    Suppressions,
+    load_settings,
+    sql_suppressions,
+    unused_settings,
+)
+from migrasafe.checks.lint.timeouts import lock_timeout_in_force
 from migrasafe.db.urls import parse_url
 from migrasafe.errors import ConfigError, MigrasafeError, RevisionError
 from migrasafe.project.config import Project, alembic_errors
 from migrasafe.project.env import discover_url
 from migrasafe.project.graph import apply_order
-from migrasafe.project.settings import load_deploy_settings
 
 
 @RULES.register(
@@ -57,13 +63,13 @@ class LintReport:
         }
 
 
-def resolve_dialect(project: Project, dialect: str | None) -> str:
+def resolve_dialect(project: Project | None, dialect: str | None) -> str:
     """The dialect to lint for: the one asked for, else that of the URL env.py connects to.
 
     That URL is learned by running ``env.py`` with every connection refused
     (:func:`migrasafe.project.env.discover_url`): lint never touches a database.
     """
-    if dialect is None:
+    if dialect is None and project is not None:
         url = project.configured_url
         if url is None:
             try:
@@ -74,7 +80,7 @@ def resolve_dialect(project: Project, dialect: str | None) -> str:
                     f"the project's URL is unknown ({exc})"
                 ) from exc
         dialect = parse_url(url).get_backend_name()
-    dialect = DIALECT_ALIASES.get(dialect, dialect)
+    dialect = DIALECT_ALIASES.get(dialect or "", dialect or "")
     if dialect not in DIALECTS:
         raise ConfigError(f"lint knows the dialects {', '.join(DIALECTS)}, not {dialect!r}")
     return dialect
@@ -144,6 +150,57 @@ def _changed_files(directory: Path, base: str) -> set[Path]:
     return found
 
 
+class _Judge:
+    """Runs the rules on one migration after another, and keeps what they found."""
+
+    def __init__(self, rules: list[Check[RevisionLint, Hit]], settings: LintSettings,
+                 strict: bool) -> None:  # fmt: skip
+        self.rules, self.settings, self.strict = rules, settings, strict
+        self.selected = {r.rule for r in rules}
+        self.findings: list[Finding] = []
+        self.suppressed = 0
+        self.used_settings: set[tuple[str, str]] = set()  # (revision, rule) silenced by pyproject
+
+    def judge(self, view: RevisionLint, revision: str, comments: Suppressions) -> None:
+        path = str(comments.path)
+        off = self.settings.ignore | self.settings.per_revision.get(revision, frozenset())
+        error = view.recorded.error
+        if error:
+            self.findings.append(Finding(
+                "lint-incomplete", "warning", revision, path,
+                f"upgrade() could not run without a database ({error}); the operations after "
+                "that point were not checked", view.recorded.error_line,
+            ))  # fmt: skip
+        for rule in self.rules:
+            for hit in rule.run(view):
+                if rule.rule in off:
+                    self.suppressed += 1
+                    self.used_settings.add((revision, rule.rule))
+                elif comments.covers(hit.at.line, rule.rule):
+                    self.suppressed += 1
+                else:
+                    self.findings.append(
+                        Finding(rule.rule, rule.severity, revision, path, hit.message,
+                                hit.at.line, hit.table, hit.column)
+                    )  # fmt: skip
+        if self.strict and "unused-suppression" in self.selected:
+            self.findings += [
+                Finding("unused-suppression", "error", revision, path,
+                        f"`{comments.marker} migrasafe: ignore[{rule}]` silences nothing here: "
+                        "remove it (the operation is gone or safe now), or move it to the "
+                        "statement it is for", line)
+                for line, rule in comments.unused() if rule in self.selected
+            ]  # fmt: skip
+
+    def report(self, dialect: str, order: list[str]) -> LintReport:
+        findings = list(self.findings)
+        if self.strict and "unused-suppression" in self.selected:
+            findings += unused_settings(self.settings, self.used_settings, self.selected)
+        index = {revision: n for n, revision in enumerate(order)}
+        findings.sort(key=lambda f: (index.get(f.revision or "", 0), f.line or 0))
+        return LintReport(dialect, tuple(findings), len(order), self.suppressed)
+
+
 def lint(
     project: Project,
     *,
@@ -151,85 +208,135 @@ def lint(
     only: Iterable[str] = (),
     skip: Iterable[str] = (),
     revisions: set[str] | None = None,
+    since: str | None = None,
+    git_base: str | None = None,
     strict: bool = False,
     pg_version: int = 15,
+    db_lock_timeout: str | None = None,
 ) -> LintReport:
     """Record each revision's upgrade operations offline and run the selected rules.
 
-    ``revisions``: only these (see :func:`select_revisions`); default all.
-    ``strict``: a suppression that silenced nothing is an ``unused-suppression``
-    error (a rule fixed long ago, or a comment on the wrong line).
+    Revisions are loaded and run as ``alembic upgrade --sql`` runs them
+    (:class:`~migrasafe.checks.lint.operations.Offline`), never on a database.
+    ``revisions``, ``since``, ``git_base``: only these (see
+    :func:`select_revisions`); default all. ``strict``: a suppression that
+    silenced nothing is an ``unused-suppression`` error (a rule fixed long
+    ago, or a comment on the wrong line). ``db_lock_timeout``: the deploy's
+    ``--db-lock-timeout``, as given to ``migrasafe upgrade``.
     """
     name = resolve_dialect(project, dialect)
-    rules = RULES.select(only, skip)
-    settings = load_settings(project.config_path.parent.resolve())
-    findings: list[Finding] = []
-    suppressed = 0
-    every = apply_order(project.script)
-    order = [s for s in every if revisions is None or s.revision in revisions]
-    environment = EnvironmentContext(project.config, project.script)
-    lock_timeout = _project_lock_timeout(project)
-    schema = Tables()  # replayed from base, through the revisions not linted too
-    used_settings: set[tuple[str, str]] = set()  # (revision, rule) silenced by pyproject.toml
-    for script in every:
-        recorded = record_upgrade(script, name, environment)
-        before = schema.copy() if revisions is None or script.revision in revisions else None
+    judge = _Judge(RULES.select(only, skip), load_settings(project.config_path.parent.resolve()),
+                   strict)  # fmt: skip
+    env_py = Path(project.script_directory.dir) / "env.py"
+    lock_timeout = lock_timeout_in_force(project.config_path.parent.resolve(), db_lock_timeout,
+                                         env_py)  # fmt: skip
+    with Offline(project.config, project.script_directory, name) as offline:
+        if since is not None or git_base is not None:
+            chosen = select_revisions(project, since, git_base) or set()
+            revisions = chosen if revisions is None else revisions & chosen
+        every = apply_order(project.script)
+        schema = Tables()  # replayed from base, through the revisions not linted too
+        for script in every:
+            recorded = offline.record(script)
+            linted = revisions is None or script.revision in revisions
+            before = schema.copy() if linted else None
+            for r in recorded.operations:
+                schema.apply(r.operation)
+            if before is not None:
+                view = RevisionLint(name, recorded, before, pg_version, lock_timeout)
+                judge.judge(view, script.revision, Suppressions(Path(script.path)))
+    order = [s.revision for s in every if revisions is None or s.revision in revisions]
+    return judge.report(name, order)
+
+
+def sql_files(paths: Iterable[Path]) -> list[Path]:
+    """The .sql files to lint, in order: each file given, and each directory's, sorted.
+
+    Names sort as their numbers do (``V2__`` before ``V10__``), as migration
+    tools apply them.
+    """
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found += sorted(path.glob("*.sql"), key=lambda p: _natural(p.name))
+        elif path.is_file():
+            if path.suffix.lower() != ".sql":
+                raise ConfigError(f"{path} is not a .sql file: lint reads the .sql files given on "
+                                  "the command line; revisions come from the project")  # fmt: skip
+            found.append(path)
+        else:
+            raise ConfigError(f"{path}: no such file or directory")
+    return found
+
+
+def _with_history(files: list[Path]) -> list[tuple[Path, bool]]:
+    """Each file to lint (True) after the .sql files that sort before it in its directory and
+    are not linted themselves (False): replayed, so that it starts from the schema they build."""
+    chosen = {f.resolve() for f in files}
+    out: list[tuple[Path, bool]] = []
+    replayed: set[Path] = set()
+    for path in files:
+        key = _natural(path.name)
+        for earlier in sorted(path.parent.glob("*.sql"), key=lambda p: _natural(p.name)):
+            if _natural(earlier.name) >= key:
+                break
+            if earlier.resolve() not in chosen | replayed:
+                replayed.add(earlier.resolve())
+                out.append((earlier, False))
+        out.append((path, True))
+    return out
+
+
+def _natural(name: str) -> list[tuple[int, int | str]]:
+    return [(0, int(part)) if part.isdigit() else (1, part)
+            for part in re.split(r"(\d+)", name) if part]  # fmt: skip
+
+
+def lint_sql_files(
+    paths: Iterable[Path],
+    *,
+    project: Project | None = None,
+    dialect: str | None = None,
+    only: Iterable[str] = (),
+    skip: Iterable[str] = (),
+    strict: bool = False,
+    pg_version: int = 15,
+    db_lock_timeout: str | None = None,
+) -> LintReport:
+    """Lint plain SQL migration files with the rules that judge ``op.execute()`` SQL.
+
+    ``paths``: files and directories (see :func:`sql_files`), applied in
+    that order: the schema each file starts from is what the files before it
+    built; a file given alone starts from what the files before it in its
+    directory build (read, not reported). Each statement runs outside a
+    transaction unless the file opens one (``BEGIN`` ... ``COMMIT``), as
+    ``psql -f`` runs a file. ``project``
+    (optional) gives the default dialect, pyproject.toml's settings and its
+    env.py's lock_timeout; without one, the dialect defaults to postgresql and
+    settings come from the pyproject.toml at or above the current directory.
+    A file's "revision" is its name, for ``per-revision-ignore``.
+    """
+    if project is not None:
+        name = resolve_dialect(project, dialect)
+        start = project.config_path.parent.resolve()
+        env_py: Path | None = Path(project.script_directory.dir) / "env.py"
+    else:
+        name = resolve_dialect(None, dialect or "postgresql")
+        start, env_py = Path.cwd().resolve(), None
+    judge = _Judge(RULES.select(only, skip), load_settings(start), strict)
+    lock_timeout = lock_timeout_in_force(start, db_lock_timeout, env_py)
+    files = sql_files(paths)
+    schema = Tables()
+    for path, linted in _with_history(files):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read {path}: {exc}") from exc
+        pieces = split(text, name)
+        recorded = record_sql(str(path), pieces, name)
+        view = RevisionLint(name, recorded, schema.copy(), pg_version, lock_timeout, True)
         for r in recorded.operations:
             schema.apply(r.operation)
-        if before is None:
-            continue
-        path = Path(script.path)
-        comments = Suppressions(path)
-        off = settings.ignore | settings.per_revision.get(script.revision, frozenset())
-        if recorded.error:
-            findings.append(Finding(
-                "lint-incomplete", "warning", script.revision, str(path),
-                f"upgrade() could not run without a database ({recorded.error}); the operations "
-                "after that point were not checked",
-            ))  # fmt: skip
-        view = RevisionLint(name, recorded, before, pg_version, lock_timeout)
-        for rule in rules:
-            for hit in rule.run(view):
-                if rule.rule in off:
-                    suppressed += 1
-                    used_settings.add((script.revision, rule.rule))
-                    continue
-                if comments.covers(hit.at.line, rule.rule):
-                    suppressed += 1
-                    continue
-                findings.append(
-                    Finding(rule.rule, rule.severity, script.revision, str(path), hit.message,
-                            hit.at.line, hit.table, hit.column)
-                )  # fmt: skip
-        selected = {r.rule for r in rules}
-        if strict and "unused-suppression" in selected:
-            findings += [
-                Finding("unused-suppression", "error", script.revision, str(path),
-                        f"`# migrasafe: ignore[{rule}]` silences nothing here: remove it (the "
-                        "operation is gone or safe now), or move it to the statement it is for",
-                        line)
-                for line, rule in comments.unused() if rule in selected
-            ]  # fmt: skip
-    if strict and any(r.rule == "unused-suppression" for r in rules):
-        findings += unused_settings(settings, used_settings, {r.rule for r in rules})
-    revision_index = {s.revision: n for n, s in enumerate(order)}
-    findings.sort(key=lambda f: (revision_index.get(f.revision or "", 0), f.line or 0))
-    return LintReport(name, tuple(findings), len(order), suppressed)
-
-
-def _project_lock_timeout(project: Project) -> str | None:
-    """Why every migration of the project runs with a lock_timeout, if it does.
-
-    ``[tool.migrasafe] db-lock-timeout`` (``migrasafe upgrade`` sets it per
-    session), or an ``env.py`` that sets ``lock_timeout`` itself: lint does
-    not run env.py, so its source is read for the setting's name.
-    """
-    if load_deploy_settings(project.config_path.parent.resolve()).db_lock_timeout is not None:
-        return "db-lock-timeout in [tool.migrasafe]"
-    env_py = Path(project.script_directory.dir) / "env.py"
-    try:
-        if "lock_timeout" in env_py.read_text(encoding="utf-8", errors="replace"):
-            return f"{env_py} sets lock_timeout"
-    except OSError:
-        pass
-    return None
+        if linted:
+            judge.judge(view, path.name, sql_suppressions(path, text, pieces))
+    return judge.report(name, [path.name for path in files])

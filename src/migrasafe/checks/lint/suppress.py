@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import io
+import re
 import tokenize
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from migrasafe.checks.lint.base import (
     IGNORE_COMMENT,
     RULES,
 )
+from migrasafe.checks.lint.sql import Piece
 from migrasafe.errors import ConfigError
 from migrasafe.project.settings import tool_section
 
@@ -57,22 +59,31 @@ def check_known(rules: Iterable[str], where: str) -> None:
 class Suppressions:
     """``# migrasafe: ignore[rule, ...]`` comments of one file, by the statement they annotate."""
 
-    def __init__(self, path: Path) -> None:
-        source = path.read_text()
+    marker = "#"
+
+    def __init__(self, path: Path, source: str | None = None,
+                 statements: list[tuple[int, int]] | None = None) -> None:  # fmt: skip
+        """A revision file's comments and statements; or, given them, another file's."""
         self.path = path
         self.comments: dict[int, set[str]] = {}
+        self.used: set[tuple[int, str]] = set()
+        if statements is not None:
+            self.statements = statements
+            return
+        source = path.read_text()
         for token in tokenize.generate_tokens(io.StringIO(source).readline):
             if token.type == tokenize.COMMENT and (match := IGNORE_COMMENT.search(token.string)):
-                rules = {r.strip() for r in match.group(1).split(",") if r.strip()}
-                check_known(rules, f"{path}:{token.start[0]}: # migrasafe: ignore[...]")
-                self.comments[token.start[0]] = rules
+                self._add(token.start[0], match.group(1))
         self.statements = [
             (node.lineno, node.end_lineno or node.lineno)
             for node in ast.walk(ast.parse(source))
             if isinstance(node, ast.stmt) and not isinstance(node, ast.FunctionDef | ast.With)
         ]
 
-        self.used: set[tuple[int, str]] = set()
+    def _add(self, line: int, rules: str) -> None:
+        named = {r.strip() for r in rules.split(",") if r.strip()}
+        check_known(named, f"{self.path}:{line}: {self.marker} migrasafe: ignore[...]")
+        self.comments[line] = named
 
     def covers(self, line: int | None, rule: str) -> bool:
         if line is None or not self.comments:
@@ -109,4 +120,22 @@ def unused_settings(
                 found.append(Finding("unused-suppression", "error", revision, settings.source,
                                      f"per-revision-ignore {revision} = [{rule!r}] silences "
                                      "nothing: remove it"))  # fmt: skip
+    return found
+
+
+_SQL_IGNORE = re.compile(r"--\s*migrasafe:\s*ignore\[([^\]]*)\]")
+
+
+def sql_suppressions(path: Path, text: str, pieces: Iterable[Piece]) -> Suppressions:
+    """``-- migrasafe: ignore[rule]`` comments of a SQL file: on a statement's lines, or on
+    the lines between it and the statement before (squawk's place for them)."""
+    spans, after = [], 1
+    for piece in pieces:
+        spans.append((after, piece.end_line))
+        after = piece.end_line + 1
+    found = Suppressions(path, statements=spans)
+    found.marker = "--"
+    for number, line in enumerate(text.splitlines(), 1):
+        if match := _SQL_IGNORE.search(line):
+            found._add(number, match.group(1))
     return found

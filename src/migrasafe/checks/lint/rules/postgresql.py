@@ -14,8 +14,10 @@ from migrasafe.checks.lint.base import (
     Hit,
     RevisionLint,
     kw,
+    sql_text,
 )
 from migrasafe.checks.lint.sql import Statement
+from migrasafe.checks.lint.timeouts import lock_timeout_set
 
 
 @RULES.register(
@@ -30,12 +32,14 @@ def _create_index(lint: RevisionLint) -> Iterator[Hit]:
         if lint.existing(op.table_name) and not kw(op, "postgresql_concurrently"):
             yield Hit(r, f"creates index {op.index_name} on {op.table_name} without CONCURRENTLY: "
                       "PostgreSQL blocks every write to the table for the whole build. Safer: "
-                      "op.create_index(..., postgresql_concurrently=True) inside "
-                      "`with op.get_context().autocommit_block():`", op.table_name)  # fmt: skip
+                      + lint.safer("op.create_index(..., postgresql_concurrently=True)",
+                                   "CREATE INDEX CONCURRENTLY")
+                      + f" {lint.outside_transaction}", op.table_name)  # fmt: skip
     for r, op in lint.of(ops.ExecuteSQLOp):  # SQL that could not be read: the words tell
         if r.read_sql:
             continue
-        if re.search(r"\bCREATE\s+(UNIQUE\s+)?INDEX\s+(?!CONCURRENTLY)", str(op.sqltext), re.I):
+        sql = sql_text(op, lint.dialect)
+        if re.search(r"\bCREATE\s+(UNIQUE\s+)?INDEX\s+(?!CONCURRENTLY)", sql, re.I):
             yield Hit(r, "runs CREATE INDEX without CONCURRENTLY: PostgreSQL blocks every write "
                       "to the table for the whole build. Safer: CREATE INDEX CONCURRENTLY inside "
                       "`with op.get_context().autocommit_block():`")  # fmt: skip
@@ -49,16 +53,19 @@ def _create_index(lint: RevisionLint) -> Iterator[Hit]:
 def _concurrently_in_transaction(lint: RevisionLint) -> Iterator[Hit]:
     if lint.dialect != "postgresql":
         return
-    why = ("cannot run inside a transaction block, and Alembic runs each revision in one: "
-           "the migration fails on PostgreSQL. Wrap it: "
-           "`with op.get_context().autocommit_block():`")  # fmt: skip
+    why = lint.safer("cannot run inside a transaction block, and Alembic runs each revision in "
+                     "one: the migration fails on PostgreSQL. Wrap it: "
+                     "`with op.get_context().autocommit_block():`",
+                     "cannot run inside a transaction block, and the file opened one (BEGIN): "
+                     "the migration fails on PostgreSQL. Run it outside BEGIN ... COMMIT",
+                     )  # fmt: skip
     for r, op in lint.of((ops.CreateIndexOp, ops.DropIndexOp)):
         if kw(op, "postgresql_concurrently") and not r.autocommit:
             verb = "creates" if isinstance(op, ops.CreateIndexOp) else "drops"
             yield Hit(r, f"{verb} index {op.index_name} CONCURRENTLY, which {why}",
                       op.table_name)  # fmt: skip
     for r, op in lint.of(ops.ExecuteSQLOp):
-        sql = str(op.sqltext)
+        sql = sql_text(op, lint.dialect)
         words = r"\bREINDEX\b" if r.read_sql else r"\b(CREATE|DROP|REINDEX)\b"  # read: as ops
         if re.search(words + r"[^;]*\bCONCURRENTLY\b", sql, re.I | re.S) and (not r.autocommit):
             yield Hit(r, f"runs {' '.join(sql.split())[:60]!r} CONCURRENTLY, which {why}")
@@ -146,7 +153,7 @@ def _reindex(lint: RevisionLint) -> Iterator[Hit]:
         return
     for r, op in lint.of(Statement):
         if op.kind == "reindex" and not op.concurrently:
-            safer = ("REINDEX ... CONCURRENTLY inside `with op.get_context().autocommit_block():`"
+            safer = (f"REINDEX ... CONCURRENTLY {lint.outside_transaction}"
                      if lint.pg_version >= 12
                      else "CREATE INDEX CONCURRENTLY a copy, then drop the old one")  # fmt: skip
             yield Hit(r, f"runs REINDEX {op.table_name or ''} without CONCURRENTLY: PostgreSQL "
@@ -167,7 +174,7 @@ def _add_primary_key(lint: RevisionLint) -> Iterator[Hit]:
             yield Hit(r, f"adds primary key {op.constraint_name or '(unnamed)'} to "
                       f"{op.table_name}: PostgreSQL builds its unique index, and checks every "
                       "column for NULLs, under an ACCESS EXCLUSIVE lock (no reads, no writes). "
-                      "Safer: CREATE UNIQUE INDEX CONCURRENTLY (in autocommit_block()), then "
+                      f"Safer: CREATE UNIQUE INDEX CONCURRENTLY ({lint.outside_transaction}), then "
                       "ALTER TABLE ... ADD CONSTRAINT ... PRIMARY KEY USING INDEX",
                       op.table_name)  # fmt: skip
 
@@ -179,11 +186,15 @@ def _drop_index(lint: RevisionLint) -> Iterator[Hit]:
     if lint.dialect != "postgresql":
         return
     for r, op in lint.of(ops.DropIndexOp):
+        table = op.table_name or lint.before.index_table(op.index_name)
+        if table is not None and (not lint.existing(table) or table in lint.dropped):
+            continue  # the revision creates the table (empty), or drops it anyway
         if not kw(op, "postgresql_concurrently"):
             yield Hit(r, f"drops index {op.index_name} without CONCURRENTLY: PostgreSQL takes an "
                       "ACCESS EXCLUSIVE lock on the table, queued behind every running query and "
-                      "blocking all that come after. Safer: postgresql_concurrently=True inside "
-                      "`with op.get_context().autocommit_block():`", op.table_name)  # fmt: skip
+                      "blocking all that come after. Safer: "
+                      + lint.safer("postgresql_concurrently=True", "DROP INDEX CONCURRENTLY")
+                      + f" {lint.outside_transaction}", table)  # fmt: skip
 
 
 @RULES.register(
@@ -199,8 +210,10 @@ def _add_fk(lint: RevisionLint) -> Iterator[Hit]:
             yield Hit(r, f"adds foreign key {op.constraint_name or '(unnamed)'} from "
                       f"{op.source_table} to {op.referent_table} and validates every row at once, "
                       "blocking writes to both tables meanwhile. Safer: "
-                      "create_foreign_key(..., postgresql_not_valid=True), then VALIDATE "
-                      "CONSTRAINT in a later revision", op.source_table)  # fmt: skip
+                      + lint.safer("create_foreign_key(..., postgresql_not_valid=True)",
+                                   "ADD CONSTRAINT ... FOREIGN KEY ... NOT VALID")
+                      + ", then VALIDATE CONSTRAINT in a later revision",
+                      op.source_table)  # fmt: skip
 
 
 @RULES.register(
@@ -215,8 +228,11 @@ def _add_check(lint: RevisionLint) -> Iterator[Hit]:
         if lint.existing(op.table_name) and not kw(op, "postgresql_not_valid"):
             yield Hit(r, f"adds CHECK constraint {op.constraint_name or '(unnamed)'} on "
                       f"{op.table_name} and scans every row under an ACCESS EXCLUSIVE lock. "
-                      "Safer: create_check_constraint(..., postgresql_not_valid=True), then "
-                      "VALIDATE CONSTRAINT in a later revision", op.table_name)  # fmt: skip
+                      "Safer: "
+                      + lint.safer("create_check_constraint(..., postgresql_not_valid=True)",
+                                   "ADD CONSTRAINT ... CHECK (...) NOT VALID")
+                      + ", then VALIDATE CONSTRAINT in a later revision",
+                      op.table_name)  # fmt: skip
 
 
 @RULES.register(
@@ -252,15 +268,6 @@ _LOCKING = (
 _LOCKING_STATEMENTS = ("truncate", "reindex", "lock", "vacuum-full", "cluster", "set-tablespace")
 
 
-def _lock_timeout_set(op: Any) -> bool | None:
-    """True/False for ``SET [LOCAL] lock_timeout`` to a limit / to 0 (none); None otherwise."""
-    if isinstance(op, Statement) and op.kind == "set" and op.table_name:
-        name, _, value = op.table_name.partition("=")
-        if name == "lock_timeout":
-            return value.strip().strip("'\"").rstrip("ms").strip() not in ("0", "")
-    return None
-
-
 @RULES.register(
     "missing-lock-timeout",
     "warning",
@@ -272,15 +279,15 @@ def _missing_lock_timeout(lint: RevisionLint) -> Iterator[Hit]:
     limited = False
     for r in lint.operations:
         op = r.operation
-        limit = _lock_timeout_set(op)
+        limit = lock_timeout_set(op)
         if limit is not None:
             limited = limit
             continue
-        if limited or r.autocommit or not isinstance(op, _LOCKING):
-            continue
+        if limited or not isinstance(op, _LOCKING):
+            continue  # outside the transaction too (autocommit_block(), a .sql file) it waits
         if isinstance(op, Statement) and op.kind not in _LOCKING_STATEMENTS:
             continue
-        if kw(op, "postgresql_concurrently"):
+        if kw(op, "postgresql_concurrently") or getattr(op, "concurrently", False):
             continue
         table = getattr(op, "table_name", None) or getattr(op, "source_table", None)
         if not lint.existing(table):
@@ -288,9 +295,13 @@ def _missing_lock_timeout(lint: RevisionLint) -> Iterator[Hit]:
         yield Hit(r, f"locks {table} with no lock_timeout: behind any open transaction on "
                   f"{table} the migration waits, and every query on {table} queues behind it "
                   "meanwhile (an outage, not a slow deploy). Safer: "
-                  "op.execute(\"SET lock_timeout = '2s'\") first in upgrade(), or deploy with "
-                  "`migrasafe upgrade --db-lock-timeout 2s --retries 3` and set db-lock-timeout "
-                  "in [tool.migrasafe]", table)  # fmt: skip
+                  + lint.safer("op.execute(\"SET lock_timeout = '2s'\") first in upgrade(), or "
+                               "deploy with `migrasafe upgrade --db-lock-timeout 2s --retries 3` "
+                               "and set db-lock-timeout in [tool.migrasafe]",
+                               "SET lock_timeout = '2s' first in the file, or run it with one "
+                               "(PGOPTIONS='-c lock_timeout=2s') and tell lint with "
+                               "--db-lock-timeout 2s or db-lock-timeout in [tool.migrasafe]"),
+                  table)  # fmt: skip
         return  # once per revision: the first statement that waits is the one to fix
 
 
@@ -331,4 +342,5 @@ def _enum_value(lint: RevisionLint) -> Iterator[Hit]:
             yield Hit(r, f"adds a value to enum type {op.table_name} inside a transaction: "
                       f"before PostgreSQL 12 (linting for {lint.pg_version}) ALTER TYPE ... ADD "
                       "VALUE cannot run in a transaction block, so the migration fails. Safer: "
-                      "`with op.get_context().autocommit_block():`")  # fmt: skip
+                      + lint.safer("`with op.get_context().autocommit_block():`",
+                                   "run it outside BEGIN ... COMMIT"))  # fmt: skip

@@ -13,9 +13,11 @@ from migrasafe.checks.lint.base import (
     RULES,
     Hit,
     RevisionLint,
+    sql_text,
     type_name,
     why_on,
 )
+from migrasafe.checks.lint.operations import Recorded
 from migrasafe.checks.lint.sql import Statement
 
 
@@ -35,7 +37,8 @@ def _add_not_null(lint: RevisionLint) -> Iterator[Hit]:
         if (not column.nullable and column.server_default is None and not column.primary_key
                 and lint.existing(op.table_name)):  # fmt: skip
             yield Hit(r, f"adds NOT NULL column {op.table_name}.{column.name} without a server "
-                      f"default: {why}. Safer: add it nullable (or with server_default=...), "
+                      f"default: {why}. Safer: add it nullable (or with "
+                      f"{lint.safer('server_default=...', 'a DEFAULT')}), "
                       "backfill, then set NOT NULL in a later revision",
                       op.table_name, column.name)  # fmt: skip
 
@@ -105,11 +108,38 @@ def _is_widening(old: Any, new: Any) -> bool:
 
 
 def _existing_type(lint: RevisionLint, op: ops.AlterColumnOp) -> Any:
-    """The type before: as the call restates it, else as the history built it."""
-    if op.existing_type is not None:
-        return op.existing_type
+    """The type before: as the history built it, else as the call restates it.
+
+    A restated ``existing_type`` is often stale (copied from an older model),
+    the replayed history is what the database has.
+    """
     known = lint.before.column(op.table_name, op.column_name)
-    return known.type if known is not None else None
+    if known is not None and not isinstance(known.type, sa.types.NullType | None):
+        return known.type
+    return op.existing_type
+
+
+# PostgreSQL's other names for the same type, as raw SQL may spell them.
+_SAME_TYPE = {
+    "INT": "INTEGER", "INT4": "INTEGER", "SERIAL": "INTEGER", "SERIAL4": "INTEGER",
+    "INT8": "BIGINT", "BIGSERIAL": "BIGINT", "SERIAL8": "BIGINT", "INT2": "SMALLINT",
+    "SMALLSERIAL": "SMALLINT", "BOOL": "BOOLEAN", "FLOAT8": "DOUBLE PRECISION",
+    "FLOAT": "DOUBLE PRECISION", "FLOAT4": "REAL", "DECIMAL": "NUMERIC",
+    "TIMESTAMPTZ": "TIMESTAMP WITH TIME ZONE", "TIMETZ": "TIME WITH TIME ZONE",
+    "TIMESTAMP WITHOUT TIME ZONE": "TIMESTAMP", "TIME WITHOUT TIME ZONE": "TIME",
+    "CHARACTER VARYING": "VARCHAR", "CHARACTER": "CHAR", "BPCHAR": "CHAR",
+}  # fmt: skip
+
+
+def _same_type(old: Any, new: Any, dialect: str) -> bool:
+    aliases = _SAME_TYPE if dialect == "postgresql" else {}
+
+    def name(kind: Any) -> str:
+        text = " ".join(type_name(kind, dialect).upper().split())
+        base, paren, rest = text.partition("(")
+        return aliases.get(base.strip(), base.strip()) + (f"({rest}" if paren else "")
+
+    return name(old) == name(new)
 
 
 @RULES.register("change-column-type", "error", "changing a column's type")
@@ -129,7 +159,7 @@ def _change_type(lint: RevisionLint) -> Iterator[Hit]:
             continue
         existing = _existing_type(lint, op)
         new = type_name(op.modify_type, lint.dialect)
-        if existing is not None and type_name(existing, lint.dialect) == new:
+        if existing is not None and _same_type(existing, op.modify_type, lint.dialect):
             continue  # the type restated, as autogenerate and careful authors do: no change
         if lint.dialect in _WIDENING_IS_FREE and _is_widening(existing, op.modify_type):
             continue
@@ -197,26 +227,30 @@ def _add_unique(lint: RevisionLint) -> Iterator[Hit]:
                       op.table_name)  # fmt: skip
 
 
+_SESSION_SQL = re.compile(r"^\s*(SET|RESET|BEGIN|START|COMMIT|ROLLBACK|END)\b", re.I)
 _DATA_SQL = re.compile(r"^\s*(INSERT|UPDATE|DELETE|MERGE|COPY|WITH|SELECT)\b", re.I)
 
 
-def _is_data(op: Any) -> bool:
+def _is_data(op: Any, dialect: str) -> bool:
     if isinstance(op, ops.BulkInsertOp):
         return True
     if isinstance(op, ops.ExecuteSQLOp):
         sql = op.sqltext
         if isinstance(sql, sa.sql.dml.UpdateBase | sa.sql.Select):
             return True
-        return bool(_DATA_SQL.match(str(sql)))
+        return bool(_DATA_SQL.match(sql_text(op, dialect)))
     return False
 
 
-def _changes_existing_schema(lint: RevisionLint, op: Any) -> bool:
-    if _is_data(op) or isinstance(op, ops.CreateTableOp):
+def _changes_existing_schema(lint: RevisionLint, r: Recorded) -> bool:
+    op = r.operation
+    if _is_data(op, lint.dialect) or isinstance(op, ops.CreateTableOp):
         return False
-    return lint.existing(getattr(op, "table_name", None) or getattr(op, "source_table", None)) or (
-        isinstance(op, ops.ExecuteSQLOp)
-    )
+    if isinstance(op, ops.ExecuteSQLOp):  # DDL lint may not read (CREATE TRIGGER): assumed to
+        return not _SESSION_SQL.match(sql_text(op, lint.dialect))  # change it, SET does not
+    if isinstance(op, Statement) and op.kind in ("set", "transaction"):
+        return False  # SET statement_timeout, COMMIT: no schema changed
+    return lint.existing(getattr(op, "table_name", None) or getattr(op, "source_table", None))
 
 
 @RULES.register(
@@ -225,8 +259,8 @@ def _changes_existing_schema(lint: RevisionLint, op: Any) -> bool:
     "a revision that changes existing tables' schema and also their data",
 )
 def _mixed(lint: RevisionLint) -> Iterator[Hit]:
-    data = [r for r in lint.operations if _is_data(r.operation)]
-    schema = [r for r in lint.operations if _changes_existing_schema(lint, r.operation)]
+    data = [r for r in lint.operations if _is_data(r.operation, lint.dialect)]
+    schema = [r for r in lint.operations if _changes_existing_schema(lint, r)]
     if data and schema:
         why = why_on(lint.dialect, {
             "postgresql": "in one transaction, the schema change's locks are held for the whole "

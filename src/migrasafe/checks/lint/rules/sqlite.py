@@ -33,8 +33,11 @@ def _sqlite_batch(lint: RevisionLint) -> Iterator[Hit]:
         if not r.batch and lint.existing(table):
             yield Hit(r, f"{type(op).__name__.removesuffix('Op')} on {table} outside batch mode: "
                       "SQLite's ALTER TABLE cannot do it, so the migration fails there. Safer: "
-                      f'`with op.batch_alter_table("{table}") as batch_op:` (Alembic recreates '
-                      "the table)", table)  # fmt: skip
+                      + lint.safer(f'`with op.batch_alter_table("{table}") as batch_op:` '
+                                   "(Alembic recreates the table)",
+                                   "recreate the table: CREATE TABLE a new one, INSERT ... "
+                                   "SELECT the rows, DROP the old, RENAME the new"),
+                      table)  # fmt: skip
 
 
 def _only_renames(op: ops.AlterColumnOp) -> bool:

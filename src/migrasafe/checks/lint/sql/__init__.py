@@ -14,11 +14,13 @@ functions yield no operation.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from alembic.operations import ops
 
 from migrasafe.checks.lint.sql.base import Named, Statement
 
-__all__ = ["Named", "Statement", "operations_in"]
+__all__ = ["Named", "Piece", "Statement", "operations_in", "split"]
 
 
 def operations_in(sql: str, dialect: str) -> list[ops.MigrateOperation] | None:
@@ -30,3 +32,48 @@ def operations_in(sql: str, dialect: str) -> list[ops.MigrateOperation] | None:
     from migrasafe.checks.lint.sql.generic import read
 
     return read(sql, dialect)
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One statement of a SQL file: its text and the lines it spans (1-based)."""
+
+    text: str
+    line: int
+    end_line: int
+
+
+def split(sql: str, dialect: str) -> list[Piece]:
+    """The statements of ``sql`` (a migration file), each with its lines.
+
+    Statements are split where the dialect's own tokenizer sees a semicolon,
+    so one inside a string, a comment or a ``$$`` body does not split; a
+    statement's line is that of its first word, not of a comment above it.
+    SQL that cannot be tokenized is one statement (which then does not parse).
+    """
+    if dialect == "postgresql":
+        from migrasafe.checks.lint.sql.postgresql import tokens as postgresql_tokens
+
+        found = postgresql_tokens(sql)
+    else:
+        from migrasafe.checks.lint.sql.generic import tokens
+
+        found = tokens(sql, dialect)
+    spans: list[tuple[int, int]] = []
+    start: int | None = None
+    for offset, semicolon in found if found is not None else [(0, False)]:
+        if semicolon:
+            if start is not None:
+                spans.append((start, offset))
+            start = None
+        elif start is None:
+            start = offset
+    if start is not None:
+        spans.append((start, len(sql)))
+    pieces = []
+    for start, end in spans:
+        text = sql[start:end].strip()
+        if text:
+            line = sql.count("\n", 0, start) + 1
+            pieces.append(Piece(text, line, line + text.count("\n")))
+    return pieces

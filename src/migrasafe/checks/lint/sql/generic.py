@@ -30,6 +30,19 @@ def read(sql: str, dialect: str) -> list[ops.MigrateOperation] | None:
     return found
 
 
+def tokens(sql: str, dialect: str) -> list[tuple[int, bool]] | None:
+    """(offset, whether a ``;``) of each token of ``sql``, by sqlglot's tokenizer (comments are
+    not tokens); None when it cannot tokenize it."""
+    import sqlglot
+    from sqlglot.tokens import TokenType  # type: ignore[attr-defined]
+
+    try:
+        found = sqlglot.Dialect.get_or_raise(_DIALECTS.get(dialect, dialect)).tokenize(sql)
+    except (sqlglot.errors.TokenError, sqlglot.errors.ParseError):
+        return None
+    return [(t.start, t.token_type == TokenType.SEMICOLON) for t in found]
+
+
 def _name(node: Any) -> str | None:
     return node.name if node is not None and node.name else None
 

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic.ddl.postgresql import CreateExcludeConstraintOp
 from alembic.operations import ops
 from pglast import ast, enums, parse_sql
-from pglast.parser import ParseError
+from pglast.parser import ParseError, scan
 from pglast.stream import RawStream
 
 from migrasafe.checks.lint.sql.base import Named, Statement
@@ -42,6 +42,17 @@ def read(sql: str) -> list[ops.MigrateOperation] | None:
     for raw in statements:
         found += _statement(raw.stmt)
     return found
+
+
+def tokens(sql: str) -> list[tuple[int, bool]] | None:
+    """(offset, whether a ``;``) of each token of ``sql`` but comments, by PostgreSQL's scanner;
+    None when it cannot scan it (an unterminated string or comment)."""
+    try:
+        scanned = scan(sql)
+    except ParseError:
+        return None
+    return [(t.start, t.name == "ASCII_59") for t in scanned
+            if t.name not in ("SQL_COMMENT", "C_COMMENT")]  # fmt: skip
 
 
 def _sql(node: Any) -> str:
