@@ -253,3 +253,31 @@ def test_shell_completion_offers_revision_ids(library: Path) -> None:
     )  # fmt: skip
     offered = {line.split(",", 1)[1] for line in done.stdout.splitlines()}
     assert offered == {"0001", "0002", "0003"}
+
+
+def test_lint_fail_on_warning_fails_on_a_warning_alone(tmp_path: Path) -> None:
+    ini = make_project(tmp_path / "p", "generic")
+    versions = tmp_path / "p" / "migrations" / "versions"
+    (versions / "0001_index.py").write_text(
+        '"""An index built without CONCURRENTLY: a warning on PostgreSQL."""\n'
+        "from alembic import op\nimport sqlalchemy as sa\n\n"
+        'revision = "0001"\ndown_revision = None\n\n'
+        "def upgrade() -> None:\n"
+        '    op.create_table("t", sa.Column("id", sa.Integer, primary_key=True))\n\n'
+        "def downgrade() -> None:\n"
+        '    op.drop_table("t")\n'
+    )
+    (versions / "0002_index.py").write_text(
+        '"""Index."""\nfrom alembic import op\n\n'
+        'revision = "0002"\ndown_revision = "0001"\n\n'
+        "def upgrade() -> None:\n"
+        '    op.drop_index("ix_t_old", table_name="t")\n\n'
+        "def downgrade() -> None:\n"
+        '    op.create_index("ix_t_old", "t", ["id"])\n'
+    )
+    default = run_cli("-c", str(ini), "lint", "--dialect", "postgresql", "--json")
+    severities = {f["severity"] for f in json.loads(default.stdout)["findings"]}
+    assert "warning" in severities and "error" not in severities, default.stdout
+    assert default.exit_code == 0
+    strict = run_cli("-c", str(ini), "lint", "--dialect", "postgresql", "--fail-on", "warning")
+    assert strict.exit_code == 1

@@ -8,8 +8,6 @@ from pathlib import Path
 import click
 
 from migrasafe.cli.app import (
-    EXIT_FOUND,
-    EXIT_OK,
     Options,
     _emit,
     _emit_findings,
@@ -102,6 +100,7 @@ def validate(
     help="The lock_timeout the deploy sets, as for `upgrade --db-lock-timeout` (e.g. 2s): "
     "missing-lock-timeout is then quiet (default: [tool.migrasafe] db-lock-timeout).",
 )  # fmt: skip
+@fail_on_option
 @json_option
 @format_option
 @pass_options
@@ -117,6 +116,7 @@ def lint(
     strict: bool,
     git_base: str | None,
     db_lock_timeout: str | None,
+    fail_on: str,
     as_json: bool,
     fmt: str,
 ) -> None:
@@ -153,7 +153,7 @@ def lint(
         result = lint_sql_files(paths, project=project, dialect=dialect, only=rules, skip=skips,
                                 strict=strict, pg_version=pg_version,
                                 db_lock_timeout=db_lock_timeout)  # fmt: skip
-    code = EXIT_OK if result.ok else EXIT_FOUND
+    code = found_code(result.ok, result.findings, fail_on)
     _emit_findings("json" if as_json else fmt, result.to_dict, result.findings,
                    LINT_RULES.select(only=rules, skip=skips), "lint",
                    lambda: render.lint_report(result), code)  # fmt: skip
