@@ -169,16 +169,37 @@ def _multiple_heads(scripts: ScriptSet) -> Iterator[Problem]:
     if not scripts.complete:  # another rule reports why; heads would be guesses
         return
     heads = [rev for rev in scripts.by_revision if rev not in scripts.children]
-    if len(heads) > 1:
+    if len(heads) > 1 and not _labelled_branches(scripts, heads):
         for rev in heads:
             yield (
                 scripts.by_revision[rev],
                 (
                     f"is one of {len(heads)} heads ({', '.join(heads)}): "
-                    "`upgrade head` is ambiguous; "
-                    f'join them with `alembic merge -m "merge" {" ".join(heads)}`'
+                    "`upgrade head` is ambiguous; join them with "
+                    f'`migrasafe merge -m "merge" {" ".join(heads)}`, or give each branch '
+                    "a branch label if they are meant to stay apart (as expand/contract)"
                 ),
             )
+
+
+def _labelled_branches(scripts: ScriptSet, heads: list[str]) -> bool:
+    """Whether each head ends a branch of its own label (``expand`` and ``contract``, or
+    one per database): heads kept apart by design, which Alembic names as ``label@head``."""
+    seen: set[str] = set()
+    for head in heads:
+        labels: set[str] = set()
+        rev: str | None = head
+        while rev is not None and rev in scripts.by_revision:
+            found = scripts.by_revision[rev]
+            labels |= set(found.branch_labels)
+            parents = found.down_revisions or ()
+            if len(parents) != 1 or len(scripts.children.get(parents[0], ())) > 1:
+                break  # the branch starts here
+            rev = parents[0]
+        if not labels or labels & seen:
+            return False
+        seen |= labels
+    return True
 
 
 def _cycles(scripts: ScriptSet) -> list[list[str]]:

@@ -101,17 +101,49 @@ def _migrate(
     statement_timeout: str | None,
     retries: int | None,
     as_json: bool,
+    phase: str | None = None,
 ) -> None:
+    import dataclasses
+
     import migrasafe.cli.render as render
     import migrasafe.deploy.migrate as migrate
 
     run = migrate.upgrade if direction == "upgrade" else migrate.downgrade
+    plan = None
     with _partial_results(as_json), render.progress(direction, enabled=not sql) as report:
         project = options.project()
         deploy = _deploy(project, db_lock_timeout, statement_timeout, retries)
-        result = run(project, target, sql=sql, lock_timeout=lock_timeout, waiting=_say_waiting,
-                     deploy=deploy, retrying=_say_waiting, progress=report)  # fmt: skip
-    _emit(as_json, result.to_dict(), lambda: render.migration_result(result))
+        targets: tuple[str, ...] = (target,)
+        if phase is not None:
+            from migrasafe.commands.phases import plan as plan_phase
+
+            if target != "head" or sql:
+                raise click.UsageError("--phase chooses the target itself: give no TARGET "
+                                       "and no --sql")  # fmt: skip
+            plan = plan_phase(project, phase)
+            targets = plan.targets
+        results = [
+            run(project, each, sql=sql, lock_timeout=lock_timeout, waiting=_say_waiting,
+                deploy=deploy, retrying=_say_waiting, progress=report)
+            for each in targets
+        ]  # fmt: skip
+    if results:
+        result = dataclasses.replace(
+            results[-1], before=results[0].before,
+            steps=tuple(step for r in results for step in r.steps),
+        )  # fmt: skip
+    else:  # --phase with nothing to apply now
+        current = plan.current if plan is not None else ()
+        result = migrate.MigrationResult(direction, target, "", current, current)  # type: ignore[arg-type]
+    data = result.to_dict() | ({"phase": plan.to_dict()} if plan is not None else {})
+
+    def text() -> None:
+        if results:
+            render.migration_result(result)
+        if plan is not None:
+            render.phase_plan(plan)
+
+    _emit(as_json, data, text)
 
 
 def _say_waiting(message: str) -> None:
@@ -121,6 +153,9 @@ def _say_waiting(message: str) -> None:
 @main.command(context_settings=RELATIVE_TARGETS)
 @click.argument("target", default="head", shell_complete=complete_revisions)
 @click.option("--sql", is_flag=True, help="Print the SQL instead of running it.")
+@click.option("--phase", type=click.Choice(("expand", "contract")),
+              help="expand: the pending revisions the running release tolerates, up to the "
+              "first it does not; contract: the rest (after the application rollout).")  # fmt: skip
 @lock_timeout_option
 @deploy_options
 @json_option
@@ -129,6 +164,7 @@ def upgrade(
     options: Options,
     target: str,
     sql: bool,
+    phase: str | None,
     lock_timeout: float,
     db_lock_timeout: str | None,
     statement_timeout: str | None,
@@ -144,7 +180,7 @@ def upgrade(
     transactional). Each applied script's checksum is recorded with it.
     """
     _migrate("upgrade", options, target, sql, lock_timeout, db_lock_timeout,
-             statement_timeout, retries, as_json)  # fmt: skip
+             statement_timeout, retries, as_json, phase)  # fmt: skip
 
 
 @main.command(context_settings=RELATIVE_TARGETS)

@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # the CLI imports this module for every text output: keep it 
     from migrasafe.commands.check import CheckResult
     from migrasafe.commands.demo import DemoReport
     from migrasafe.commands.history import History
+    from migrasafe.commands.phases import PhasePlan
     from migrasafe.commands.revisions import Current, RevisionInfo
     from migrasafe.commands.scaffold import EditResult, InitResult, RevisionResult
     from migrasafe.commands.status import Status
@@ -266,6 +267,16 @@ def check(result: CheckResult) -> None:
 
 def edited(result: EditResult) -> None:
     plain.write([f"Edited {path}" for path in result.paths])
+
+
+def phase_plan(plan: PhasePlan) -> None:
+    out = _console()
+    if not plan.apply:
+        out.print(f"Nothing to apply in the {plan.phase} phase.")
+    for revision, why in plan.waiting:
+        out.print(f"[yellow]Waits for the contract phase:[/] {revision}: {escape(why)}")
+    if plan.waiting and plan.phase == "expand":
+        out.print("Next: roll out the new release, then `migrasafe upgrade --phase contract`.")
 
 
 def demo(report: DemoReport) -> None:

@@ -18,7 +18,14 @@ from __future__ import annotations
 from migrasafe.checks.lint.base import DIALECTS, RULES, Hit, RevisionLint, type_name
 
 # Each module registers its rules, in the order --list-rules shows them.
-from migrasafe.checks.lint.rules import mysql, postgresql, schema, sqlite, style  # noqa: F401
+from migrasafe.checks.lint.rules import (  # noqa: F401 - each registers its rules
+    mysql,
+    phases,
+    postgresql,
+    schema,
+    sqlite,
+    style,
+)
 from migrasafe.checks.lint.run import (
     LintReport,
     lint,

@@ -41,6 +41,8 @@ class RevisionLint:
     # Why every statement of the project runs with a lock_timeout (None: not known to)
     lock_timeout: str | None = None
     sql_file: bool = False  # a .sql migration file, not an Alembic revision
+    # The phase the revision declares (phase = "expand", or an expand/contract branch label)
+    declared_phase: str | None = None
 
     def safer(self, revision: str, sql: str) -> str:
         """The advice for an Alembic revision, or for a SQL file."""

@@ -17,6 +17,7 @@ from migrasafe.checks.lint.base import (
     RevisionLint,
 )
 from migrasafe.checks.lint.operations import Offline, record_sql
+from migrasafe.checks.lint.phases import declared_phase
 from migrasafe.checks.lint.replay import Tables
 from migrasafe.checks.lint.sql import split
 from migrasafe.checks.lint.suppress import (
@@ -243,7 +244,8 @@ def lint(
             for r in recorded.operations:
                 schema.apply(r.operation)
             if before is not None:
-                view = RevisionLint(name, recorded, before, pg_version, lock_timeout)
+                view = RevisionLint(name, recorded, before, pg_version, lock_timeout,
+                                    declared_phase=declared_phase(script)[0])  # fmt: skip
                 judge.judge(view, script.revision, Suppressions(Path(script.path)))
     order = [s.revision for s in every if revisions is None or s.revision in revisions]
     return judge.report(name, order)

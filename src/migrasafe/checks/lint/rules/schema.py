@@ -45,6 +45,8 @@ def _add_not_null(lint: RevisionLint) -> Iterator[Hit]:
 
 @RULES.register("drop-column", "error", "dropping a column")
 def _drop_column(lint: RevisionLint) -> Iterator[Hit]:
+    if lint.declared_phase == "contract":  # deployed after the release that stopped using it
+        return
     for r, op in lint.of(ops.DropColumnOp):
         yield Hit(
             r,
@@ -59,6 +61,8 @@ def _drop_column(lint: RevisionLint) -> Iterator[Hit]:
 
 @RULES.register("drop-table", "error", "dropping a table")
 def _drop_table(lint: RevisionLint) -> Iterator[Hit]:
+    if lint.declared_phase == "contract":  # deployed after the release that stopped using it
+        return
     for r, op in lint.of(ops.DropTableOp):
         yield Hit(
             r,

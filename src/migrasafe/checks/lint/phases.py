@@ -1,0 +1,118 @@
+"""Expand or contract: is a revision compatible with the application release before it?
+
+An **expand** revision only adds (tables, nullable columns, indexes, data): the
+release still running keeps working on the schema it leaves. A **contract**
+revision removes or changes what that release reads or writes (drops,
+renames, type changes, NOT NULL): it is deployed after the new release has
+replaced the old one. A revision says which it is with a module attribute
+(``phase = "expand"``) or by living on a branch labelled ``expand`` or
+``contract`` (the convention of projects that deploy in two phases);
+otherwise its phase is inferred from the operations lint records.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from alembic.operations import ops
+
+from migrasafe.checks.lint.operations import RevisionOperations
+from migrasafe.errors import ProjectError
+
+Phase = Literal["expand", "contract"]
+PHASES: tuple[Phase, ...] = ("expand", "contract")
+_LABEL_WORD = re.compile(r"[^a-z]+")
+
+
+@dataclass(frozen=True)
+class RevisionPhase:
+    """A revision's phase, where it came from, and why (the operations behind an inference)."""
+
+    revision: str
+    phase: Phase | None  # None: unknown (SQL not understood, or not recorded)
+    source: Literal["declared", "branch-label", "inferred"]
+    reasons: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, object]:
+        return {"revision": self.revision, "phase": self.phase, "source": self.source,
+                "reasons": list(self.reasons)}  # fmt: skip
+
+
+def declared_phase(script: Any) -> tuple[Phase | None, str | None]:
+    """The phase a revision declares (``phase = "expand"``), or its branch label says."""
+    value = getattr(getattr(script, "module", None), "phase", None)
+    if value is not None:
+        if value not in PHASES:
+            raise ProjectError(
+                f"{script.path}: phase = {value!r}; a revision's phase is 'expand' (adds only, "
+                "the running release keeps working) or 'contract' (removes what it used)"
+            )
+        return value, "declared"
+    found = {word for label in script.branch_labels for word in _LABEL_WORD.split(label.lower())}
+    labelled = [phase for phase in PHASES if phase in found]
+    if len(labelled) == 1:
+        return labelled[0], "branch-label"
+    return None, None
+
+
+def _column(op: Any) -> str:
+    return f"{op.table_name}.{op.column_name}"
+
+
+def breaking(operation: Any) -> str | None:
+    """Why this operation breaks the release that ran before it, or None if it does not."""
+    kind = getattr(operation, "kind", None)  # a raw statement lint read (checks/lint/sql)
+    if kind in ("truncate", "drop-database"):
+        return f"{'truncates' if kind == 'truncate' else 'drops database'} {operation.table_name}"
+    if isinstance(operation, ops.DropTableOp):
+        return f"drops table {operation.table_name}"
+    if isinstance(operation, ops.DropColumnOp):
+        return f"drops column {_column(operation)}"
+    if isinstance(operation, ops.RenameTableOp):
+        return f"renames table {operation.table_name} to {operation.new_table_name}"
+    if isinstance(operation, ops.AlterColumnOp):
+        if operation.modify_name is not None:
+            return f"renames column {_column(operation)} to {operation.modify_name}"
+        if operation.modify_type is not None:
+            return f"changes the type of {_column(operation)} to {operation.modify_type!r}"
+        if operation.modify_nullable is False:
+            return f"makes {_column(operation)} NOT NULL"
+    if isinstance(operation, ops.AddColumnOp):
+        column = operation.column
+        if not column.nullable and column.server_default is None and not column.primary_key:
+            return (f"adds {operation.table_name}.{column.name} NOT NULL without a default, "
+                    "which the old release's inserts do not set")  # fmt: skip
+    return None
+
+
+def infer(recorded: RevisionOperations) -> tuple[Phase | None, tuple[str, ...]]:
+    """The phase a revision's operations imply: contract if any breaks the old release,
+    unknown if any could not be read (raw SQL not understood, or the recording stopped)."""
+    if recorded.error:
+        return None, (f"its upgrade could not be read without a database: {recorded.error}",)
+    reasons = []
+    unread = []
+    for r in recorded.operations:
+        unread_sql = isinstance(r.operation, ops.ExecuteSQLOp) and not r.read_sql
+        if unread_sql or getattr(r.operation, "kind", None) == "unread":
+            unread.append(f"line {r.line}: SQL migrasafe does not read" if r.line else "SQL")
+            continue
+        why = breaking(r.operation)
+        if why is not None:
+            reasons.append(f"line {r.line}: {why}" if r.line else why)
+    if reasons:
+        return "contract", tuple(reasons)
+    if unread:
+        return None, tuple(unread)
+    return "expand", ()
+
+
+def revision_phase(script: Any, recorded: RevisionOperations) -> RevisionPhase:
+    """A revision's phase: as declared, else as inferred from ``recorded``."""
+    declared, source = declared_phase(script)
+    if declared is not None and source is not None:
+        return RevisionPhase(script.revision, declared, source)  # type: ignore[arg-type]
+    phase, reasons = infer(recorded)
+    return RevisionPhase(script.revision, phase, "inferred", reasons)
