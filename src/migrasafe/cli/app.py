@@ -284,14 +284,14 @@ def complete_revisions(ctx: click.Context, _param: click.Parameter, incomplete: 
 def fail_on_option(command: Callable[..., Any]) -> Callable[..., Any]:
     """--fail-on: the least severe finding that makes the exit code 1."""
     return click.option(
-        "--fail-on", type=click.Choice(("error", "warning", "note", "never")), default="error",
+        "--fail-on", type=click.Choice(("error", "warning", "info", "never")), default="error",
         show_default=True,
         help="Exit 1 when a finding of this severity or worse remains (never: exit 0 whatever "
         "was found; errors that stop the check still exit 2).",
     )(command)  # fmt: skip
 
 
-_SEVERITY = {"error": 3, "warning": 2, "note": 1}
+_SEVERITY = {"error": 3, "warning": 2, "info": 1}
 
 
 def found_code(ok: bool, findings: Any, fail_on: str) -> int:
