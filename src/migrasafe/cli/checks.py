@@ -205,3 +205,25 @@ def verify(
                             progress=advance, trace_locks=trace_locks)  # fmt: skip
     code = found_code(result.ok, result.findings, fail_on)
     _emit(as_json, result.to_dict(), lambda: render.verify(result), code)
+
+
+@main.command()
+@click.argument("ref")
+@click.option("--url", "scratch_url", metavar="URL",
+              help="Create the scratch database on this server (default: as verify).")  # fmt: skip
+@json_option
+@pass_options
+def compat(options: Options, ref: str, scratch_url: str | None, as_json: bool) -> None:
+    """Prove the release at git REF (the one running) works on the schema a deploy leaves.
+
+    On a scratch database upgraded as the deploy would (the expand phase when the
+    project deploys in phases, else head), the models at REF and the working tree's are
+    each held against the schema, and a row from each model is written and read back.
+    Exits 1 when either release would break.
+    """
+    import migrasafe.cli.render as render
+    from migrasafe.commands.compat import compat as run_compat
+
+    result = run_compat(options.project(), ref, url=scratch_url)
+    code = found_code(result.ok, result.findings, "error")
+    _emit(as_json, result.to_dict(), lambda: render.compat(result), code)

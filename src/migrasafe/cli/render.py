@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # the CLI imports this module for every text output: keep it 
     from migrasafe.checks.lint import LintReport
     from migrasafe.checks.verify import Progress, VerifyReport
     from migrasafe.commands.check import CheckResult
+    from migrasafe.commands.compat import CompatReport
     from migrasafe.commands.demo import DemoReport
     from migrasafe.commands.history import History
     from migrasafe.commands.phases import PhasePlan
@@ -164,8 +165,9 @@ def findings(found: Sequence[Finding], files: int | None = None) -> None:
         colour = {"error": "red", "warning": "yellow"}.get(f.severity, "bold")
         if f.table:
             where += f" [{f.table}{'.' + f.column if f.column else ''}]"
-        lines.append(f"{where}: {style(f.severity, colour)} {style(f.rule, 'bold')} "
-                     f"({f.revision or '?'}): {f.message}")  # fmt: skip
+        revision = f" ({f.revision})" if f.revision else ""
+        lines.append(f"{where}: {style(f.severity, colour)} {style(f.rule, 'bold')}"
+                     f"{revision}: {f.message}")  # fmt: skip
     errors = sum(1 for f in found if f.severity == "error")
     warnings = sum(1 for f in found if f.severity == "warning")
     notes = len(found) - errors - warnings
@@ -267,6 +269,16 @@ def check(result: CheckResult) -> None:
 
 def edited(result: EditResult) -> None:
     plain.write([f"Edited {path}" for path in result.paths])
+
+
+def compat(report: CompatReport) -> None:
+    findings(report.findings)
+    applied = ", ".join(report.applied) or "nothing"
+    where = "the expand phase" if report.after == "expand" else "head"
+    verdict = ("Both releases work on that schema." if report.ok
+               else "A release would break: see the errors above.")  # fmt: skip
+    plain.write([f"Held the models at {report.ref} and the working tree's against a scratch "
+                 f"database upgraded to {where} ({applied}). {verdict}"])  # fmt: skip
 
 
 def phase_plan(plan: PhasePlan) -> None:
