@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -100,6 +101,10 @@ def validate(
     help="The lock_timeout the deploy sets, as for `upgrade --db-lock-timeout` (e.g. 2s): "
     "missing-lock-timeout is then quiet (default: [tool.migrasafe] db-lock-timeout).",
 )  # fmt: skip
+@click.option("--fix", is_flag=True,
+              help="Rewrite each finding that has a safe form as its migrasafe.safe_op call, "
+              "keeping the file's formatting and comments; prints the diff.")  # fmt: skip
+@click.option("--dry-run", is_flag=True, help="With --fix: print the diff, change nothing.")
 @fail_on_option
 @json_option
 @format_option
@@ -116,6 +121,8 @@ def lint(
     strict: bool,
     git_base: str | None,
     db_lock_timeout: str | None,
+    fix: bool,
+    dry_run: bool,
     fail_on: str,
     as_json: bool,
     fmt: str,
@@ -153,10 +160,31 @@ def lint(
         result = lint_sql_files(paths, project=project, dialect=dialect, only=rules, skip=skips,
                                 strict=strict, pg_version=pg_version,
                                 db_lock_timeout=db_lock_timeout)  # fmt: skip
+    if dry_run and not fix:
+        raise click.UsageError("--dry-run goes with --fix")
+    if fix:
+        _fix(result, dry_run=dry_run, as_json=as_json, fail_on=fail_on)
     code = found_code(result.ok, result.findings, fail_on)
     _emit_findings("json" if as_json else fmt, result.to_dict, result.findings,
                    LINT_RULES.select(only=rules, skip=skips), "lint",
                    lambda: render.lint_report(result), code)  # fmt: skip
+
+
+def _fix(result: Any, *, dry_run: bool, as_json: bool, fail_on: str) -> None:
+    """Rewrite what has a safe form; report the diffs and the findings that remain."""
+    import dataclasses
+
+    import migrasafe.cli.render as render
+    from migrasafe.checks.lint.fix import fix as run_fix
+
+    fixes = run_fix(result.findings, write=not dry_run)
+    done = {(f.path, line, rule) for f in fixes for line, rule in f.fixed}
+    remaining = tuple(f for f in result.findings if (f.path, f.line, f.rule) not in done)
+    left = dataclasses.replace(result, findings=remaining)
+    code = found_code(left.ok, remaining, fail_on) if not dry_run else found_code(
+        result.ok, result.findings, fail_on)  # fmt: skip
+    data = left.to_dict() | {"fixes": [f.to_dict() for f in fixes], "dry_run": dry_run}
+    _emit(as_json, data, lambda: render.fixes(fixes, left, dry_run), code)
 
 
 @main.command()

@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # the CLI imports this module for every text output: keep it 
 
     from migrasafe.checks.findings import Check, Finding
     from migrasafe.checks.lint import LintReport
+    from migrasafe.checks.lint.fix import FileFix
     from migrasafe.checks.verify import Progress, VerifyReport
     from migrasafe.commands.check import CheckResult
     from migrasafe.commands.compat import CompatReport
@@ -269,6 +270,16 @@ def check(result: CheckResult) -> None:
 
 def edited(result: EditResult) -> None:
     plain.write([f"Edited {path}" for path in result.paths])
+
+
+def fixes(done: Sequence[FileFix], report: LintReport, dry_run: bool) -> None:
+    sys.stdout.write("".join(f.diff for f in done))
+    count = sum(len(f.fixed) for f in done)
+    verb = "Would rewrite" if dry_run else "Rewrote"
+    plain.write([f"{verb} {count} call(s) in {len(done)} file(s) as their safe_op forms."])
+    if report.findings:
+        findings(report.findings, report.revisions)
+        plain.write(["These have no safe form to write: see each message."])
 
 
 def compat(report: CompatReport) -> None:

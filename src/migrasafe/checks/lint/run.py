@@ -16,6 +16,7 @@ from migrasafe.checks.lint.base import (
     Hit,
     RevisionLint,
 )
+from migrasafe.checks.lint.fix import advice
 from migrasafe.checks.lint.operations import Offline, record_sql
 from migrasafe.checks.lint.phases import declared_phase
 from migrasafe.checks.lint.replay import Tables
@@ -180,8 +181,12 @@ class _Judge:
                 elif comments.covers(hit.at.line, rule.rule):
                     self.suppressed += 1
                 else:
+                    message = hit.message
+                    fixable = advice(rule.rule)
+                    if fixable and not view.sql_file and not hit.at.from_sql:
+                        message = f"{message} ({fixable})"
                     self.findings.append(
-                        Finding(rule.rule, rule.severity, revision, path, hit.message,
+                        Finding(rule.rule, rule.severity, revision, path, message,
                                 hit.at.line, hit.table, hit.column)
                     )  # fmt: skip
         if self.strict and "unused-suppression" in self.selected:
