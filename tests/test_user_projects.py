@@ -282,6 +282,32 @@ def test_an_async_env_py_on_a_sync_url_is_a_setup_error_not_a_failed_revision(
         assert "async driver" in line
 
 
+@pytest.mark.parametrize("flask_app", ["myapp", "myapp:create_app", "myapp:create_app()"])
+def test_flask_app_environment_variable_names_the_application_as_flask_db_reads_it(
+    flask_app: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db_url: str
+) -> None:
+    """$FLASK_APP in each form Flask accepts, with no app.py for Flask to fall back on."""
+    directory = make_user_project("flask", tmp_path / "f", db_url)
+    (directory / "app.py").rename(directory / "myapp.py")
+    monkeypatch.chdir(directory)
+    monkeypatch.setenv("FLASK_APP", flask_app)
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    for module in ("app", "myapp"):
+        monkeypatch.delitem(sys.modules, module, raising=False)
+    result, data = cli_json("upgrade")
+    assert result.exit_code == 0, result.stderr
+    assert data["after"] == [HEAD]
+    assert query(db_url, "SELECT version_num FROM alembic_version") == [(HEAD,)]
+    result, data = cli_json("status")
+    assert result.exit_code == 0 and data["up_to_date"] is True, result.stderr
+    # and `flask db` reads the same application from the same variable
+    current = subprocess.run(
+        [sys.executable, "-m", "flask", "db", "current"], cwd=directory, capture_output=True,
+        text=True, env={**os.environ}, timeout=120,
+    )  # fmt: skip
+    assert current.returncode == 0 and HEAD in current.stdout, current.stderr
+
+
 def test_a_flask_project_without_its_application_says_how_to_name_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

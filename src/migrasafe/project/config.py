@@ -332,8 +332,10 @@ def _load_flask_app(app: str | None, ini: Path) -> Any:
         raise ConfigError(
             f"{ini} belongs to a Flask-Migrate project, but Flask is not installed here"
         ) from exc
+    # `flask` reads $FLASK_APP as its --app option's default (auto_envvar_prefix "FLASK"):
+    # `module`, `module:name`, `module:factory(args)` or a file path, all resolved by Flask.
     try:
-        return ScriptInfo(app_import_path=app).load_app()
+        return ScriptInfo(app_import_path=app or os.environ.get("FLASK_APP") or None).load_app()
     except NoAppException as exc:
         raise ConfigError(
             f"{ini} belongs to a Flask-Migrate project and its env.py needs the application: "
