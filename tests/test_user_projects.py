@@ -365,6 +365,33 @@ def test_alembic_config_environment_variable_and_pyproject_are_found(
     assert len(result.stdout.splitlines()) == 3
 
 
+def test_a_pyproject_only_project_without_a_url_says_where_to_set_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """[tool.alembic] and no alembic.ini: no sqlalchemy.url anywhere (env.py's KeyError 'url')."""
+    directory = make_user_project("pyproject", tmp_path / "p", "unused")
+    (directory / "alembic.ini").unlink()
+    monkeypatch.chdir(directory)
+    monkeypatch.delenv("ALEMBIC_CONFIG", raising=False)
+    monkeypatch.delenv("MIGRASAFE_URL", raising=False)
+    monkeypatch.delitem(sys.modules, "models", raising=False)
+    for command in ("status", "upgrade"):
+        result = run_cli(command)
+        assert result.exit_code == 2, result.stderr
+        line = result.stderr.strip()
+        assert "\n" not in line and "KeyError" not in line
+        assert "no database URL" in line and "sqlalchemy.url" in line and "alembic.ini" in line
+        assert "--url" in line
+    # verify does without one, as on every layout: a temporary SQLite database
+    result, data = cli_json("verify")
+    assert result.exit_code == 0, result.stderr
+    assert data["checked"] == 3 and str(data["database"]).startswith("sqlite")
+    # and --url is enough for the rest
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    assert run_cli("--url", url, "upgrade").exit_code == 0
+    assert query(url, "SELECT version_num FROM alembic_version") == [(HEAD,)]
+
+
 def test_a_failed_downgrade_reports_what_it_reverted_before_failing(
     in_project: Callable[[str], Path], db_url: str
 ) -> None:

@@ -184,6 +184,12 @@ def _setup_failure(project: Project, exc: BaseException) -> str:
     shown = redact(url) if url else "its database"
     if isinstance(exc, SystemExit):
         what = f"it called sys.exit({exc.code!r})"
+    elif (
+        not url
+        and isinstance(exc, sa.exc.ArgumentError | KeyError)
+        and str(exc) in ("'url'", "Could not parse SQLAlchemy URL from given URL string")
+    ):  # engine_from_config() of a section without sqlalchemy.url, or with it empty
+        what = f"no database URL: {_where_to_set_the_url(project)}"
     elif isinstance(exc, sa.exc.NoSuchModuleError) or (
         isinstance(exc, ImportError) and (exc.name or "").split(".")[0] in _DRIVERS
     ):
@@ -208,6 +214,19 @@ def _setup_failure(project: Project, exc: BaseException) -> str:
     elif "application context" in text or "current_app" in text:
         hint = "; it needs the Flask application: pass --app or set $FLASK_APP, as for `flask db`"
     return f"env.py ({_env_py(project)}) failed before any revision ran: {what}{hint}"
+
+
+def _where_to_set_the_url(project: Project) -> str:
+    """Where an ``env.py`` reading ``sqlalchemy.url`` finds it, for a project that has none."""
+    ini = project.config.config_file_name
+    if ini is None:  # pyproject.toml alone: Alembic reads sqlalchemy.url from an ini file only
+        where = (
+            f"create an alembic.ini beside {project.config_path} with "
+            "`[alembic]` and `sqlalchemy.url = ...` (as `alembic init -t pyproject` writes it)"
+        )
+    else:
+        where = f"set sqlalchemy.url in the [{project.config.config_ini_section}] section of {ini}"
+    return f"{where}, or pass --url URL (or set $MIGRASAFE_URL)"
 
 
 def probe(
