@@ -154,8 +154,14 @@ def run_env(
     env = _Environment(project.config, script, fn=steps, as_sql=as_sql,
                        on_configure=on_configure, **opts)  # fmt: skip
     try:
-        with project.activated(), alembic_errors(), _guarded(None), env:
-            script.run_env()
+        with project.activated(), _guarded(None), env:
+            try:
+                script.run_env()
+            except Exception:
+                if run.running is not None:  # the revision under way failed, even by
+                    raise  # Alembic's CommandError: the caller names it, with what ran before
+                with alembic_errors():
+                    raise
     except MigrasafeError:
         raise
     except (Exception, SystemExit) as exc:
