@@ -183,6 +183,58 @@ def test_flask_db_check_passes_after_migrasafe_upgrade(
     assert check.returncode == 0, check.stdout + check.stderr
 
 
+# A sitecustomize that makes every import of psycopg fail, as in a venv without it.
+HIDE_PSYCOPG = """
+import sys
+
+
+class _Hide:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("psycopg", "psycopg_binary", "psycopg_c", "psycopg2"):
+            raise ImportError(f"No module named {name!r}", name=name)
+        return None
+
+
+sys.meta_path.insert(0, _Hide())
+"""
+
+
+def test_an_async_project_with_asyncpg_alone_upgrades_and_verifies_on_postgresql(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """No psycopg: migrasafe's own sessions (lock, scratch, verify, checksums) use asyncpg."""
+    directory = make_user_project("async", tmp_path / "a", pg_url)
+    hide = tmp_path / "hide"
+    hide.mkdir()
+    (hide / "sitecustomize.py").write_text(HIDE_PSYCOPG)
+    env = {**os.environ, "PYTHONPATH": str(hide)}
+    env.pop("MIGRASAFE_URL", None)
+
+    def migrasafe(*args: str) -> tuple[int, dict[str, object], str]:
+        ran = subprocess.run(
+            [sys.executable, "-m", "migrasafe", *args, "--json"], cwd=directory, env=env,
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        return ran.returncode, json.loads(ran.stdout) if ran.stdout.strip() else {}, ran.stderr
+
+    hidden = subprocess.run([sys.executable, "-c", "import psycopg"], env=env, capture_output=True)
+    assert hidden.returncode != 0
+    code, data, err = migrasafe("upgrade", "--db-lock-timeout", "5s")
+    assert code == 0, err
+    assert _steps(data) == list(REVISIONS)
+    assert query(pg_url, "SELECT revision FROM migrasafe_checksums ORDER BY revision") == [
+        (r,) for r in REVISIONS
+    ]
+    code, data, err = migrasafe("status")
+    assert code == 0 and data["up_to_date"] is True, err
+    code, data, err = migrasafe("verify")
+    assert code == 0, err
+    assert data["checked"] == 3 and "migrasafe_scratch_" in str(data["database"])
+    code, data, err = migrasafe("downgrade", "base")
+    assert code == 0 and data["after"] == [], err
+    assert "No module named" not in err
+
+
 def test_verify_never_connects_to_the_database_env_py_hard_codes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pg_url: str
 ) -> None:
