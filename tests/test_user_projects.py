@@ -334,16 +334,24 @@ def test_an_async_env_py_on_a_sync_url_is_a_setup_error_not_a_failed_revision(
         assert "async driver" in line
 
 
-@pytest.mark.parametrize("flask_app", ["myapp", "myapp:create_app", "myapp:create_app()"])
-def test_flask_app_environment_variable_names_the_application_as_flask_db_reads_it(
-    flask_app: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db_url: str
+@pytest.mark.parametrize(
+    ("where", "flask_app"),
+    [("environment", "myapp"), ("environment", "myapp:create_app"),
+     ("environment", "myapp:create_app()"), (".flaskenv", "myapp:create_app")],
+)  # fmt: skip
+def test_flask_app_names_the_application_as_flask_db_reads_it(
+    where: str, flask_app: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db_url: str
 ) -> None:
-    """$FLASK_APP in each form Flask accepts, with no app.py for Flask to fall back on."""
+    """$FLASK_APP in each form Flask accepts, or in .flaskenv, with no app.py to fall back on."""
     directory = make_user_project("flask", tmp_path / "f", db_url)
     (directory / "app.py").rename(directory / "myapp.py")
     monkeypatch.chdir(directory)
-    monkeypatch.setenv("FLASK_APP", flask_app)
-    monkeypatch.setenv("DATABASE_URL", db_url)
+    for name, value in (("FLASK_APP", flask_app), ("DATABASE_URL", db_url)):
+        monkeypatch.setenv(name, value)  # undone after the test, whoever set it
+        if where == ".flaskenv":
+            monkeypatch.delenv(name)
+    if where == ".flaskenv":
+        (directory / ".flaskenv").write_text(f"FLASK_APP={flask_app}\nDATABASE_URL={db_url}\n")
     for module in ("app", "myapp"):
         monkeypatch.delitem(sys.modules, module, raising=False)
     result, data = cli_json("upgrade")
@@ -352,7 +360,7 @@ def test_flask_app_environment_variable_names_the_application_as_flask_db_reads_
     assert query(db_url, "SELECT version_num FROM alembic_version") == [(HEAD,)]
     result, data = cli_json("status")
     assert result.exit_code == 0 and data["up_to_date"] is True, result.stderr
-    # and `flask db` reads the same application from the same variable
+    # and `flask db` reads the same application from the same place
     current = subprocess.run(
         [sys.executable, "-m", "flask", "db", "current"], cwd=directory, capture_output=True,
         text=True, env={**os.environ}, timeout=120,
