@@ -368,6 +368,21 @@ def test_flask_app_names_the_application_as_flask_db_reads_it(
     assert current.returncode == 0 and HEAD in current.stdout, current.stderr
 
 
+def test_a_missing_driver_for_a_url_env_py_hard_codes_is_named_for_that_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No URL in the config to read: the driver's own error says which database it was."""
+    directory = make_user_project("hardcoded", tmp_path / "hc", "mysql+mysqldb://app@127.0.0.1/app")
+    monkeypatch.chdir(directory)
+    monkeypatch.delitem(sys.modules, "models", raising=False)
+    monkeypatch.delitem(sys.modules, "MySQLdb", raising=False)
+    monkeypatch.setitem(sys.modules, "MySQLdb", None)  # not installed, wherever it is
+    result = run_cli("status")
+    assert result.exit_code == 2
+    assert "no driver" in result.stderr and "migrasafe[mysql]" in result.stderr
+    assert "postgres" not in result.stderr
+
+
 def test_a_flask_project_without_its_application_says_how_to_name_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

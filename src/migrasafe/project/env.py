@@ -180,8 +180,22 @@ def _env_py(project: Project) -> str:
     return str(Path(project.script_directory.dir) / "env.py")
 
 
-_DRIVERS = {"psycopg", "psycopg2", "asyncpg", "aiosqlite", "pymysql", "MySQLdb", "asyncmy",
-            "aiomysql", "pg8000", "greenlet"}  # fmt: skip
+# Each driver module, and the URL that names it (None: no database of its own).
+_DRIVERS = {"psycopg": "postgresql+psycopg", "psycopg2": "postgresql+psycopg2",
+            "asyncpg": "postgresql+asyncpg", "pg8000": "postgresql+pg8000",
+            "aiosqlite": "sqlite+aiosqlite", "pymysql": "mysql+pymysql",
+            "MySQLdb": "mysql+mysqldb", "asyncmy": "mysql+asyncmy", "aiomysql": "mysql+aiomysql",
+            "greenlet": None}  # fmt: skip
+
+
+def _missing_driver_url(exc: BaseException) -> str:
+    """The ``dialect+driver://`` of the driver that failed to load, from the error alone
+    (an ``env.py`` that hard-codes its URL tells migrasafe nothing else)."""
+    if isinstance(exc, sa.exc.NoSuchModuleError):  # "Can't load plugin: sqlalchemy.dialects:x.y"
+        backend, _, driver = str(exc).rpartition(":")[2].strip().partition(".")
+        return f"{backend}+{driver}://" if backend and driver else ""
+    found = _DRIVERS.get((getattr(exc, "name", None) or "").split(".")[0])
+    return f"{found}://" if found else ""
 
 
 def _setup_failure(project: Project, exc: BaseException) -> str:
@@ -199,8 +213,9 @@ def _setup_failure(project: Project, exc: BaseException) -> str:
     elif isinstance(exc, sa.exc.NoSuchModuleError) or (
         isinstance(exc, ImportError) and (exc.name or "").split(".")[0] in _DRIVERS
     ):
+        named = url or _missing_driver_url(exc)
         what = f"no driver for {shown}: {describe_error(exc, url)}. " + (
-            driver_hint(url) if url else "pip install 'migrasafe[postgres]' or '[mysql]'"
+            driver_hint(named) if named else "pip install 'migrasafe[postgres]' or '[mysql]'"
         )
     elif isinstance(exc, ImportError):
         what = (
