@@ -8,10 +8,19 @@ models becomes ``op.drop_table(...)``, and ``alembic check`` fails. Alembic
 imported, so with migrasafe installed, ``alembic revision --autogenerate``
 and ``alembic check`` leave the table alone on any project, with its
 ``env.py`` unchanged.
+
+Alembic 1.18.0 to 1.20.0 iterate over what the entry point loads and set up
+each module it yields; 1.20.1 sets up a module directly (and warns, as
+deprecated, about anything else). So this module is both: a module whose
+iteration yields itself (``_SelfListingModule``, below), set up once either
+way.
 """
 
 from __future__ import annotations
 
+import sys
+import types
+from collections.abc import Iterator
 from typing import Any
 
 # Not imported from migrasafe.project.config: this loads while Alembic itself is being imported.
@@ -57,3 +66,13 @@ def setup(plugin: Any) -> None:
 
     populate_with_migrasafe._migrasafe = True  # type: ignore[attr-defined]
     Plugin.populate_autogenerate_priority_dispatch = classmethod(populate_with_migrasafe)  # type: ignore[method-assign,assignment]
+
+
+class _SelfListingModule(types.ModuleType):
+    """This module, iterable as the one-module collection Alembic 1.18.0-1.20.0 expect."""
+
+    def __iter__(self) -> Iterator[types.ModuleType]:
+        yield self
+
+
+sys.modules[__name__].__class__ = _SelfListingModule

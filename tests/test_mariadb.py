@@ -129,6 +129,83 @@ def test_a_revision_that_failed_midway_on_mariadb_is_named_by_status(
     assert "Half-applied: 0002 failed midway" in text.stdout
 
 
+HALF_APPLIED = (
+    "op.add_column('authors', sa.Column('country', sa.String(2)))\n"
+    "    op.execute('ALTER TABLE no_such_table ADD COLUMN x INT')"
+)
+
+
+def _half_applied(tmp_path: Path, url: str) -> tuple[Path, Path]:
+    """A project whose 0002 failed on MariaDB after its first statement committed."""
+    ini = _project(tmp_path / "p", url, body=HALF_APPLIED)
+    assert run_cli("-c", str(ini), "--url", url, "upgrade").exit_code == 2
+    status = json.loads(run_cli("-c", str(ini), "--url", url, "status", "--json").stdout)
+    assert status["half_applied"] == ["0002"]
+    return ini, next((ini.parent / "migrations" / "versions").glob("0002_*.py"))
+
+
+def _upgrade_leaves_no_note(ini: Path, url: str) -> None:
+    assert run_cli("-c", str(ini), "--url", url, "upgrade").exit_code == 0
+    status = run_cli("-c", str(ini), "--url", url, "status", "--json")
+    assert status.exit_code == 0, status.stdout
+    assert json.loads(status.stdout)["half_applied"] == []
+
+
+def test_a_revision_that_failed_before_sending_sql_on_mariadb_is_not_half_applied(
+    tmp_path: Path, mariadb_url: str
+) -> None:
+    ini = _project(tmp_path / "p", mariadb_url, body="raise RuntimeError('not yet')")
+    failed = run_cli("-c", str(ini), "--url", mariadb_url, "upgrade")
+    assert failed.exit_code == 2 and "not yet" in failed.stderr
+    status = run_cli("-c", str(ini), "--url", mariadb_url, "status", "--json")
+    assert json.loads(status.stdout)["half_applied"] == []
+    assert "Half-applied" not in run_cli("-c", str(ini), "--url", mariadb_url, "status").stdout
+
+
+def test_the_half_applied_note_on_mariadb_goes_when_the_revision_is_applied(
+    tmp_path: Path, mariadb_url: str
+) -> None:
+    ini, broken = _half_applied(tmp_path, mariadb_url)
+    query(mariadb_url, "ALTER TABLE authors DROP COLUMN country")  # repaired by hand
+    broken.write_text(broken.read_text().replace(
+        "\n    op.execute('ALTER TABLE no_such_table ADD COLUMN x INT')", ""
+    ))  # fmt: skip
+    _upgrade_leaves_no_note(ini, mariadb_url)
+
+
+def test_status_on_mariadb_is_not_up_to_date_while_a_half_applied_note_stands_until_accept(
+    tmp_path: Path, mariadb_url: str
+) -> None:
+    """The broken file deleted: nothing is pending, but the column 0002 added stayed."""
+    ini, broken = _half_applied(tmp_path, mariadb_url)
+    broken.unlink()
+    text = run_cli("-c", str(ini), "--url", mariadb_url, "status")
+    assert text.exit_code == 1
+    assert "Half-applied: 0002" in text.stdout and "migrasafe accept 0002" in text.stdout
+    assert "Up to date" not in text.stdout
+    assert "Not up to date: 1 half-applied revision(s)" in text.stdout
+    accepted = run_cli("-c", str(ini), "--url", mariadb_url, "accept", "--json")
+    assert accepted.exit_code == 0, accepted.stderr
+    assert json.loads(accepted.stdout)["cleared"] == ["0002"]
+    text = run_cli("-c", str(ini), "--url", mariadb_url, "status")
+    assert text.exit_code == 0, text.stdout
+    assert "Half-applied" not in text.stdout and "Up to date." in text.stdout
+
+
+def test_the_half_applied_note_on_mariadb_goes_when_the_database_moves_past_it(
+    tmp_path: Path, mariadb_url: str
+) -> None:
+    """0002 replaced by a fixed revision with another id: upgrading to it settles the note."""
+    ini, broken = _half_applied(tmp_path, mariadb_url)
+    fixed = broken.read_text().replace("revision = '0002'", "revision = '0003'").replace(
+        "op.add_column('authors', sa.Column('country', sa.String(2)))\n", ""
+    ).replace("op.execute('ALTER TABLE no_such_table ADD COLUMN x INT')",
+              "op.execute('ALTER TABLE authors MODIFY country VARCHAR(3)')")  # fmt: skip
+    broken.unlink()
+    (broken.parent / "0003_fixed.py").write_text(fixed)
+    _upgrade_leaves_no_note(ini, mariadb_url)
+
+
 def test_when_retries_run_out_on_mariadb_the_error_names_the_blocking_session(
     tmp_path: Path, mariadb_url: str
 ) -> None:

@@ -183,6 +183,58 @@ def test_flask_db_check_passes_after_migrasafe_upgrade(
     assert check.returncode == 0, check.stdout + check.stderr
 
 
+# A sitecustomize that makes every import of psycopg fail, as in a venv without it.
+HIDE_PSYCOPG = """
+import sys
+
+
+class _Hide:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("psycopg", "psycopg_binary", "psycopg_c", "psycopg2"):
+            raise ImportError(f"No module named {name!r}", name=name)
+        return None
+
+
+sys.meta_path.insert(0, _Hide())
+"""
+
+
+def test_an_async_project_with_asyncpg_alone_upgrades_and_verifies_on_postgresql(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """No psycopg: migrasafe's own sessions (lock, scratch, verify, checksums) use asyncpg."""
+    directory = make_user_project("async", tmp_path / "a", pg_url)
+    hide = tmp_path / "hide"
+    hide.mkdir()
+    (hide / "sitecustomize.py").write_text(HIDE_PSYCOPG)
+    env = {**os.environ, "PYTHONPATH": str(hide)}
+    env.pop("MIGRASAFE_URL", None)
+
+    def migrasafe(*args: str) -> tuple[int, dict[str, object], str]:
+        ran = subprocess.run(
+            [sys.executable, "-m", "migrasafe", *args, "--json"], cwd=directory, env=env,
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        return ran.returncode, json.loads(ran.stdout) if ran.stdout.strip() else {}, ran.stderr
+
+    hidden = subprocess.run([sys.executable, "-c", "import psycopg"], env=env, capture_output=True)
+    assert hidden.returncode != 0
+    code, data, err = migrasafe("upgrade", "--db-lock-timeout", "5s")
+    assert code == 0, err
+    assert _steps(data) == list(REVISIONS)
+    assert query(pg_url, "SELECT revision FROM migrasafe_checksums ORDER BY revision") == [
+        (r,) for r in REVISIONS
+    ]
+    code, data, err = migrasafe("status")
+    assert code == 0 and data["up_to_date"] is True, err
+    code, data, err = migrasafe("verify")
+    assert code == 0, err
+    assert data["checked"] == 3 and "migrasafe_scratch_" in str(data["database"])
+    code, data, err = migrasafe("downgrade", "base")
+    assert code == 0 and data["after"] == [], err
+    assert "No module named" not in err
+
+
 def test_verify_never_connects_to_the_database_env_py_hard_codes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pg_url: str
 ) -> None:
@@ -282,6 +334,55 @@ def test_an_async_env_py_on_a_sync_url_is_a_setup_error_not_a_failed_revision(
         assert "async driver" in line
 
 
+@pytest.mark.parametrize(
+    ("where", "flask_app"),
+    [("environment", "myapp"), ("environment", "myapp:create_app"),
+     ("environment", "myapp:create_app()"), (".flaskenv", "myapp:create_app")],
+)  # fmt: skip
+def test_flask_app_names_the_application_as_flask_db_reads_it(
+    where: str, flask_app: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db_url: str
+) -> None:
+    """$FLASK_APP in each form Flask accepts, or in .flaskenv, with no app.py to fall back on."""
+    directory = make_user_project("flask", tmp_path / "f", db_url)
+    (directory / "app.py").rename(directory / "myapp.py")
+    monkeypatch.chdir(directory)
+    for name, value in (("FLASK_APP", flask_app), ("DATABASE_URL", db_url)):
+        monkeypatch.setenv(name, value)  # undone after the test, whoever set it
+        if where == ".flaskenv":
+            monkeypatch.delenv(name)
+    if where == ".flaskenv":
+        (directory / ".flaskenv").write_text(f"FLASK_APP={flask_app}\nDATABASE_URL={db_url}\n")
+    for module in ("app", "myapp"):
+        monkeypatch.delitem(sys.modules, module, raising=False)
+    result, data = cli_json("upgrade")
+    assert result.exit_code == 0, result.stderr
+    assert data["after"] == [HEAD]
+    assert query(db_url, "SELECT version_num FROM alembic_version") == [(HEAD,)]
+    result, data = cli_json("status")
+    assert result.exit_code == 0 and data["up_to_date"] is True, result.stderr
+    # and `flask db` reads the same application from the same place
+    current = subprocess.run(
+        [sys.executable, "-m", "flask", "db", "current"], cwd=directory, capture_output=True,
+        text=True, env={**os.environ}, timeout=120,
+    )  # fmt: skip
+    assert current.returncode == 0 and HEAD in current.stdout, current.stderr
+
+
+def test_a_missing_driver_for_a_url_env_py_hard_codes_is_named_for_that_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No URL in the config to read: the driver's own error says which database it was."""
+    directory = make_user_project("hardcoded", tmp_path / "hc", "mysql+mysqldb://app@127.0.0.1/app")
+    monkeypatch.chdir(directory)
+    monkeypatch.delitem(sys.modules, "models", raising=False)
+    monkeypatch.delitem(sys.modules, "MySQLdb", raising=False)
+    monkeypatch.setitem(sys.modules, "MySQLdb", None)  # not installed, wherever it is
+    result = run_cli("status")
+    assert result.exit_code == 2
+    assert "no driver" in result.stderr and "migrasafe[mysql]" in result.stderr
+    assert "postgres" not in result.stderr
+
+
 def test_a_flask_project_without_its_application_says_how_to_name_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -337,6 +438,33 @@ def test_alembic_config_environment_variable_and_pyproject_are_found(
     result = run_cli("-c", str(directory / "alembic.ini"), "history")
     assert result.exit_code == 0, result.stderr
     assert len(result.stdout.splitlines()) == 3
+
+
+def test_a_pyproject_only_project_without_a_url_says_where_to_set_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """[tool.alembic] and no alembic.ini: no sqlalchemy.url anywhere (env.py's KeyError 'url')."""
+    directory = make_user_project("pyproject", tmp_path / "p", "unused")
+    (directory / "alembic.ini").unlink()
+    monkeypatch.chdir(directory)
+    monkeypatch.delenv("ALEMBIC_CONFIG", raising=False)
+    monkeypatch.delenv("MIGRASAFE_URL", raising=False)
+    monkeypatch.delitem(sys.modules, "models", raising=False)
+    for command in ("status", "upgrade"):
+        result = run_cli(command)
+        assert result.exit_code == 2, result.stderr
+        line = result.stderr.strip()
+        assert "\n" not in line and "KeyError" not in line
+        assert "no database URL" in line and "sqlalchemy.url" in line and "alembic.ini" in line
+        assert "--url" in line
+    # verify does without one, as on every layout: a temporary SQLite database
+    result, data = cli_json("verify")
+    assert result.exit_code == 0, result.stderr
+    assert data["checked"] == 3 and str(data["database"]).startswith("sqlite")
+    # and --url is enough for the rest
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    assert run_cli("--url", url, "upgrade").exit_code == 0
+    assert query(url, "SELECT version_num FROM alembic_version") == [(HEAD,)]
 
 
 def test_a_failed_downgrade_reports_what_it_reverted_before_failing(

@@ -43,6 +43,46 @@ def test_each_broken_project_is_reported_under_its_rule(tmp_path: Path, scenario
     assert all(f["severity"] == "error" and f["message"] for f in findings)
 
 
+def test_data_only_revisions_with_a_pass_downgrade_are_a_note_not_an_error(
+    tmp_path: Path,
+) -> None:
+    """op.execute() of rows, a bulk update, op.bulk_insert(): exit 0, one note per revision."""
+    ini = make_project(tmp_path / "p", "generic", "validate_data_only_downgrade")
+    result = run_cli("-c", str(ini), "validate", "--json")
+    assert result.exit_code == 0, result.stdout
+    findings = json.loads(result.stdout)["findings"]
+    assert [(f["rule"], f["severity"], f["revision"]) for f in findings] == [
+        ("empty-data-downgrade", "info", "0001"),
+        ("empty-data-downgrade", "info", "0002"),
+    ]
+    assert "only data" in findings[0]["message"]
+
+
+@pytest.mark.parametrize(
+    "upgrade",
+    [
+        'op.execute("ALTER TABLE t_0001 ADD COLUMN name TEXT")',
+        'op.execute("UPDATE t_0001 SET id = id")\n    op.drop_column("t_0001", "n")',
+        "op.execute(SQL)",  # text validate cannot read: treated as a schema change
+    ],
+)
+def test_a_pass_downgrade_after_schema_changes_stays_an_error(tmp_path: Path, upgrade: str) -> None:
+    ini = make_project(tmp_path / "p", "generic", "validate_data_only_downgrade")
+    revision = next((tmp_path / "p" / "migrations" / "versions").glob("0001_*.py"))
+    text = revision.read_text()
+    revision.write_text(
+        text.replace('op.execute("UPDATE t_0001 SET id = id")', upgrade)
+        .replace("from alembic import op", "from alembic import op\nimport sqlalchemy as sa")
+        .replace("def upgrade", "SQL = open(__file__).read()[:0]\n\n\ndef upgrade")
+    )
+    result = run_cli("-c", str(ini), "validate", "--json")
+    assert result.exit_code == 1, result.stdout
+    findings = json.loads(result.stdout)["findings"]
+    assert ("empty-downgrade", "error", "0001") in [
+        (f["rule"], f["severity"], f["revision"]) for f in findings
+    ]
+
+
 def test_syntax_error_names_the_line(tmp_path: Path) -> None:
     ini = make_project(tmp_path / "p", "generic", "validate_syntax_error")
     result = run_cli("-c", str(ini), "validate")
@@ -89,9 +129,10 @@ def test_list_rules_names_every_rule(tmp_path: Path) -> None:
     result = run_cli("validate", "--list-rules", "--json")
     assert result.exit_code == 0
     scenario_rules = {r for r, _, _ in SCENARIOS.values()}
-    # modified-after-apply needs a database: tests/test_deploy.py covers it
+    # modified-after-apply needs a database: tests/test_deploy.py covers it; a note, above
     assert {r["rule"] for r in json.loads(result.stdout)} == scenario_rules | {
-        "modified-after-apply"
+        "modified-after-apply",
+        "empty-data-downgrade",
     }
 
 

@@ -123,9 +123,27 @@ def _empty_downgrade(scripts: ScriptSet) -> Iterator[Problem]:
             yield (
                 f,
                 (
-                    "upgrade() runs operations but downgrade() does nothing: a downgrade past this "
-                    "revision would record success and leave the changes behind; reverse them, "
-                    "or raise NotImplementedError"
+                    "upgrade() changes the schema but downgrade() does nothing: a downgrade past "
+                    "this revision would record success and leave the changes behind; reverse "
+                    "them, or raise NotImplementedError"
+                ),
+            )
+
+
+@CHECKS.register(
+    "empty-data-downgrade", "info",
+    "a downgrade that does nothing while its upgrade changes only data",
+)  # fmt: skip
+def _empty_data_downgrade(scripts: ScriptSet) -> Iterator[Problem]:
+    for f in scripts.readable:
+        if f.upgrade_changes_data and not f.upgrade_changes_schema and f.downgrade_is_empty:
+            yield (
+                f,
+                (
+                    "upgrade() changes only data (op.execute, op.bulk_insert) and downgrade() "
+                    "does nothing: a downgrade past this revision keeps the data as upgrade() "
+                    "left it. Fine when the older schema accepts that data; otherwise reverse "
+                    "the change in downgrade()"
                 ),
             )
 

@@ -107,7 +107,8 @@ def status(result: Status) -> None:
             f"{style('Half-applied:', 'red')} {revision} failed midway: this database commits "
             "DDL at once, so the statements before the failure stayed while its version was not "
             "recorded; repair the schema by hand (or finish the revision's DDL), then "
-            "`migrasafe upgrade`"
+            "`migrasafe upgrade` (applying it clears this note), or, if the schema is already "
+            f"as it should be, `migrasafe accept {revision}`"
         )
     if result.unverified:
         shown = ", ".join(result.unverified[:5])
@@ -117,7 +118,10 @@ def status(result: Status) -> None:
             "(by plain Alembic, or the record was lost), so an edit cannot be seen; review, then "
             "`migrasafe accept`"
         )
-    if result.up_to_date:
+    if result.up_to_date and result.half_applied:
+        lines.append(f"{style('Not up to date:', 'red')} {len(result.half_applied)} "
+                     "half-applied revision(s), see above.")  # fmt: skip
+    elif result.up_to_date:
         clean = not result.modified and not result.unverified
         lines.append(style("Up to date.", "green") if clean else "Up to date, but see above.")
     else:
@@ -132,8 +136,11 @@ def accept_result(result: AcceptResult) -> None:
     if result.accepted:
         out.print(f"Accepted the current files of {', '.join(result.accepted)} "
                   f"in {escape(result.url)}.")  # fmt: skip
-    else:
+    elif not result.cleared:
         out.print("Nothing to accept: every applied script matches its recorded checksum.")
+    if result.cleared:
+        out.print(f"Cleared the half-applied note of {', '.join(result.cleared)} "
+                  f"in {escape(result.url)}.")  # fmt: skip
 
 
 def history(result: History) -> None:

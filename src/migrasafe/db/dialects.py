@@ -96,6 +96,8 @@ def driver_hint(url: str | URL) -> str:
     ours = f"{backend}+{sessions.driver}://"
     if not written:  # SQLAlchemy's default driver (MySQLdb, psycopg2), not the extra's
         return f"{extra}, and name its driver in the URL: {ours}"
+    if written in sessions.self_sufficient:
+        return f"install {written} (the URL's driver)"
     if written in sessions.sync_drivers:  # an async env.py's driver, and migrasafe's beside it
         return f"install {written} (the URL's driver) and {extra} (migrasafe's own sessions)"
     if written != sessions.driver:

@@ -3,13 +3,14 @@ advisory lock, lock and statement timeouts, and who blocks a waiting migration."
 
 from __future__ import annotations
 
+import functools
 import weakref
 import zlib
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import URL, Connection, Engine
 
 from migrasafe.db.catalog import Catalog, Described
 from migrasafe.db.locks import Lock, ServerLocks
@@ -135,8 +136,18 @@ _LOCK_KEY = zlib.crc32(b"migrasafe migration lock")
 class PostgreSQLSessions(Sessions):
     name = "postgresql"
     sync_drivers: ClassVar[dict[str, str]] = {"asyncpg": "psycopg", "psycopg_async": "psycopg"}
+    self_sufficient = frozenset({"asyncpg", "psycopg_async"})
     install = "postgres"
     driver = "psycopg"
+
+    @classmethod
+    def sync_url(cls, url: URL) -> URL:
+        """psycopg beside asyncpg where it is installed; else asyncpg itself (:mod:`.bridge`)."""
+        if url.drivername.partition("+")[2] == "asyncpg" and not _has_psycopg():
+            from migrasafe.db.bridge import DRIVER
+
+            return url.set(drivername=f"postgresql+{DRIVER}")
+        return super().sync_url(url)
 
     @classmethod
     def make_readonly_args(
@@ -159,6 +170,15 @@ class PostgreSQLSessions(Sessions):
             connection.exec_driver_sql("SET TRANSACTION READ ONLY")
 
         return engine
+
+
+@functools.cache
+def _has_psycopg() -> bool:
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 class PostgreSQLCatalog(Catalog):
@@ -186,7 +206,10 @@ class PostgreSQLCatalog(Catalog):
                 connection.begin()
             rows = raw.execute("SELECT * FROM pg_temp.migrasafe_describe(%s)", names).fetchall()
         else:
-            rows = connection.exec_driver_sql(_PG_DESCRIBE, names).all()
+            describe = _PG_DESCRIBE
+            if connection.dialect.paramstyle == "numeric_dollar":  # asyncpg (see .bridge)
+                describe = describe.replace("%s", "$1")
+            rows = connection.exec_driver_sql(describe, names).all()
         wanted = set(tables)
         found = {}
         for row in rows:

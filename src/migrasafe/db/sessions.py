@@ -27,6 +27,8 @@ class Sessions:
     ddl_is_transactional: ClassVar[bool] = True
     # Async drivers and the sync driver migrasafe uses beside them (for its lock).
     sync_drivers: ClassVar[dict[str, str]] = {}
+    # Async drivers that need nothing more installed beside them (their own package, or .bridge).
+    self_sufficient: ClassVar[frozenset[str]] = frozenset()
     install: ClassVar[str] = ""  # the extra that brings the driver
     driver: ClassVar[str] = ""  # the driver that extra brings
 

@@ -14,7 +14,7 @@ import functools
 import getpass
 import os
 import socket
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -209,13 +209,38 @@ def record_failure(url: URL, version_table: str, schema: str | None, script: Scr
         ))  # fmt: skip
 
 
+def forget_failures(
+    url: str | URL, version_table: str, schema: str | None, settled: Callable[[str], bool]
+) -> tuple[str, ...]:
+    """Drop the notes of :func:`record_failure` for the revisions ``settled`` says are settled.
+
+    Returns their revisions. Nothing is read or written where there is no note.
+    """
+    table = _table(schema)
+    engine_url = database_for(url).sessions.engine_url.render_as_string(hide_password=False)
+    with connect(engine_url) as connection, connection.begin():
+        if not sa.inspect(connection).has_table(TABLE, schema=schema):
+            return ()
+        failed = connection.execute(sa.select(table.c.revision).where(
+            table.c.version_table == version_table, table.c.state == "failed"
+        )).scalars().all()  # fmt: skip
+        gone = tuple(sorted(rev for rev in failed if settled(rev)))
+        if gone:
+            connection.execute(table.delete().where(
+                table.c.version_table == version_table, table.c.state == "failed",
+                table.c.revision.in_(gone),
+            ))  # fmt: skip
+    return gone
+
+
 @dataclass(frozen=True)
 class AcceptResult:
     url: str
     accepted: tuple[str, ...]
+    cleared: tuple[str, ...] = ()  # half-applied notes (record_failure) accepted as repaired
 
     def to_dict(self) -> dict[str, object]:
-        return {"url": self.url, "accepted": list(self.accepted)}
+        return {"url": self.url, "accepted": list(self.accepted), "cleared": list(self.cleared)}
 
 
 def accept(project: Project, revisions: Iterable[str] = ()) -> AcceptResult:
@@ -224,13 +249,14 @@ def accept(project: Project, revisions: Iterable[str] = ()) -> AcceptResult:
     Only revisions whose recorded checksum differs (or is missing) are written.
     """
     script = project.graph
-    context, recorded, _failed = read_state(project)
+    context, recorded, failed = read_state(project)
     if not context.exists:
         raise DatabaseError(f"{context.display_url} does not exist: nothing is applied to accept")
     done = applied(script, context.heads)
     wanted = list(revisions)
+    half_applied = {f.revision for f in failed}
     for rev in wanted:
-        if rev not in done:
+        if rev not in done and rev not in half_applied:
             raise RevisionError(
                 f"revision {rev} is not applied to {context.display_url}: only applied "
                 "revisions have a checksum to accept "
@@ -246,7 +272,12 @@ def accept(project: Project, revisions: Iterable[str] = ()) -> AcceptResult:
         url = database_for(context.url).sessions.engine_url.render_as_string(hide_password=False)
         with connect(url) as connection, connection.begin():
             record(connection, context.version_table, context.version_table_schema, scripts, ())
-    return AcceptResult(context.display_url, tuple(sorted(s.revision for s in scripts)))
+    cleared: tuple[str, ...] = ()
+    if half_applied & (set(wanted) or half_applied):  # the user says the schema is repaired
+        cleared = forget_failures(context.url, context.version_table,
+                                  context.version_table_schema,
+                                  lambda rev: not wanted or rev in wanted)  # fmt: skip
+    return AcceptResult(context.display_url, tuple(sorted(s.revision for s in scripts)), cleared)
 
 
 def forget_stamped(*, ctx: MigrationContext, step: Any, heads: set[str], run_args: Any) -> None:

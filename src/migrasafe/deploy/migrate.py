@@ -24,13 +24,14 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import sqlalchemy as sa
 from alembic.runtime.migration import MigrationContext
 from alembic.script import Script
 
 from migrasafe.db.dialects import database_for, dialect_named
 from migrasafe.db.locks import Waiting
 from migrasafe.db.urls import describe_error, redact
-from migrasafe.deploy.checksums import Recorder, forget_stamped, record_failure
+from migrasafe.deploy.checksums import Recorder, forget_failures, forget_stamped, record_failure
 from migrasafe.errors import (
     Interrupted,
     LockLost,
@@ -43,7 +44,7 @@ from migrasafe.errors import (
 from migrasafe.progress import Report
 from migrasafe.project.config import Project
 from migrasafe.project.env import Run, expect_url, probe, run_env
-from migrasafe.project.graph import applied, bad_revision_id
+from migrasafe.project.graph import applied, bad_revision_id, is_defined
 from migrasafe.project.settings import DeploySettings
 
 Direction = Literal["upgrade", "downgrade", "stamp"]
@@ -299,6 +300,8 @@ class _Migration:
         self.done: list[Step] = []
         self.heads: tuple[str, ...] | None = None
         self.recorder = Recorder()
+        self.run_now = Run()  # the attempt under way
+        self.sent: set[str] = set()  # revisions that sent SQL (watched where DDL commits at once)
         self.check_lock: Callable[[], None] = lambda: None
         self.expect = expect_url(project)
         self.opts: dict[str, Any] = {}  # for EnvironmentContext: stamp's purge and tag
@@ -314,6 +317,8 @@ class _Migration:
         self.raw_url = connection.engine.url
         self.url = redact(self.raw_url)
         locks = database_for(self.raw_url).locks
+        if not locks.sessions.ddl_is_transactional:  # what a failing revision left: see _outcome
+            sa.event.listen(connection, "before_cursor_execute", self._sending)
         self.check_lock = self.locks.enter_context(
             locks.migration_lock(self.lock_timeout, self.waiting)
         )
@@ -328,6 +333,10 @@ class _Migration:
         callbacks = [callbacks] if callable(callbacks) else list(callbacks)
         kw["on_version_apply"] = [*callbacks, self.recorder, forget_stamped, self.applied]
         return kw
+
+    def _sending(self, *_args: Any) -> None:
+        if self.run_now.running is not None:
+            self.sent.add(self.run_now.running.info.up_revision_id)
 
     def applied(self, *, ctx: Any, step: Any, heads: set[str], run_args: Any) -> None:
         """After each revision, before its commit: still ours to migrate? Then count it."""
@@ -347,7 +356,7 @@ class _Migration:
         project = self.project
         steps = _steps_to(project, self.direction, self.target, self.destinations, self.progress)
         for attempt in range(self.deploy.retries + 1):
-            run = Run()
+            run = self.run_now = Run()
             self.locks, self.blockers = ExitStack(), lambda: None
             try:
                 with self.locks, dialect_named("sqlite").sessions.transactional_ddl():
@@ -372,6 +381,7 @@ class _Migration:
                 continue
             before = run.heads if self.first is None else self.first
             after = self.heads if self.heads is not None else run.heads
+            self._settle_half_applied(run, after)
             return MigrationResult(self.direction, self.target, self.url, before, after,
                                    tuple(self.done))  # fmt: skip
         raise AssertionError("unreachable: the last attempt returns or raises")
@@ -425,8 +435,13 @@ class _Migration:
         )  # fmt: skip
 
     def _note_half_applied(self, run: Run, revision: str) -> None:
-        """Where DDL commits at once (MySQL), a failed revision left some: say so in status."""
+        """Where DDL commits at once (MySQL), a failed revision left some: say so in status.
+
+        Not for a revision that failed before sending any SQL: it left nothing.
+        """
         if self.raw_url is None or database_for(self.raw_url).sessions.ddl_is_transactional:
+            return
+        if revision not in self.sent:
             return
         script = self.project.script.get_revision(revision)
         context = run.context
@@ -437,6 +452,22 @@ class _Migration:
                            script)  # fmt: skip
         except Exception:  # the note explains; it never replaces the migration's error
             logging.getLogger(__name__).debug("cannot note the failure", exc_info=True)
+
+    def _settle_half_applied(self, run: Run, heads: tuple[str, ...]) -> None:
+        """After a run that succeeded: the half-applied notes of revisions now applied, or
+        that no script defines any more (the database moved past them), are dropped."""
+        context = run.context
+        if self.raw_url is None or context is None or context.as_sql:
+            return
+        if database_for(self.raw_url).sessions.ddl_is_transactional:
+            return
+        script = self.project.script
+        done = applied(script, heads)
+        try:
+            forget_failures(self.raw_url, context.version_table, context.version_table_schema,
+                            lambda rev: rev in done or not is_defined(script, rev))  # fmt: skip
+        except Exception:  # a note left behind never fails a migration that succeeded
+            logging.getLogger(__name__).debug("cannot drop half-applied notes", exc_info=True)
 
     def _kept(self, before: tuple[str, ...]) -> tuple[list[Step], tuple[str, ...] | None]:
         """The steps done since ``before`` that the database still shows, and its heads now."""

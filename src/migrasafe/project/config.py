@@ -334,13 +334,18 @@ def _mentions_flask(env_py: Path) -> bool:
 def _load_flask_app(app: str | None, ini: Path) -> Any:
     """The Flask application, found as ``flask`` finds it (``--app``, ``$FLASK_APP``, app.py)."""
     try:
-        from flask.cli import NoAppException, ScriptInfo
+        from flask.cli import NoAppException, ScriptInfo, load_dotenv
+        from flask.helpers import get_load_dotenv
     except ImportError as exc:
         raise ConfigError(
             f"{ini} belongs to a Flask-Migrate project, but Flask is not installed here"
         ) from exc
+    if get_load_dotenv():  # as `flask` starts: .flaskenv and .env, where python-dotenv is
+        load_dotenv()
+    # `flask` reads $FLASK_APP as its --app option's default (auto_envvar_prefix "FLASK"):
+    # `module`, `module:name`, `module:factory(args)` or a file path, all resolved by Flask.
     try:
-        return ScriptInfo(app_import_path=app).load_app()
+        return ScriptInfo(app_import_path=app or os.environ.get("FLASK_APP") or None).load_app()
     except NoAppException as exc:
         raise ConfigError(
             f"{ini} belongs to a Flask-Migrate project and its env.py needs the application: "

@@ -154,8 +154,14 @@ def run_env(
     env = _Environment(project.config, script, fn=steps, as_sql=as_sql,
                        on_configure=on_configure, **opts)  # fmt: skip
     try:
-        with project.activated(), alembic_errors(), _guarded(None), env:
-            script.run_env()
+        with project.activated(), _guarded(None), env:
+            try:
+                script.run_env()
+            except Exception:
+                if run.running is not None:  # the revision under way failed, even by
+                    raise  # Alembic's CommandError: the caller names it, with what ran before
+                with alembic_errors():
+                    raise
     except MigrasafeError:
         raise
     except BaseException as exc:
@@ -175,8 +181,22 @@ def _env_py(project: Project) -> str:
     return str(Path(project.script_directory.dir) / "env.py")
 
 
-_DRIVERS = {"psycopg", "psycopg2", "asyncpg", "aiosqlite", "pymysql", "MySQLdb", "asyncmy",
-            "aiomysql", "pg8000", "greenlet"}  # fmt: skip
+# Each driver module, and the URL that names it (None: no database of its own).
+_DRIVERS = {"psycopg": "postgresql+psycopg", "psycopg2": "postgresql+psycopg2",
+            "asyncpg": "postgresql+asyncpg", "pg8000": "postgresql+pg8000",
+            "aiosqlite": "sqlite+aiosqlite", "pymysql": "mysql+pymysql",
+            "MySQLdb": "mysql+mysqldb", "asyncmy": "mysql+asyncmy", "aiomysql": "mysql+aiomysql",
+            "greenlet": None}  # fmt: skip
+
+
+def _missing_driver_url(exc: BaseException) -> str:
+    """The ``dialect+driver://`` of the driver that failed to load, from the error alone
+    (an ``env.py`` that hard-codes its URL tells migrasafe nothing else)."""
+    if isinstance(exc, sa.exc.NoSuchModuleError):  # "Can't load plugin: sqlalchemy.dialects:x.y"
+        backend, _, driver = str(exc).rpartition(":")[2].strip().partition(".")
+        return f"{backend}+{driver}://" if backend and driver else ""
+    found = _DRIVERS.get((getattr(exc, "name", None) or "").split(".")[0])
+    return f"{found}://" if found else ""
 
 
 def _setup_failure(project: Project, exc: BaseException) -> str:
@@ -185,11 +205,18 @@ def _setup_failure(project: Project, exc: BaseException) -> str:
     shown = redact(url) if url else "its database"
     if isinstance(exc, SystemExit):
         what = f"it called sys.exit({exc.code!r})"
+    elif (
+        not url
+        and isinstance(exc, sa.exc.ArgumentError | KeyError)
+        and str(exc) in ("'url'", "Could not parse SQLAlchemy URL from given URL string")
+    ):  # engine_from_config() of a section without sqlalchemy.url, or with it empty
+        what = f"no database URL: {_where_to_set_the_url(project)}"
     elif isinstance(exc, sa.exc.NoSuchModuleError) or (
         isinstance(exc, ImportError) and (exc.name or "").split(".")[0] in _DRIVERS
     ):
+        named = url or _missing_driver_url(exc)
         what = f"no driver for {shown}: {describe_error(exc, url)}. " + (
-            driver_hint(url) if url else "pip install 'migrasafe[postgres]' or '[mysql]'"
+            driver_hint(named) if named else "pip install 'migrasafe[postgres]' or '[mysql]'"
         )
     elif isinstance(exc, ImportError):
         what = (
@@ -209,6 +236,19 @@ def _setup_failure(project: Project, exc: BaseException) -> str:
     elif "application context" in text or "current_app" in text:
         hint = "; it needs the Flask application: pass --app or set $FLASK_APP, as for `flask db`"
     return f"env.py ({_env_py(project)}) failed before any revision ran: {what}{hint}"
+
+
+def _where_to_set_the_url(project: Project) -> str:
+    """Where an ``env.py`` reading ``sqlalchemy.url`` finds it, for a project that has none."""
+    ini = project.config.config_file_name
+    if ini is None:  # pyproject.toml alone: Alembic reads sqlalchemy.url from an ini file only
+        where = (
+            f"create an alembic.ini beside {project.config_path} with "
+            "`[alembic]` and `sqlalchemy.url = ...` (as `alembic init -t pyproject` writes it)"
+        )
+    else:
+        where = f"set sqlalchemy.url in the [{project.config.config_ini_section}] section of {ini}"
+    return f"{where}, or pass --url URL (or set $MIGRASAFE_URL)"
 
 
 def probe(

@@ -34,6 +34,8 @@ if TYPE_CHECKING:  # imported where used: ScriptFile and RevisionCache serve the
 _MISSING = object()
 _NOT_LITERAL = object()
 _OPS_THAT_ONLY_READ = {"get_bind", "get_context", "f", "inline_literal", "implementation_for"}
+# op.execute() of text that starts with one of these changes the schema, not rows.
+_DDL_WORDS = {"CREATE", "ALTER", "DROP", "RENAME", "COMMENT", "GRANT", "REVOKE", "REINDEX"}
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,8 @@ class ScriptFile:
     down_revisions: tuple[str, ...] | None = None  # None: no down_revision variable
     has_upgrade: bool = False
     has_downgrade: bool = False
-    upgrade_changes_schema: bool = False
+    upgrade_changes_schema: bool = False  # an op.* call on the schema (DDL)
+    upgrade_changes_data: bool = False  # op.execute() of rows (not DDL), op.bulk_insert()
     downgrade_is_empty: bool = False
     error: str | None = None
     line: int | None = None
@@ -150,7 +153,8 @@ def _parse(path: Path, data: bytes) -> ScriptFile:
         down_revisions=None if down is _MISSING else as_tuple(down),
         has_upgrade=upgrade is not None,
         has_downgrade=downgrade is not None,
-        upgrade_changes_schema=upgrade is not None and _calls_op(upgrade),
+        upgrade_changes_schema=upgrade is not None and "schema" in _op_kinds(upgrade, tree),
+        upgrade_changes_data=upgrade is not None and "data" in _op_kinds(upgrade, tree),
         downgrade_is_empty=downgrade is not None and _is_empty(downgrade),
         doc=ast.get_docstring(tree, clean=False),
         branch_labels=_strings(values.get("branch_labels")),
@@ -188,20 +192,71 @@ def _module_values(tree: ast.Module) -> dict[str, object]:
     return values
 
 
-def _calls_op(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
-    """Whether the function calls an ``op.*`` operation that changes something."""
+def _op_kinds(function: ast.FunctionDef | ast.AsyncFunctionDef, tree: ast.Module) -> set[str]:
+    """What the function's ``op.*`` calls change: ``"schema"``, ``"data"``, or both.
+
+    ``op.execute()`` changes data unless what it runs is DDL text (a literal,
+    ``sa.text()`` of one, or a name assigned one in the function or module);
+    text it cannot read counts as schema, as any other operation does.
+    """
     import ast
 
+    kinds: set[str] = set()
     for node in ast.walk(function):
-        if (
+        if not (
             isinstance(node, ast.Call)
             and isinstance(node.func, ast.Attribute)
             and isinstance(node.func.value, ast.Name)
             and node.func.value.id == "op"
             and node.func.attr not in _OPS_THAT_ONLY_READ
         ):
-            return True
-    return False
+            continue
+        if node.func.attr == "bulk_insert":
+            kinds.add("data")
+        elif node.func.attr == "execute" and node.args:
+            sql = _sql_text(node.args[0], function, tree)
+            is_ddl = sql is None or (sql.split() or [""])[0].upper() in _DDL_WORDS
+            kinds.add("schema" if is_ddl else "data")
+        else:
+            kinds.add("schema")
+    return kinds
+
+
+def _sql_text(
+    node: ast.expr, function: ast.FunctionDef | ast.AsyncFunctionDef, tree: ast.Module
+) -> str | None:
+    """The SQL an ``op.execute()`` argument holds; "" for a SQLAlchemy statement; None: unknown."""
+    import ast
+
+    if isinstance(node, ast.Call) and node.args and _called_name(node) == "text":
+        node = node.args[0]  # sa.text("...")
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.JoinedStr):
+        first = node.values[0] if node.values else None
+        if isinstance(first, ast.Constant) and isinstance(first.value, str):
+            return first.value
+        return None
+    if isinstance(node, ast.Name):
+        assigned = [
+            a.value
+            for scope in (tree.body, function.body)
+            for a in scope
+            if isinstance(a, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == node.id for t in a.targets)
+        ]
+        return _sql_text(assigned[-1], function, tree) if assigned else None
+    if isinstance(node, ast.Call) and _called_name(node) in {"update", "insert", "delete", "values",
+                                                            "where", "select"}:  # fmt: skip
+        return ""  # table.update().where(...).values(...), sa.insert(table), ...
+    return None
+
+
+def _called_name(call: ast.Call) -> str | None:
+    import ast
+
+    func = call.func
+    return func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
 
 
 def _is_empty(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
@@ -271,7 +326,7 @@ class RevisionCache:
 
     def get(self, key: str, path: Path) -> ScriptFile | None:
         entry = self.entries.get(key)
-        if entry is None:
+        if entry is None or len(entry) != len(self._FIELDS):  # another migrasafe's fields
             return None
         self.used.add(key)
         try:
