@@ -52,6 +52,7 @@ def test_a_revision_raising_alembics_command_error_is_named_and_earlier_ones_kep
     result = run_cli("-c", str(library), "--url", db_url, "upgrade", "--json")
     assert result.exit_code == 2
     data = json.loads(result.stdout)
-    assert data["failed"] == "0003" and "not on this database" in data["error"]
+    assert data["failed"] == "0003" and "not on this database" in data["detail"]
+    assert data["error"]["kind"] == "migration-failed"
     assert [s["revision"] for s in data["steps"]] == ["0001", "0002"]
     assert query(db_url, "SELECT version_num FROM alembic_version") == [("0002",)]
