@@ -51,9 +51,24 @@ class MySQLSafeOperations(SafeOperations):
         if table is None:
             raise MigrasafeError(f"safe_op.drop_index: MySQL needs the table of index {name}")
         op.execute(
-            f"DROP INDEX {self.quote(name)} ON {self.table_sql(table, schema)} "
-            f"{ONLINE.replace(',', '')}"
+            f"ALTER TABLE {self.table_sql(table, schema)} DROP INDEX {self.quote(name)}, {ONLINE}"
         )
+
+    def drop_constraint(
+        self, name: str, table: str, type_: str | None, *, schema: str | None
+    ) -> None:
+        """A foreign key's index too, when MySQL made it for the constraint (named after it)."""
+        implicit = (
+            type_ == "foreignkey"
+            and not self.offline
+            and any(
+                i["name"] == name
+                for i in sa.inspect(op.get_bind()).get_indexes(table, schema=schema)
+            )
+        )
+        op.drop_constraint(name, table, type_=type_, schema=schema)
+        if implicit:
+            self.drop_index(name, table, schema=schema)
 
     def add_unique(self, name: str, table: str, columns: list[str], *, schema: str | None) -> None:
         self.create_index(name, table, columns, schema=schema, unique=True)
@@ -99,7 +114,8 @@ class MySQLSafeOperations(SafeOperations):
             type_=kind,
             nullable=nullable,
             default=default if default is not None else False,
-            comment=known.get("comment") or False,
+            autoincrement=known.get("autoincrement") is True,
+            comment=known.get("comment"),
         )
         op.execute(f"{self._compile(modify)}, {ONLINE}")
 
