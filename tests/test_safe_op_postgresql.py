@@ -114,7 +114,7 @@ def test_a_failing_safe_operation_leaves_nothing_and_runs_again_once_the_data_is
         (lambda: safe_op.add_foreign_key("fk_a", "books", "authors", ["author_id"], ["id"]),
          gone + "7"),
         (lambda: safe_op.add_check("ck_p", "books", "pages > 0"), gone + "8"),
-        (lambda: safe_op.set_not_null("books", "title"), "UPDATE books SET title = 'x'"),
+        (lambda: safe_op.set_not_null("books", "title"), "UPDATE books SET title = '9' WHERE id=9"),
     ]  # fmt: skip
     for attempt, fix in attempts:
         books_now = schema(pg_url)
