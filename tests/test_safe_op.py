@@ -16,6 +16,7 @@ from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
 
 from migrasafe import safe_op
+from migrasafe.db.sqlite import SQLiteSessions
 from migrasafe.errors import MigrasafeError
 
 from conftest import query
@@ -31,10 +32,11 @@ def any_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
 
 
 def run(url: str, step: Callable[[], None]) -> None:
-    """``step`` as the body of a revision's upgrade(), on ``url``."""
+    """``step`` as the body of a revision's upgrade(), on ``url``: all or nothing, as
+    migrasafe upgrade runs it (SQLite's DDL inside the transaction too)."""
     engine = sa.create_engine(url, poolclass=sa.NullPool)
     try:
-        with engine.connect() as connection:
+        with SQLiteSessions.transactional_ddl(), engine.connect() as connection:
             context = MigrationContext.configure(connection)
             # one revision's transaction, begun as run_migrations() begins it (on MySQL too)
             per_revision = not context.impl.transactional_ddl
@@ -218,3 +220,24 @@ def test_add_column_without_default_or_backfill_refuses_a_not_null_column(tmp_pa
     with pytest.raises(MigrasafeError, match="neither a server_default nor backfill_with"):
         run(url, lambda: safe_op.add_column("books", column))
     assert "shelf" not in [c[0] for c in schema(url)["columns"]]
+
+
+def test_a_unique_index_failing_on_duplicates_runs_again_once_they_are_fixed(any_url: str) -> None:
+    books(any_url, [*ROWS, {"id": 6, "title": "t1", "author_id": 1, "pages": 1}])
+    build = lambda: safe_op.add_unique("uq_books_title", "books", ["title"])  # noqa: E731
+    before = schema(any_url)
+    with pytest.raises(sa.exc.IntegrityError):
+        run(any_url, build)
+    assert schema(any_url) == before  # nothing left half-built (no INVALID index on PostgreSQL)
+    query(any_url, "DELETE FROM books WHERE id = 6")
+    run(any_url, build)
+    assert ("uq_books_title", True) in schema(any_url)["indexes"] or schema(any_url)["unique"]
+
+
+def test_elsewhere_sql_is_the_plain_operation() -> None:
+    sql = offline("sqlite", lambda: safe_op.create_index("ix_t", "books", ["title"]))
+    assert sql == ["BEGIN", "CREATE INDEX ix_t ON books (title)", "COMMIT"]
+    sql = offline("sqlite", lambda: safe_op.drop_index("ix_t", "books"))
+    assert sql == ["BEGIN", "DROP INDEX ix_t", "COMMIT"]
+    sql = offline("oracle", lambda: safe_op.add_check("ck_p", "books", "pages > 0"))
+    assert "ALTER TABLE books ADD CONSTRAINT ck_p CHECK (pages > 0) /" in " ".join(sql)

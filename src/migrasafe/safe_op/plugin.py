@@ -6,6 +6,11 @@
 Alembic's documented way for operation plugins. Each runs the safe operation
 directly (it is a sequence of Alembic operations, not one to render), so
 ``--sql``, lint and verify see the operations it is made of.
+
+Call it from ``env.py`` or at the top of a revision. Alembic's
+``alembic.plugins`` entry point cannot: it runs while
+``alembic.runtime.migration`` is still being imported, before ``Operations``
+(and what this package imports from Alembic) can be.
 """
 
 from __future__ import annotations
