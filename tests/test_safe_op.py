@@ -231,7 +231,8 @@ def test_a_unique_index_failing_on_duplicates_runs_again_once_they_are_fixed(any
     assert schema(any_url) == before  # nothing left half-built (no INVALID index on PostgreSQL)
     query(any_url, "DELETE FROM books WHERE id = 6")
     run(any_url, build)
-    assert ("uq_books_title", True) in schema(any_url)["indexes"] or schema(any_url)["unique"]
+    after = schema(any_url)
+    assert ("uq_books_title", True) in after["indexes"] or after["unique"] == ["uq_books_title"]
 
 
 def test_elsewhere_sql_is_the_plain_operation() -> None:
