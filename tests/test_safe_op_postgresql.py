@@ -213,3 +213,26 @@ def test_a_plain_create_index_blocks_writers_where_the_safe_one_does_not(pg_url:
         pg_url, lambda: op.create_index("ix_title", "books", ["title"])
     )
     assert (mode, wrote) == ("ShareLock", False)
+
+
+def test_operations_find_their_objects_in_the_schema_named(pg_url: str) -> None:
+    """The catalog is read in the schema asked for, not the search path's: a rerun there
+    skips what is done instead of failing on it."""
+    query(pg_url, "CREATE SCHEMA lib")
+    query(pg_url, "CREATE TABLE lib.books (id int PRIMARY KEY, title text, pages int)")
+    query(pg_url, "INSERT INTO lib.books VALUES (1, 'a', 1), (2, 'b', 2)")
+    query(pg_url, "CREATE TABLE books (id int PRIMARY KEY, title text)")  # same names in public
+
+    def revision() -> None:
+        safe_op.create_index("ix_title", "books", ["title"], schema="lib")
+        safe_op.add_check("ck_pages", "books", "pages > 0", schema="lib")
+        safe_op.add_unique("uq_title", "books", ["title"], schema="lib")
+        safe_op.set_not_null("books", "pages", schema="lib")
+
+    run(pg_url, revision)
+    run(pg_url, revision)  # a rerun: all done already
+    assert query(pg_url, "SELECT conname, convalidated FROM pg_constraint "
+                 "WHERE conrelid = 'lib.books'::regclass AND contype IN ('c', 'u') "
+                 "ORDER BY 1") == [("ck_pages", True), ("uq_title", True)]  # fmt: skip
+    assert query(pg_url, "SELECT count(*) FROM pg_indexes WHERE schemaname = 'public' "
+                 "AND tablename = 'books'") == [(1,)]  # only its primary key  # fmt: skip

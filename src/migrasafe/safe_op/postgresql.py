@@ -88,6 +88,7 @@ class PostgreSQLSafeOperations(SafeOperations):
         unique: bool,
         **kw: Any,
     ) -> None:
+        kw.pop("postgresql_concurrently", None)  # it is, whatever the caller said
         with self.context.autocommit_block():
             valid = self._scalar(_INDEX_VALID, name=name, schema=schema)
             if valid:
