@@ -153,6 +153,7 @@ def run_env(
 
     env = _Environment(project.config, script, fn=steps, as_sql=as_sql,
                        on_configure=on_configure, **opts)  # fmt: skip
+    _register_safe_operations()
     try:
         with project.activated(), _guarded(None), env:
             try:
@@ -175,6 +176,14 @@ def run_env(
             "cannot see its database; run it the way Alembic's templates do"
         )
     return run
+
+
+def _register_safe_operations() -> None:
+    """``op.safe_create_index(...)`` and the others, in every revision migrasafe runs (Alembic's
+    plugin hook runs too early to register operations: see migrasafe.safe_op.plugin)."""
+    from migrasafe.safe_op.plugin import register
+
+    register()
 
 
 def _env_py(project: Project) -> str:

@@ -189,6 +189,8 @@ def _set_not_null(lint: RevisionLint) -> Iterator[Hit]:
         known = lint.before.column(op.table_name, op.column_name)
         if op.existing_nullable is False or (known is not None and known.nullable is False):
             continue  # already NOT NULL: restated, no change
+        if op.modify_nullable is False and _proved_not_null(lint, r, op):
+            continue  # PostgreSQL 12+ uses the validated CHECK: no scan, a brief lock
         if op.modify_nullable is False and lint.existing(op.table_name):
             safer = ("add CHECK (col IS NOT NULL) NOT VALID, VALIDATE CONSTRAINT it, then SET NOT "
                      "NULL (PostgreSQL 12+ uses the check and skips the scan)"
@@ -196,6 +198,32 @@ def _set_not_null(lint: RevisionLint) -> Iterator[Hit]:
                      else "backfill the NULLs first, in their own revision")  # fmt: skip
             yield Hit(r, f"sets {op.table_name}.{op.column_name} NOT NULL: {why}. Safer: {safer}",
                       op.table_name, op.column_name)  # fmt: skip
+
+
+_IS_NOT_NULL = re.compile(r'^\(*\s*"?(?P<column>\w+)"?\s+IS\s+NOT\s+NULL\s*\)*$', re.I)
+
+
+def _proved_not_null(lint: RevisionLint, at: Recorded, op: ops.AlterColumnOp) -> bool:
+    """Whether, before ``at``, the revision added ``CHECK (column IS NOT NULL)`` on the table
+    and it is valid (added valid, or NOT VALID then validated): PostgreSQL 12+ then sets NOT
+    NULL from the check, without scanning the table (what safe_op.set_not_null does)."""
+    if lint.dialect != "postgresql" or lint.pg_version < 12:
+        return False
+    checks: dict[str, bool] = {}  # name -> valid
+    for r in lint.operations:
+        if r is at:
+            break
+        found = r.operation
+        if isinstance(found, ops.CreateCheckConstraintOp) and found.table_name == op.table_name:
+            match = _IS_NOT_NULL.match(str(found.condition).strip())
+            if match and match["column"] == op.column_name:
+                not_valid = bool(found.kw.get("postgresql_not_valid"))
+                checks[str(found.constraint_name)] = not not_valid
+        elif isinstance(found, Statement) and found.kind == "validate-constraint":
+            table, _, name = str(found.table_name).partition(".")
+            if table == op.table_name and name in checks:
+                checks[name] = True
+    return any(checks.values())
 
 
 @RULES.register("drop-not-null", "warning", "making a NOT NULL column nullable")
@@ -263,7 +291,8 @@ def _changes_existing_schema(lint: RevisionLint, r: Recorded) -> bool:
     "a revision that changes existing tables' schema and also their data",
 )
 def _mixed(lint: RevisionLint) -> Iterator[Hit]:
-    data = [r for r in lint.operations if _is_data(r.operation, lint.dialect)]
+    # data sent inside autocommit_block() commits batch by batch, outside the DDL's transaction
+    data = [r for r in lint.operations if _is_data(r.operation, lint.dialect) and not r.autocommit]
     schema = [r for r in lint.operations if _changes_existing_schema(lint, r)]
     if data and schema:
         why = why_on(lint.dialect, {

@@ -155,6 +155,8 @@ def _alter(node: Any) -> list[ops.MigrateOperation]:
             found.append(ops.DropConstraintOp(cmd.name, table, schema=schema))
         elif kind == AT.AT_SetTableSpace:
             found.append(Statement("set-tablespace", table))
+        elif kind == AT.AT_ValidateConstraint:  # a NOT VALID constraint checked, without a lock
+            found.append(Statement("validate-constraint", f"{table}.{cmd.name}"))
     return found
 
 
