@@ -26,7 +26,6 @@ FIXES: dict[str, tuple[str, str]] = {
     "add-unique-constraint": ("create_unique_constraint", "add_unique"),
     "set-not-null": ("alter_column", "set_not_null"),
     "add-column-volatile-default": ("add_column", "add_column"),
-    "add-not-null-column-without-default": ("add_column", "add_column"),
 }
 # alter_column's arguments that set_not_null takes; any other makes the call no plain SET NOT NULL
 _SET_NOT_NULL_KEEPS = {"schema", "existing_type", "existing_server_default"}
@@ -75,6 +74,38 @@ def _rewrite(source: str, lines: dict[int, str]) -> tuple[str, list[tuple[int, s
     from libcst.metadata import MetadataWrapper, PositionProvider
 
     fixed: list[tuple[int, str]] = []
+    names: set[object] = set()  # of the indexes and constraints rewritten
+
+    class Reverse(cst.CSTTransformer):
+        """In downgrade(): the plain reverse of what was rewritten, as its safe_op reverse
+        (on SQLite a constraint added in batch mode is dropped in batch mode too)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.depth = 0
+
+        def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+            if node.name.value == "downgrade":
+                self.depth += 1
+
+        def leave_FunctionDef(self, original: cst.FunctionDef,
+                              updated: cst.FunctionDef) -> cst.FunctionDef:  # fmt: skip
+            if original.name.value == "downgrade":
+                self.depth -= 1
+            return updated
+
+        def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
+            func = updated.func
+            reverse = isinstance(func, cst.Attribute) and func.attr.value in (
+                "drop_index", "drop_constraint")  # fmt: skip
+            if not (self.depth and reverse and isinstance(func, cst.Attribute)
+                    and isinstance(func.value, cst.Name) and func.value.value == "op"
+                    and updated.args):  # fmt: skip
+                return updated
+            first = updated.args[0].value
+            if not (isinstance(first, cst.SimpleString) and first.evaluated_value in names):
+                return updated
+            return updated.with_changes(func=cst.Attribute(cst.Name("safe_op"), func.attr))
 
     class Rewrite(cst.CSTTransformer):
         METADATA_DEPENDENCIES = (PositionProvider,)
@@ -95,12 +126,17 @@ def _rewrite(source: str, lines: dict[int, str]) -> tuple[str, list[tuple[int, s
             if arguments is None:
                 return updated  # not a plain SET NOT NULL: left for a person
             fixed.append((start, rule))
+            first = updated.args[0].value if updated.args else None
+            if isinstance(first, cst.SimpleString):
+                names.add(first.evaluated_value)
             return updated.with_changes(
                 func=cst.Attribute(cst.Name("safe_op"), cst.Name(FIXES[rule][1])), args=arguments
             )
 
     module = MetadataWrapper(cst.parse_module(source))
     changed = module.visit(Rewrite())
+    if names:
+        changed = changed.visit(Reverse())
     if fixed and not _imports_safe_op(changed):
         changed = _add_import(changed)
     return changed.code, fixed
