@@ -241,6 +241,16 @@ case("ini-bad-path-separator", "status",
      setup=_edit("alembic.ini", "[alembic]\n",
                  "[alembic]\npath_separator = semicolonx\n"))  # fmt: skip
 
+# -- [tool.migrasafe] names: a typo would silently drop the setting ------------------------
+for text in ("db_lock_timeout = \"2s\"\n", "retry = 3\n", "lint = 3\n", "verify = \"x\"\n",
+             "[tool.migrasafe.lint]\nignores = []\n",
+             "[tool.migrasafe.lint]\nper-revision-ignore = { \"0001\" = 3 }\n",
+             "[tool.migrasafe.lint]\nignore = [1, 2]\n",
+             "[tool.migrasafe.verify]\nirreversable = []\n"):  # fmt: skip
+    body = text if text.startswith("[") else "[tool.migrasafe]\n" + text
+    case(f"settings-{text.split()[0].strip('[]')}-{len(CASES)}", "upgrade",
+         setup=_write("pyproject.toml", body))  # fmt: skip
+
 # -- numbers: NaN, infinity, 0 (which a database reads as no timeout at all) ------------
 for value in ("nan", "1e400", "inf", "-0.5", "ten", "604801"):
     case(f"option-lock-timeout-{value}", "upgrade", "--lock-timeout", value)

@@ -123,3 +123,83 @@ def test_any_target_moves_as_asked_or_not_at_all(
             assert _version(database) == [("0002",)], target  # refused: nothing moved
         else:
             assert [(v,) for v in result.after] == _version(database)
+
+
+# -- [tool.migrasafe], [tool.migrasafe.lint] and [tool.migrasafe.verify] ---------------------
+
+
+def _toml(value: object) -> str:
+    """A TOML value for a generated one (an inline table for a dict)."""
+    import json
+    import math
+
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return ("nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+                if math.isinf(value) else repr(value))  # fmt: skip
+    if isinstance(value, int | str):
+        return json.dumps(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    assert isinstance(value, dict)
+    return "{" + ", ".join(f"{json.dumps(k)} = {_toml(v)}" for k, v in value.items()) + "}"
+
+
+KEYS = st.sampled_from(["db-lock-timeout", "statement-timeout", "retries", "lint", "verify",
+                        "ignore", "per-revision-ignore", "irreversible", "before_revision_data",
+                        "0001", "0002", "books", "retry", "x"])  # fmt: skip
+SCALARS = st.one_of(st.integers(-3, 10**31), st.floats(allow_nan=True), st.booleans(),
+                    st.sampled_from(["2s", "0", "500ms", "soon", "drop-column", "nosuch.json",
+                                     "", "1e400"]))  # fmt: skip
+TOML_VALUES = st.recursive(
+    SCALARS,
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(KEYS, inner, max_size=3)),
+    max_leaves=6,
+)
+
+
+def _table_of(keys: list[str], values: st.SearchStrategy[object]) -> st.SearchStrategy[object]:
+    """A table whose keys are mostly the ones a reader knows, else anything generated."""
+    return st.one_of(TOML_VALUES, st.dictionaries(st.sampled_from(keys), values, max_size=3))
+
+
+ROW = st.dictionaries(st.sampled_from(["id", "name"]), SCALARS, max_size=2)
+ROWS = st.one_of(TOML_VALUES, st.lists(ROW, max_size=2))
+SECTIONS = st.fixed_dictionaries({}, optional={
+    "db-lock-timeout": SCALARS, "statement-timeout": SCALARS, "retries": SCALARS,
+    "lint": _table_of(["ignore", "per-revision-ignore", "x"], st.one_of(
+        TOML_VALUES, st.dictionaries(st.sampled_from(["0001", "0002"]), TOML_VALUES))),
+    "verify": _table_of(["irreversible", "before_revision_data", "x"], st.one_of(
+        TOML_VALUES, st.dictionaries(st.sampled_from(["0001", "0002"]),
+                                     _table_of(["books", "authors"], ROWS)))),
+    "retry": SCALARS,
+})  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(section=SECTIONS)
+def test_any_tool_migrasafe_table_gives_settings_or_one_config_error(
+    section: dict[str, object],
+) -> None:
+    """Whatever [tool.migrasafe] holds, each reader returns settings or a ConfigError naming
+    the problem: never another exception, never a setting silently ignored."""
+    from migrasafe.checks.lint.suppress import load_settings
+    from migrasafe.checks.verify.declarations import load_declarations
+    from migrasafe.errors import ConfigError
+    from migrasafe.project.settings import load_deploy_settings
+
+    lines = ["[tool.migrasafe]"] + [f"{_key(k)} = {_toml(v)}" for k, v in section.items()]
+    with tempfile.TemporaryDirectory() as temp:
+        (Path(temp) / "pyproject.toml").write_text("\n".join(lines) + "\n")
+        for reader in (load_deploy_settings, load_settings, load_declarations):
+            try:
+                reader(Path(temp))
+            except ConfigError as exc:
+                assert str(exc) and "\n" not in str(exc).strip()
+
+
+def _key(name: str) -> str:
+    import json
+
+    return json.dumps(name)

@@ -26,10 +26,55 @@ def tool_section(start: Path) -> tuple[dict[str, Any], Path | None]:
         data = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read {path}: {exc}") from exc
-    section = data.get("tool", {}).get("migrasafe", {})
+    tool = data.get("tool", {})
+    section = tool.get("migrasafe", {}) if isinstance(tool, dict) else {}
     if not isinstance(section, dict):
         raise ConfigError(f"{path}: [tool.migrasafe] must be a table")
+    _check_names(section, path)
     return section, path
+
+
+# Every name [tool.migrasafe] may hold: a typo (db_lock_timeout, retry) would otherwise be
+# ignored, and the deploy would run without the timeout the project asked for.
+SETTINGS = ("db-lock-timeout", "statement-timeout", "retries", "lint", "verify", "fleet")
+TABLES = ("lint", "verify", "fleet")
+SUBSETTINGS = {"lint": ("ignore", "per-revision-ignore"),
+               "verify": ("irreversible", "before_revision_data")}  # fmt: skip
+
+
+def _check_names(section: dict[str, Any], path: Path) -> None:
+    import difflib
+
+    for name, value in section.items():
+        if name not in SETTINGS:
+            close = difflib.get_close_matches(name.replace("_", "-"), SETTINGS, n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            raise ConfigError(f"{path} [tool.migrasafe]: unknown setting {name!r}{hint} "
+                              f"(known: {', '.join(SETTINGS)})")  # fmt: skip
+        if name in TABLES and not isinstance(value, dict | str if name == "fleet" else dict):
+            raise ConfigError(f"{path} [tool.migrasafe]: {name} must be a table "
+                              f"([tool.migrasafe.{name}]), not {value!r}")  # fmt: skip
+        known = SUBSETTINGS.get(name)
+        if known is not None and isinstance(value, dict):
+            unknown = sorted(set(value) - set(known))
+            if unknown:
+                close = difflib.get_close_matches(unknown[0].replace("_", "-"), known, n=1)
+                hint = f"; did you mean {close[0]}?" if close else ""
+                raise ConfigError(f"{path} [tool.migrasafe.{name}]: unknown setting "
+                                  f"{unknown[0]!r}{hint} (known: {', '.join(known)})")  # fmt: skip
+    lint = section.get("lint", {})
+    ignore, per_revision = lint.get("ignore", []), lint.get("per-revision-ignore", {})
+    if (
+        not _strings(ignore)
+        or not isinstance(per_revision, dict)
+        or not all(_strings(rules) for rules in per_revision.values())
+    ):
+        raise ConfigError(f"{path} [tool.migrasafe.lint] expects ignore = [rule ids] and "
+                          'per-revision-ignore = {"<revision>" = [rule ids]}')  # fmt: skip
+
+
+def _strings(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
 
 
 # PostgreSQL and MySQL take a timeout in whole milliseconds, and read 0 as "no timeout":

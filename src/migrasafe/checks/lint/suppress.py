@@ -38,9 +38,7 @@ def load_settings(start: Path) -> LintSettings:
     section = tool.get("lint", {})
     ignore = section.get("ignore", [])
     per_revision = section.get("per-revision-ignore", {})
-    if not isinstance(ignore, list) or not isinstance(per_revision, dict):
-        raise ConfigError(f"{path}: [tool.migrasafe.lint] expects ignore = [rule ids] and "
-                          'per-revision-ignore = {"<revision>" = [rule ids]}')  # fmt: skip
+    # tool_section checked the names and types (project.settings)
     settings = LintSettings(
         frozenset(ignore), {str(k): frozenset(v) for k, v in per_revision.items()}, str(path)
     )

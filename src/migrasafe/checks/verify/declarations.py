@@ -38,6 +38,10 @@ def load_declarations(start: Path) -> Declarations:
     where = f"[tool.migrasafe.verify] in {path}"
     if not isinstance(verify, dict):
         raise ConfigError(f"{where}: expected a table")
+    unknown = sorted(set(verify) - {"irreversible", "before_revision_data"})
+    if unknown:
+        raise ConfigError(f"{where}: unknown setting(s) {', '.join(unknown)} "
+                          "(known: irreversible, before_revision_data)")  # fmt: skip
     irreversible = verify.get("irreversible", [])
     if not isinstance(irreversible, list) or not all(isinstance(r, str) for r in irreversible):
         raise ConfigError(f"{where}: irreversible must be a list of revision ids")
@@ -52,7 +56,7 @@ def load_declarations(start: Path) -> Declarations:
         raise ConfigError(f"{where}: before_revision_data must map revision ids to tables")
     rows: dict[str, Rows] = {}
     for revision, tables in data.items():
-        if not isinstance(tables, dict):
+        if not isinstance(revision, str) or not isinstance(tables, dict):
             raise ConfigError(f"{where}: before_revision_data.{revision} must map tables to rows")
         rows[revision] = {}
         for table, value in tables.items():
