@@ -48,7 +48,11 @@ __all__ = [
     "drop_index",
     "drop_not_null",
     "not_null_check_name",
+    "rename_column_contract",
+    "rename_column_expand",
     "set_not_null",
+    "undo_rename_column_contract",
+    "undo_rename_column_expand",
 ]
 
 
@@ -244,3 +248,89 @@ def add_column(
 def drop_column(table_name: str, column_name: str, *, schema: str | None = None) -> None:
     """``op.drop_column``: the reverse of :func:`add_column`."""
     _dialect().drop_column(table_name, column_name, schema=schema)
+
+
+# -- a rename in two phases ------------------------------------------------------------------
+
+
+def rename_column_expand(
+    table_name: str,
+    column_name: str,
+    new_column_name: str,
+    type_: Any,
+    *,
+    schema: str | None = None,
+    to_new: str = "{value}",
+    to_old: str = "{value}",
+    key: str = "id",
+    batch_size: int = 10_000,
+) -> None:
+    """The expand half of renaming ``column_name`` to ``new_column_name`` (or changing its
+    type: ``type_`` is the new column's, ``to_new``/``to_old`` SQL that converts ``{value}``).
+
+    Adds the new column (nullable), installs triggers that copy each write of
+    either column into the other, so the release still running (old name) and
+    the new one (new name) both work, then fills the new column for the
+    existing rows in batches of ``key``. Declare the revision
+    ``phase = "expand"``; the rename ends with :func:`rename_column_contract`.
+    Reverse: :func:`undo_rename_column_expand`.
+    """
+    from migrasafe.safe_op import rename
+
+    operations = _dialect()
+    if not operations.column_exists(table_name, new_column_name, schema):  # a retry: added
+        operations.add_nullable_column(table_name, sa.Column(new_column_name, type_),
+                                       schema=schema)  # fmt: skip
+    rename.sync(operations, table_name, column_name, new_column_name, schema=schema,
+                to_new=to_new, to_old=to_old)  # fmt: skip
+    rename.fill(operations, table_name, column_name, new_column_name, schema=schema,
+                convert=to_new, key=key, batch_size=batch_size)  # fmt: skip
+
+
+def undo_rename_column_expand(
+    table_name: str, column_name: str, new_column_name: str, *, schema: str | None = None
+) -> None:
+    """The reverse of :func:`rename_column_expand`: the triggers and the new column gone."""
+    from migrasafe.safe_op import rename
+
+    operations = _dialect()
+    rename.unsync(operations, table_name, column_name, new_column_name, schema=schema)
+    operations.drop_column(table_name, new_column_name, schema=schema)
+
+
+def rename_column_contract(
+    table_name: str, column_name: str, new_column_name: str, *, schema: str | None = None
+) -> None:
+    """The contract half: once no release uses ``column_name``, the triggers and the old
+    column go. Declare the revision ``phase = "contract"``. Reverse:
+    :func:`undo_rename_column_contract`."""
+    from migrasafe.safe_op import rename
+
+    operations = _dialect()
+    rename.unsync(operations, table_name, column_name, new_column_name, schema=schema)
+    operations.drop_column(table_name, column_name, schema=schema)
+
+
+def undo_rename_column_contract(
+    table_name: str,
+    column_name: str,
+    new_column_name: str,
+    type_: Any,
+    *,
+    schema: str | None = None,
+    to_new: str = "{value}",
+    to_old: str = "{value}",
+    key: str = "id",
+    batch_size: int = 10_000,
+) -> None:
+    """The reverse of :func:`rename_column_contract`: the old column back (``type_``, nullable),
+    filled from the new one, and the triggers again, as after the expand half."""
+    from migrasafe.safe_op import rename
+
+    operations = _dialect()
+    if not operations.column_exists(table_name, column_name, schema):
+        operations.add_nullable_column(table_name, sa.Column(column_name, type_), schema=schema)
+    rename.sync(operations, table_name, column_name, new_column_name, schema=schema,
+                to_new=to_new, to_old=to_old)  # fmt: skip
+    rename.fill(operations, table_name, new_column_name, column_name, schema=schema,
+                convert=to_old, key=key, batch_size=batch_size)  # fmt: skip

@@ -34,6 +34,10 @@ NAMES = (
     "drop_not_null",
     "add_column",
     "drop_column",
+    "rename_column_expand",
+    "undo_rename_column_expand",
+    "rename_column_contract",
+    "undo_rename_column_contract",
 )
 
 
