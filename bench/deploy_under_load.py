@@ -274,7 +274,7 @@ def main() -> None:
         use_revisions(project, {"0001_accounts.py": CREATE.format(rows=ROWS),
                                 "0002_note.py": ALTER})  # fmt: skip
         migrasafe(project, "upgrade", "0001")
-        print(f"{conditions(dsn)}, {WORKERS} workers on a {ROWS:,}-row table, a report holding "
+        print(f"PostgreSQL, {WORKERS} workers on a {ROWS:,}-row table, a report holding "
               f"ACCESS SHARE for {hold:g} s; latencies while the deploy ran")  # fmt: skip
         print(f"{'deploy':<46}{'p50 ms':>8}{'p99 ms':>9}{'max s':>8}{'> 1 s':>8}"
               f"{'done at':>10}{'queries':>9}")  # fmt: skip

@@ -227,7 +227,7 @@ class Row:
     def line(self) -> str:
         return (f"{self.label:<56}{self.failed:>7}{self.p99 * 1000:>9.1f}{self.max:>8.2f}"
                 f"{self.migrate:>10.1f}{self.retries:>8}{self.queries:>9}  "
-                f"{self.first_error[:70]}")  # fmt: skip
+                f"{self.first_error[:70].rstrip()}")  # fmt: skip
 
 
 HEADING = (f"{'deploy':<56}{'failed':>7}{'p99 ms':>9}{'max s':>8}{'migrate s':>10}"
