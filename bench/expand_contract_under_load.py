@@ -22,13 +22,15 @@ for it. Deployed four ways:
   The migrasafe runs use --db-lock-timeout LOCK_TIMEOUT --retries RETRIES.
 
 Prints, for each, the application's failed queries (count and the first
-error), its p99 and maximum latency, and the migration commands' time, over
-the window from the first command's start to the last one's end (for the
-plain rename, to the end of the old release's ROLLOUT). Target for (b): 0
-failed queries and maximum latency <= lock timeout + 1 s. Not a test: a
-measurement, on the machine it runs on.
+error), its p99 and maximum latency, the migration commands' time and how
+many times migrasafe retried after a lock timeout, over the window from the
+first command's start to the last one's end (for the plain rename, to the
+end of the old release's ROLLOUT). Target for (b): 0 failed queries and
+maximum latency <= lock timeout + 1 s. Not a test: a measurement, on the
+machine it runs on.
 
-The trigger written inline in EXPAND below is what a helper such as
+The sync trigger and backfill written inline in the revisions (SYNC,
+TRIGGER, ADD_SYNCED below) are what a helper such as
 `safe_op.rename_column_expand` would emit; migrasafe has none yet.
 """
 
