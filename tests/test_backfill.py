@@ -141,3 +141,32 @@ def test_interrupted_0003_completes_when_run_again(library: Path, db_url: str) -
     assert query(db_url, "SELECT id, description, price, page_count FROM books ORDER BY id") == (
         before
     )
+
+
+def test_offline_batches_that_commit_on_their_own_render_outside_the_transaction(
+    tmp_path: Path,
+) -> None:
+    """upgrade --sql shows them after the COMMIT that ends the revision's DDL, as they run
+    online; and lint does not count them as data in the schema change's transaction."""
+    from conftest import make_project
+
+    ini = make_project(tmp_path / "p", "generic")
+    (tmp_path / "p" / "migrations" / "versions" / "0001_t.py").write_text(
+        '"""t"""\nimport sqlalchemy as sa\nfrom alembic import op\n\n'
+        "from migrasafe.backfill import backfill\n\n"
+        'revision = "0001"\ndown_revision = None\n\n\ndef upgrade() -> None:\n'
+        '    op.create_table("t", sa.Column("id", sa.Integer, primary_key=True))\n'
+        '    op.add_column("t", sa.Column("b", sa.Integer()))\n'
+        '    t = sa.table("t", sa.column("id"), sa.column("b"))\n'
+        '    backfill(t, {"b": 1}, where=t.c.b.is_(None), commit_each_batch=True)\n\n\n'
+        'def downgrade() -> None:\n    op.drop_table("t")\n'
+    )
+    rendered = run_cli("-c", str(ini), "--url", "postgresql+psycopg://u@localhost/db",
+                       "upgrade", "--sql")  # fmt: skip
+    assert rendered.exit_code == 0, rendered.stderr
+    sql = " ".join(rendered.stdout.split())
+    assert sql.index("ADD COLUMN b") < sql.index("COMMIT") < sql.index("UPDATE t SET b=")
+    linted = run_cli("-c", str(ini), "lint", "--dialect", "postgresql", "--json")
+    import json
+
+    assert "mixed-schema-and-data" not in {f["rule"] for f in json.loads(linted.stdout)["findings"]}

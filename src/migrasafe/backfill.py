@@ -82,9 +82,17 @@ def backfill(
     defaults to the migration's (``op.get_bind()``).
     """
 
+    # a plain value for an untyped column (sa.table("t", sa.column("b"))) gets the type of the
+    # Python value, so that --sql can render it as a literal
+    typed = {
+        name: sa.literal(v) if _untyped(table, name) and not isinstance(v, sa.ClauseElement)
+        and v is not None else v
+        for name, v in values.items()
+    }  # fmt: skip
+
     def statements(low: int | None, high: int | None) -> list[sa.Executable]:
         condition = where if low is None else sa.and_(_in_range(table.c[key], low, high), where)
-        update = sa.update(table).where(condition).values(dict(values))
+        update = sa.update(table).where(condition).values(typed)
         return [before(condition), update] if before is not None else [update]
 
     return _run(table, key, statements, batch_size, commit_each_batch, connection, progress,
@@ -119,6 +127,11 @@ def backfill_insert(
                 log, log_every)  # fmt: skip
 
 
+def _untyped(table: sa.TableClause, name: str) -> bool:
+    column = table.c.get(name)
+    return column is not None and isinstance(column.type, sa.types.NullType)
+
+
 def _in_range(column: Any, low: int, high: int | None) -> sa.ColumnElement[bool]:
     return sa.and_(column >= low, column < high)
 
@@ -142,8 +155,12 @@ def _run(
 
         context = op.get_context()
         if context.as_sql:  # offline (--sql): no data to range over, whole-table statements
-            for each in statements(None, None):
-                op.execute(each)
+            # rendered where they run online: outside the revision's transaction when each
+            # batch commits on its own (lint, too, then sees them there)
+            outside = context.autocommit_block() if commit_each_batch else nullcontext()
+            with outside:
+                for each in statements(None, None):
+                    op.execute(each)
             return BackfillResult(table.name, 0, 1, 0.0, 0.0)
         connection = op.get_bind()
     column = table.c[key]

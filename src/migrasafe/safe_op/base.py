@@ -224,11 +224,6 @@ class SafeOperations:
         key: str,
         batch_size: int,
     ) -> None:
-        if self.offline and self.commit_each_batch:
-            # rendered as it runs online: outside the revision's transaction
-            with self.context.autocommit_block():
-                backfill(target, values, where=where, key=key, batch_size=batch_size)
-            return
         backfill(
             target,
             values,
