@@ -78,7 +78,8 @@ def test_fix_rewrites_each_finding_with_a_safe_form_and_keeps_the_rest(tmp_path:
     before = {p.name: p.read_text() for p in versions.glob("*.py")}
 
     dry = run_cli("-c", str(ini), "lint", "--dialect", "postgresql", "--fix", "--dry-run")
-    assert "+    safe_op.create_index(" in dry.stdout and "Would rewrite 5 call(s)" in dry.stdout
+    assert "+    safe_op.create_index(" in dry.stdout
+    assert "Would rewrite 5 call(s) (and 4 reverse(s) in downgrade()) in 3 file(s)" in dry.stdout
     assert {p.name: p.read_text() for p in versions.glob("*.py")} == before  # nothing written
 
     fixed = run_cli("-c", str(ini), "lint", "--dialect", "postgresql", "--fix", "--json")
@@ -94,6 +95,22 @@ def test_fix_rewrites_each_finding_with_a_safe_form_and_keeps_the_rest(tmp_path:
     assert 'safe_op.drop_index("ix_books_title", table_name="books")' in index  # its reverse
     assert 'safe_op.drop_constraint("uq_books_isbn", "books", type_="unique")' in text
     assert not (FIXED_RULES & _rules(ini))
+
+
+def test_fix_leaves_what_safe_op_cannot_take(tmp_path: Path) -> None:
+    """An unnamed constraint (safe_op validates it by name), and a reverse named by op.f()."""
+    ini = _project(tmp_path / "p")
+    versions = tmp_path / "p" / "migrations" / "versions"
+    path = versions / "0003_constraints.py"
+    path.write_text(path.read_text().replace('op.create_check_constraint("ck_books_pages"',
+                                             "op.create_check_constraint(None", 1)
+                    .replace('op.create_unique_constraint("uq_books_isbn"',
+                             'op.create_unique_constraint(op.f("uq_books_isbn")', 1))  # fmt: skip
+    run_cli("-c", str(ini), "lint", "--dialect", "postgresql", "--fix")
+    text = path.read_text()
+    assert "op.create_check_constraint(None" in text  # left for a person
+    assert 'safe_op.add_unique(op.f("uq_books_isbn")' in text
+    assert 'safe_op.drop_constraint("uq_books_isbn", "books", type_="unique")' in text
 
 
 def test_the_fixed_revisions_pass_verify(tmp_path: Path, db_url: str) -> None:

@@ -282,8 +282,10 @@ def edited(result: EditResult) -> None:
 def fixes(done: Sequence[FileFix], report: LintReport, dry_run: bool) -> None:
     sys.stdout.write("".join(f.diff for f in done))
     count = sum(len(f.fixed) for f in done)
+    reverses = sum(len(f.reverses) for f in done)
     verb = "Would rewrite" if dry_run else "Rewrote"
-    plain.write([f"{verb} {count} call(s) in {len(done)} file(s) as their safe_op forms."])
+    also = f" (and {reverses} reverse(s) in downgrade())" if reverses else ""
+    plain.write([f"{verb} {count} call(s){also} in {len(done)} file(s) as their safe_op forms."])
     if report.findings:
         findings(report.findings, report.revisions)
         plain.write(["These have no safe form to write: see each message."])

@@ -25,7 +25,6 @@ FIXES: dict[str, tuple[str, str]] = {
     "add-check-constraint-without-not-valid": ("create_check_constraint", "add_check"),
     "add-unique-constraint": ("create_unique_constraint", "add_unique"),
     "set-not-null": ("alter_column", "set_not_null"),
-    "add-column-volatile-default": ("add_column", "add_column"),
 }
 # alter_column's arguments that set_not_null takes; any other makes the call no plain SET NOT NULL
 _SET_NOT_NULL_KEEPS = {"schema", "existing_type", "existing_server_default"}
@@ -42,10 +41,12 @@ class FileFix:
     path: str
     diff: str
     fixed: tuple[tuple[int, str], ...]  # (line, rule) of each call rewritten
+    reverses: tuple[str, ...] = ()  # the op.drop_* calls of downgrade() rewritten with them
 
     def to_dict(self) -> dict[str, object]:
         return {"path": self.path, "diff": self.diff,
-                "fixed": [{"line": line, "rule": rule} for line, rule in self.fixed]}  # fmt: skip
+                "fixed": [{"line": line, "rule": rule} for line, rule in self.fixed],
+                "reverses": list(self.reverses)}  # fmt: skip
 
 
 def fix(findings: Iterable[Finding], *, write: bool = True) -> list[FileFix]:
@@ -57,7 +58,9 @@ def fix(findings: Iterable[Finding], *, write: bool = True) -> list[FileFix]:
     fixes = []
     for path, lines in sorted(wanted.items()):
         before = Path(path).read_text()
-        after, fixed = _rewrite(before, lines)
+        after, done = _rewrite(before, lines)
+        fixed = [(line, rule) for line, rule in done if not rule.startswith("reverse:")]
+        reverses = tuple(r.removeprefix("reverse:") for _, r in done if r.startswith("reverse:"))
         if not fixed:
             continue
         diff = "".join(difflib.unified_diff(
@@ -65,7 +68,7 @@ def fix(findings: Iterable[Finding], *, write: bool = True) -> list[FileFix]:
         ))  # fmt: skip
         if write:
             Path(path).write_text(after)
-        fixes.append(FileFix(path, diff, tuple(sorted(fixed))))
+        fixes.append(FileFix(path, diff, tuple(sorted(fixed)), reverses))
     return fixes
 
 
@@ -74,7 +77,8 @@ def _rewrite(source: str, lines: dict[int, str]) -> tuple[str, list[tuple[int, s
     from libcst.metadata import MetadataWrapper, PositionProvider
 
     fixed: list[tuple[int, str]] = []
-    names: set[object] = set()  # of the indexes and constraints rewritten
+    names: set[str | None] = set()  # of the indexes and constraints rewritten
+    reverses: list[str] = []  # their reverses rewritten in downgrade()
 
     class Reverse(cst.CSTTransformer):
         """In downgrade(): the plain reverse of what was rewritten, as its safe_op reverse
@@ -102,9 +106,9 @@ def _rewrite(source: str, lines: dict[int, str]) -> tuple[str, list[tuple[int, s
                     and isinstance(func.value, cst.Name) and func.value.value == "op"
                     and updated.args):  # fmt: skip
                 return updated
-            first = updated.args[0].value
-            if not (isinstance(first, cst.SimpleString) and first.evaluated_value in names):
+            if _literal_name(updated.args[0].value) not in names:
                 return updated
+            reverses.append(func.attr.value)
             return updated.with_changes(func=cst.Attribute(cst.Name("safe_op"), func.attr))
 
     class Rewrite(cst.CSTTransformer):
@@ -120,15 +124,15 @@ def _rewrite(source: str, lines: dict[int, str]) -> tuple[str, list[tuple[int, s
             rule = next((lines[n] for n in range(start, end + 1) if n in lines), None)
             if rule is None or FIXES[rule][0] != func.attr.value:
                 return updated
+            if _literal_name(updated.args[0].value if updated.args else None) is None:
+                return updated  # unnamed (None, a variable): safe_op needs the name it validates
             arguments: Sequence[cst.Arg] | None = updated.args
             if rule == "set-not-null":
                 arguments = _set_not_null_arguments(updated.args)
             if arguments is None:
                 return updated  # not a plain SET NOT NULL: left for a person
             fixed.append((start, rule))
-            first = updated.args[0].value if updated.args else None
-            if isinstance(first, cst.SimpleString):
-                names.add(first.evaluated_value)
+            names.add(_literal_name(updated.args[0].value))
             return updated.with_changes(
                 func=cst.Attribute(cst.Name("safe_op"), cst.Name(FIXES[rule][1])), args=arguments
             )
@@ -139,7 +143,24 @@ def _rewrite(source: str, lines: dict[int, str]) -> tuple[str, list[tuple[int, s
         changed = changed.visit(Reverse())
     if fixed and not _imports_safe_op(changed):
         changed = _add_import(changed)
+    fixed += [(0, f"reverse:{name}") for name in reverses]
     return changed.code, fixed
+
+
+def _literal_name(node: Any) -> str | None:
+    """A name written as a string literal, or as ``op.f("...")``; None otherwise."""
+    import libcst as cst
+
+    if (
+        isinstance(node, cst.Call)
+        and isinstance(node.func, cst.Attribute)
+        and (node.func.attr.value == "f" and len(node.args) == 1)
+    ):
+        node = node.args[0].value
+    if isinstance(node, cst.SimpleString):
+        value = node.evaluated_value
+        return value if isinstance(value, str) else None
+    return None
 
 
 def _set_not_null_arguments(args: Sequence[Any]) -> list[Any] | None:
