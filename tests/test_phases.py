@@ -141,3 +141,72 @@ def test_the_expand_and_contract_branch_convention(tmp_path: Path, db_url: str) 
     plain = subprocess.run([sys.executable, "-m", "alembic", "-c", str(ini), "-x", "x=1",
                             "heads"], capture_output=True, text=True, check=False)  # fmt: skip
     assert {line.split()[0] for line in plain.stdout.splitlines()} == {"e001", "c001"}
+
+
+def test_inference_reads_what_breaks_the_old_release_as_a_maintainer_does(tmp_path: Path) -> None:
+    """Found on pypi/warehouse: a widened type, a NOT NULL on a column the same revision adds
+    with a default, and what is created and dropped in one revision break nothing; dropping a
+    view, a function or a trigger, or renaming a type, does."""
+    from migrasafe import load_project
+    from migrasafe.commands.phases import revision_phases
+
+    ini = make_project(tmp_path / "p", "generic")
+    versions = tmp_path / "p" / "migrations" / "versions"
+    _revision(versions, "0001", None,
+              '    op.create_table("t", sa.Column("id", sa.Integer, primary_key=True),'
+              ' sa.Column("name", sa.String(100)), sa.Column("n", sa.SmallInteger))',
+              '    op.drop_table("t")')  # fmt: skip
+    bodies = {
+        "0002": '    op.alter_column("t", "name", type_=sa.String(),\n'
+                "                    existing_type=sa.String(100))\n"
+                '    op.alter_column("t", "n", type_=sa.BigInteger(),\n'
+                "                    existing_type=sa.SmallInteger())",
+        "0003": '    op.add_column("t", sa.Column("flag", sa.Boolean(), server_default="false"))\n'
+                '    op.execute("UPDATE t SET flag = false")\n'
+                '    op.alter_column("t", "flag", nullable=False)',
+        "0004": '    op.create_table("tmp", sa.Column("id", sa.Integer, primary_key=True))\n'
+                '    op.drop_table("tmp")',
+        "0005": '    op.execute("DROP VIEW IF EXISTS t_report")',
+        "0006": '    op.execute("ALTER TYPE mood RENAME TO feeling")',
+        "0007": '    op.alter_column("t", "name", type_=sa.String(50), existing_type=sa.String())',
+    }  # fmt: skip
+    parent = "0001"
+    for rev, body in bodies.items():
+        _revision(versions, rev, parent, body, "    pass")
+        parent = rev
+    phases = revision_phases(load_project([str(ini)]), "postgresql")
+    assert {rev: phases[rev].phase for rev in bodies} == {
+        "0002": "expand", "0003": "expand", "0004": "expand",
+        "0005": "contract", "0006": "contract", "0007": "contract",
+    }  # fmt: skip
+    assert "view t_report" in phases["0005"].reasons[0]
+
+
+def test_labelled_branches_expand_as_alembic_reads_expand_at_head(
+    tmp_path: Path, db_url: str
+) -> None:
+    """A trunk revision below the branches whose phase cannot be told (keystone's base reads
+    the database) does not stop the expand phase: it is on the way to expand@head."""
+    ini = make_project(tmp_path / "p", "generic")
+    versions = tmp_path / "p" / "migrations" / "versions"
+    _revision(versions, "0001", None,
+              '    op.create_table("users", sa.Column("id", sa.Integer, primary_key=True),'
+              ' sa.Column("name", sa.String(50)))\n'
+              "    sa.inspect(op.get_bind())",
+              '    op.drop_table("users")')  # fmt: skip
+    _revision(versions, "e001", "0001",
+              '    op.add_column("users", sa.Column("full_name", sa.String(100)))',
+              '    with op.batch_alter_table("users") as b:\n        b.drop_column("full_name")',
+              extra='branch_labels = ("expand",)')  # fmt: skip
+    _revision(versions, "c001", "0001",
+              '    with op.batch_alter_table("users") as b:\n        b.drop_column("name")',
+              '    with op.batch_alter_table("users") as b:\n'
+              '        b.add_column(sa.Column("name", sa.String(50)))',
+              extra='branch_labels = ("contract",)\ndepends_on = "e001"')  # fmt: skip
+    expand = run_cli("-c", str(ini), "--url", db_url, "upgrade", "--phase", "expand", "--json")
+    assert expand.exit_code == 0, expand.stderr
+    data = json.loads(expand.stdout)
+    assert [s["revision"] for s in data["steps"]] == ["0001", "e001"]
+    assert data["phase"]["phases"]["0001"]["phase"] is None  # unknown, yet on the way
+    assert data["phase"]["waiting"] == [{"revision": "c001",
+                                         "why": "it is not on the expand branch"}]  # fmt: skip

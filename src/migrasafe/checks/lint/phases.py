@@ -14,12 +14,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
+import sqlalchemy as sa
 from alembic.operations import ops
 
 from migrasafe.checks.lint.operations import RevisionOperations
 from migrasafe.errors import ProjectError
+
+if TYPE_CHECKING:
+    from migrasafe.checks.lint.base import RevisionLint
 
 Phase = Literal["expand", "contract"]
 PHASES: tuple[Phase, ...] = ("expand", "contract")
@@ -61,23 +65,85 @@ def _column(op: Any) -> str:
     return f"{op.table_name}.{op.column_name}"
 
 
-def breaking(operation: Any) -> str | None:
-    """Why this operation breaks the release that ran before it, or None if it does not."""
+_WIDER_INTEGERS = {"SMALLINT": 0, "INTEGER": 1, "BIGINT": 2}
+
+
+def _widens(lint: RevisionLint, op: ops.AlterColumnOp) -> bool:
+    """A type change the old release cannot notice: the same type restated, or a wider one
+    (varchar(n) -> varchar(m >= n) or text, smallint -> integer -> bigint)."""
+    from migrasafe.checks.lint.base import type_name
+    from migrasafe.checks.lint.rules.schema import _existing_type, _is_widening, _same_type
+
+    old, new = _existing_type(lint, op), op.modify_type
+    if old is None:
+        return False
+    if _same_type(old, new, lint.dialect) or _is_widening(old, new):
+        return True
+    if isinstance(old, sa.Text | sa.String) and isinstance(new, sa.Text):
+        return True
+    rank = _WIDER_INTEGERS.get(type_name(old, lint.dialect).upper())
+    wider = _WIDER_INTEGERS.get(type_name(new, lint.dialect).upper())
+    return rank is not None and wider is not None and wider >= rank
+
+
+def _defaulted(lint: RevisionLint, table: str, column: str) -> bool:
+    """Whether this revision gave the column a server default (at add, or by alter)."""
+    for r in lint.operations:
+        found = r.operation
+        if (
+            isinstance(found, ops.AddColumnOp)
+            and found.table_name == table
+            and (found.column.name == column and found.column.server_default is not None)
+        ):
+            return True
+        if isinstance(found, ops.AlterColumnOp) and (found.table_name, found.column_name) == (
+            table, column) and found.modify_server_default not in (None, False):  # fmt: skip
+            return True
+    return False
+
+
+def _added_here(lint: RevisionLint, table: str, column: str) -> bool:
+    return any(isinstance(r.operation, ops.AddColumnOp) and r.operation.table_name == table
+               and r.operation.column.name == column for r in lint.operations)  # fmt: skip
+
+
+def breaking(operation: Any, lint: RevisionLint | None = None) -> str | None:
+    """Why this operation breaks the release that ran before it, or None if it does not.
+
+    With ``lint`` (the revision, and the schema before it), what only this revision
+    created is not the old release's, and a wider type or a restated one breaks nothing.
+    """
     kind = getattr(operation, "kind", None)  # a raw statement lint read (checks/lint/sql)
     if kind in ("truncate", "drop-database"):
         return f"{'truncates' if kind == 'truncate' else 'drops database'} {operation.table_name}"
+    if kind in ("drop-object", "rename-object"):
+        return f"{'drops' if kind == 'drop-object' else 'renames'} {operation.table_name}"
+    table = getattr(operation, "table_name", None)
+    if lint is not None and table in lint.created:
+        return None  # a table this revision creates: no release uses it yet
     if isinstance(operation, ops.DropTableOp):
         return f"drops table {operation.table_name}"
     if isinstance(operation, ops.DropColumnOp):
+        if lint is not None and _added_here(lint, operation.table_name, operation.column_name):
+            return None
         return f"drops column {_column(operation)}"
     if isinstance(operation, ops.RenameTableOp):
         return f"renames table {operation.table_name} to {operation.new_table_name}"
     if isinstance(operation, ops.AlterColumnOp):
+        new_here = lint is not None and _added_here(lint, operation.table_name,
+                                                     operation.column_name)  # fmt: skip
         if operation.modify_name is not None:
             return f"renames column {_column(operation)} to {operation.modify_name}"
-        if operation.modify_type is not None:
+        if (
+            operation.modify_type is not None
+            and not new_here
+            and not (lint is not None and _widens(lint, operation))
+        ):
             return f"changes the type of {_column(operation)} to {operation.modify_type!r}"
-        if operation.modify_nullable is False:
+        if operation.modify_nullable is False and not (
+            new_here and lint is not None
+            and _defaulted(lint, operation.table_name, operation.column_name)
+        ):  # fmt: skip
             return f"makes {_column(operation)} NOT NULL"
     if isinstance(operation, ops.AddColumnOp):
         column = operation.column
@@ -87,7 +153,8 @@ def breaking(operation: Any) -> str | None:
     return None
 
 
-def infer(recorded: RevisionOperations) -> tuple[Phase | None, tuple[str, ...]]:
+def infer(recorded: RevisionOperations,
+          lint: RevisionLint | None = None) -> tuple[Phase | None, tuple[str, ...]]:  # fmt: skip
     """The phase a revision's operations imply: contract if any breaks the old release,
     unknown if any could not be read (raw SQL not understood, or the recording stopped)."""
     if recorded.error:
@@ -99,7 +166,7 @@ def infer(recorded: RevisionOperations) -> tuple[Phase | None, tuple[str, ...]]:
         if unread_sql or getattr(r.operation, "kind", None) == "unread":
             unread.append(f"line {r.line}: SQL migrasafe does not read" if r.line else "SQL")
             continue
-        why = breaking(r.operation)
+        why = breaking(r.operation, lint)
         if why is not None:
             reasons.append(f"line {r.line}: {why}" if r.line else why)
     if reasons:
@@ -109,10 +176,11 @@ def infer(recorded: RevisionOperations) -> tuple[Phase | None, tuple[str, ...]]:
     return "expand", ()
 
 
-def revision_phase(script: Any, recorded: RevisionOperations) -> RevisionPhase:
+def revision_phase(script: Any, recorded: RevisionOperations,
+                   lint: RevisionLint | None = None) -> RevisionPhase:  # fmt: skip
     """A revision's phase: as declared, else as inferred from ``recorded``."""
     declared, source = declared_phase(script)
     if declared is not None and source is not None:
         return RevisionPhase(script.revision, declared, source)  # type: ignore[arg-type]
-    phase, reasons = infer(recorded)
+    phase, reasons = infer(recorded, lint)
     return RevisionPhase(script.revision, phase, "inferred", reasons)

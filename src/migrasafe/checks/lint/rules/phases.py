@@ -17,7 +17,7 @@ def _expand_breaks(lint: RevisionLint) -> Iterator[Hit]:
     if lint.declared_phase != "expand":
         return
     for r in lint.operations:
-        why = breaking(r.operation)
+        why = breaking(r.operation, lint)
         if why is not None and getattr(r.operation, "table_name", None) not in lint.created:
             table = getattr(r.operation, "table_name", None)
             yield Hit(r, f"an expand revision must keep the release before it working, but it "

@@ -191,6 +191,8 @@ def _constraint(table: str, schema: str | None, node: Any) -> list[ops.MigrateOp
 
 def _rename(node: Any) -> list[ops.MigrateOperation]:
     relation = node.relation
+    if node.renameType in _OBJECTS:
+        return _rename_object(node)
     if relation is None:
         return []
     if node.renameType == OBJECT.OBJECT_TABLE:
@@ -201,9 +203,40 @@ def _rename(node: Any) -> list[ops.MigrateOperation]:
     return []
 
 
+def _rename_object(node: Any) -> list[ops.MigrateOperation]:
+    kind = _OBJECTS.get(node.renameType)
+    if kind is None or node.newname is None:
+        return []
+    old = node.relation.relname if node.relation is not None else _object_name(node.object)
+    return [Statement("rename-object", f"{kind} {old} to {node.newname}")]
+
+
+# Objects the application may use that DROP or RENAME takes away (expand/contract phases).
+_OBJECTS = {
+    OBJECT.OBJECT_VIEW: "view", OBJECT.OBJECT_MATVIEW: "materialized view",
+    OBJECT.OBJECT_FUNCTION: "function", OBJECT.OBJECT_PROCEDURE: "procedure",
+    OBJECT.OBJECT_TRIGGER: "trigger", OBJECT.OBJECT_TYPE: "type", OBJECT.OBJECT_DOMAIN: "domain",
+    OBJECT.OBJECT_SEQUENCE: "sequence",
+}  # fmt: skip
+
+
+def _object_name(parts: Any) -> str:
+    if isinstance(parts, list | tuple):
+        return ".".join(_names(parts))
+    objname = getattr(parts, "objname", None)  # functions and procedures: ObjectWithArgs
+    if objname is not None:
+        return ".".join(_names(objname))
+    names = getattr(parts, "names", None)  # types: TypeName
+    return ".".join(_names(names)) if names is not None else "?"
+
+
 def _drop(node: Any) -> list[ops.MigrateOperation]:
     found: list[ops.MigrateOperation] = []
+    kind = _OBJECTS.get(node.removeType)
     for parts in node.objects or ():
+        if kind is not None:
+            found.append(Statement("drop-object", f"{kind} {_object_name(parts)}"))
+            continue
         names = _names(parts) if isinstance(parts, list | tuple) else []
         if not names:
             continue
