@@ -281,3 +281,42 @@ def test_lint_fail_on_warning_fails_on_a_warning_alone(tmp_path: Path) -> None:
     assert default.exit_code == 0
     strict = run_cli("-c", str(ini), "lint", "--dialect", "postgresql", "--fail-on", "warning")
     assert strict.exit_code == 1
+
+
+def test_stamp_takes_several_revisions_and_branch_names_as_alembic_does(tmp_path: Path) -> None:
+    ini = make_project(tmp_path / "p", "generic")
+    versions = tmp_path / "p" / "migrations" / "versions"
+    for rev, down, label in (("0001", None, None), ("0002", "0001", "left-side"),
+                             ("0003", "0001", "right")):  # fmt: skip
+        labels = f"branch_labels = ({label!r},)\n" if label else ""
+        (versions / f"{rev}_r.py").write_text(
+            f'"""{rev}"""\nrevision = {rev!r}\ndown_revision = {down!r}\n{labels}'
+            "def upgrade() -> None:\n    pass\n\ndef downgrade() -> None:\n    pass\n"
+        )
+    _with_url(ini, f"sqlite:///{tmp_path / 'db.sqlite'}")
+    for targets in (("left-side@head", "right@head"), ("0001", "right@head"), ("left-side",)):
+        result = run_cli("-c", str(ini), "stamp", "--purge", *targets)
+        assert result.exit_code == 0, result.stderr
+        ours = _ids(_alembic(ini, "current"))
+        _alembic(ini, "stamp", "--purge", *targets)
+        assert ours == _ids(_alembic(ini, "current")), targets
+    sql = run_cli("-c", str(ini), "stamp", "--sql", "0001:left-side@head")
+    assert sql.exit_code == 0 and "version_num='0002'" in sql.stdout
+    refused = run_cli("-c", str(ini), "stamp", "--sql", "--purge", "0001:0002")
+    assert refused.exit_code == 2 and "--purge" in refused.stderr
+
+
+def test_terminal_escapes_from_a_revision_are_shown_not_obeyed(
+    library: Path, tmp_path: Path
+) -> None:
+    versions = library.parent / "migrations" / "versions"
+    second = next(versions.glob("0002_*.py"))
+    text = second.read_text().replace('"""', '"""\x1b]0;PWNED\x07\x1b[2J', 1)
+    second.write_text(text.replace("def upgrade() -> None:\n", "def upgrade() -> None:\n"
+                                   "    raise RuntimeError('\x1b[2Jboom')\n", 1))  # fmt: skip
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    failed = run_cli("-c", str(library), "--url", url, "-q", "upgrade")  # Alembic's own logs off
+    assert failed.exit_code == 2
+    assert "\x1b" not in failed.stderr + failed.stdout and "\\x1b" in failed.stderr
+    history = run_cli("-c", str(library), "history")
+    assert "\x1b]" not in history.stdout and "\\x1b]0;PWNED" in history.stdout

@@ -92,3 +92,36 @@ def test_a_ref_that_is_no_commit_is_one_line(
         result = run_cli("compat", "--", ref)
         assert result.exit_code == 2
         assert "git ref" in result.stderr or "no commit" in result.stderr
+
+
+def test_compat_of_an_unchanged_project_on_sqlite_passes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The library template's models have a unique column: a row written by the old release
+    must not stay behind to collide with the new release's (SQLite's savepoints commit)."""
+    from conftest import make_project
+
+    ini = make_project(tmp_path / "lib")
+    monkeypatch.chdir(ini.parent)
+    monkeypatch.delitem(__import__("sys").modules, "library.models", raising=False)
+    monkeypatch.delitem(__import__("sys").modules, "library", raising=False)
+    _git(ini.parent, "init", "-q", "-b", "main")
+    _git(ini.parent, "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A")
+    _git(ini.parent, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "v1")
+    result = run_cli("compat", "HEAD", "--json")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert json.loads(result.stdout)["findings"] == []
+
+
+def test_compat_without_models_is_an_error_not_a_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from conftest import make_project
+
+    ini = make_project(tmp_path / "g", "generic")  # target_metadata = None
+    monkeypatch.chdir(ini.parent)
+    _git(ini.parent, "init", "-q", "-b", "main")
+    _git(ini.parent, "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A")
+    _git(ini.parent, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "v1")
+    result = run_cli("compat", "HEAD")
+    assert result.exit_code == 2 and "target_metadata" in result.stderr

@@ -128,3 +128,15 @@ def test_a_finding_says_when_fix_can_rewrite_it(tmp_path: Path) -> None:
     messages = [f["message"] for f in json.loads(result.stdout)["findings"]
                 if f["rule"] == "create-index-without-concurrently"]  # fmt: skip
     assert messages and "`migrasafe lint --fix` rewrites it as safe_op.create_index" in messages[0]
+
+
+def test_fix_leaves_a_unique_constraint_with_options_the_safe_form_cannot_take(
+    tmp_path: Path,
+) -> None:
+    ini = _project(tmp_path / "p")
+    path = tmp_path / "p" / "migrations" / "versions" / "0003_constraints.py"
+    path.write_text(path.read_text().replace('["isbn"])\n', '["isbn"], deferrable=True)\n', 1))
+    run_cli("-c", str(ini), "lint", "--dialect", "postgresql", "--fix")
+    assert 'op.create_unique_constraint("uq_books_isbn", "books", ["isbn"], deferrable=True)' in (
+        path.read_text()
+    )

@@ -210,3 +210,40 @@ def test_labelled_branches_expand_as_alembic_reads_expand_at_head(
     assert data["phase"]["phases"]["0001"]["phase"] is None  # unknown, yet on the way
     assert data["phase"]["waiting"] == [{"revision": "c001",
                                          "why": "it is not on the expand branch"}]  # fmt: skip
+
+
+def test_a_branch_label_in_a_linear_history_declares_no_phase(tmp_path: Path) -> None:
+    """Alembic copies a label to the whole branch: in a linear history, labelling one
+    revision expand (or contract-billing) labels them all, and must not hide a drop."""
+    ini = _rename_history(tmp_path / "p")
+    versions = tmp_path / "p" / "migrations" / "versions"
+    path = versions / "0004_r.py"
+    for label in ("expand", "contract"):
+        path.write_text(path.read_text().replace("down_revision = '0003'\n",
+                                                 f"down_revision = '0003'\nbranch_labels = "
+                                                 f"({label!r},)\n", 1))  # fmt: skip
+        found = json.loads(run_cli("-c", str(ini), "lint", "--json").stdout)["findings"]
+        assert ("0003", "drop-column") in {(f["revision"], f["rule"]) for f in found}
+        plan = run_cli("-c", str(ini), "--url", f"sqlite:///{tmp_path / label}.db", "upgrade",
+                       "--phase", "expand", "--json")  # fmt: skip
+        assert [s["revision"] for s in json.loads(plan.stdout)["steps"]] == ["0001", "0002"]
+        path.write_text(path.read_text().replace(f"branch_labels = ({label!r},)\n", ""))
+
+
+def test_expand_on_two_branches_runs_once_and_reports_what_it_did_before_a_failure(
+    tmp_path: Path,
+) -> None:
+    ini = make_project(tmp_path / "p", "generic")
+    versions = tmp_path / "p" / "migrations" / "versions"
+    _revision(versions, "0001", None,
+              '    op.create_table("t", sa.Column("id", sa.Integer, primary_key=True))',
+              '    op.drop_table("t")')  # fmt: skip
+    _revision(versions, "0002", "0001", '    op.create_table("a", sa.Column("id", sa.Integer))',
+              '    op.drop_table("a")', extra='phase = "expand"')  # fmt: skip
+    _revision(versions, "0003", "0001", "    raise RuntimeError('boom')", "    pass",
+              extra='phase = "expand"')  # fmt: skip
+    url = f"sqlite:///{tmp_path / 'db'}"
+    result = run_cli("-c", str(ini), "--url", url, "upgrade", "--phase", "expand", "--json")
+    assert result.exit_code == 2
+    data = json.loads(result.stdout)
+    assert data["failed"] == "0003" and "0001" in [s["revision"] for s in data["steps"]]

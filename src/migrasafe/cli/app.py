@@ -66,7 +66,9 @@ def _fail(
 
     if debug:
         click.echo(scrub(traceback.format_exc(), url), err=True, nl=False)
-    line = scrub(" ".join(message.split()), url)
+    from migrasafe.cli.plain import visible
+
+    line = visible(scrub(" ".join(message.split()), url))
     click.echo(f"migrasafe: error: {line}", err=True)
     if _wants_json():
         data: dict[str, object] = dict(partial or {})
@@ -382,10 +384,12 @@ def _logging(quiet: bool, verbose: int) -> None:
         return
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)-5.5s [%(name)s] %(message)s"))
+    handler.set_name("migrasafe -v")
     for name, level in (("alembic", logging.INFO), ("migrasafe", logging.DEBUG)):
         if name == "migrasafe" and verbose < 2:
             continue
         logger = logging.getLogger(name)
         logger.setLevel(level)
+        logger.handlers = [h for h in logger.handlers if h.get_name() != "migrasafe -v"]
         logger.addHandler(handler)
         logger.propagate = False  # env.py's own handlers would print each line twice

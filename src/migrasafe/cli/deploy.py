@@ -103,8 +103,6 @@ def _migrate(
     as_json: bool,
     phase: str | None = None,
 ) -> None:
-    import dataclasses
-
     import migrasafe.cli.render as render
     import migrasafe.deploy.migrate as migrate
 
@@ -122,23 +120,19 @@ def _migrate(
                                        "and no --sql")  # fmt: skip
             plan = plan_phase(project, phase)
             targets = plan.targets
-        results = [
-            run(project, each, sql=sql, lock_timeout=lock_timeout, waiting=_say_waiting,
-                deploy=deploy, retrying=_say_waiting, progress=report)
-            for each in targets
-        ]  # fmt: skip
-    if results:
-        result = dataclasses.replace(
-            results[-1], before=results[0].before,
-            steps=tuple(step for r in results for step in r.steps),
-        )  # fmt: skip
-    else:  # --phase with nothing to apply now
+        chosen: str | tuple[str, ...] = targets[0] if len(targets) == 1 else targets
+        result = None
+        if targets:
+            result = run(project, chosen, sql=sql, lock_timeout=lock_timeout,  # type: ignore[arg-type]
+                         waiting=_say_waiting, deploy=deploy, retrying=_say_waiting,
+                         progress=report)  # fmt: skip
+    if result is None:  # --phase with nothing to apply now
         current = plan.current if plan is not None else ()
         result = migrate.MigrationResult(direction, target, "", current, current)  # type: ignore[arg-type]
     data = result.to_dict() | ({"phase": plan.to_dict()} if plan is not None else {})
 
     def text() -> None:
-        if results:
+        if targets:
             render.migration_result(result)
         if plan is not None:
             render.phase_plan(plan)

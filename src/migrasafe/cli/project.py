@@ -175,7 +175,10 @@ def current(options: Options, check_heads: bool, as_json: bool) -> None:
     project = options.project()
     result = run_current(project)
     code = EXIT_OK
-    if check_heads and set(result.heads) != set(project.graph.get_heads()):
+    heads = set(project.graph.get_heads())
+    if check_heads and set(result.heads) != heads:
+        click.echo(f"migrasafe: the database is at {', '.join(result.heads) or 'base'}, not at "
+                   f"every head ({', '.join(sorted(heads))})", err=True)  # fmt: skip
         code = EXIT_FOUND
     _emit(as_json, result.to_dict(), lambda: render.current(result), code)
 

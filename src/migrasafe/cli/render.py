@@ -41,10 +41,11 @@ def _console() -> Console:
 
 
 def escape(text: str) -> str:
-    """rich's markup escaping, importing rich only for output that uses it."""
+    """rich's markup escaping (importing rich only for output that uses it), and control
+    characters shown, not obeyed (a revision's docstring, a driver's message)."""
     from rich.markup import escape as rich_escape
 
-    return rich_escape(text)
+    return rich_escape(plain.visible(text))
 
 
 def init_result(result: InitResult) -> None:

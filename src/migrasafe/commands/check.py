@@ -79,8 +79,11 @@ def check(project: Project) -> CheckResult:
     run_env(project, compare, template_args=revision_context.template_args,
             revision_context=revision_context)  # fmt: skip
     diffs: list[Any] = []
-    for ops in revision_context.generated_revisions[-1].upgrade_ops_list:
-        diffs.extend(ops.as_diffs())
+    # env.py's process_revision_directives may empty the list when nothing changed (the
+    # cookbook's "don't write an empty revision"): then there is nothing to report
+    for generated in revision_context.generated_revisions[-1:]:
+        for ops in generated.upgrade_ops_list:
+            diffs.extend(ops.as_diffs())
     found = []
     for diff in diffs:
         table, description = describe_diff(diff)

@@ -16,7 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from migrasafe.checks.lint.phases import PHASES, Phase, RevisionPhase, revision_phase
+from migrasafe.checks.lint.phases import (
+    PHASES,
+    Phase,
+    RevisionPhase,
+    branch_layout,
+    revision_phase,
+)
 from migrasafe.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -34,11 +40,12 @@ def revision_phases(project: Project, dialect: str | None = None) -> dict[str, R
     name = resolve_dialect(project, dialect)
     found: dict[str, RevisionPhase] = {}
     schema = Tables()  # replayed from base, as lint does: what each revision finds
+    layout = branch_layout(project.script)
     with Offline(project.config, project.script_directory, name) as offline:
         for script in apply_order(project.script):
             recorded = offline.record(script)
             view = RevisionLint(name, recorded, schema.copy())
-            found[script.revision] = revision_phase(script, recorded, view)
+            found[script.revision] = revision_phase(script, recorded, view, layout)
             for r in recorded.operations:
                 schema.apply(r.operation)
     return found
@@ -90,7 +97,7 @@ def plan(project: Project, phase: str, dialect: str | None = None) -> PhasePlan:
     chosen: list[str] = []
     waiting: list[tuple[str, str]] = []
     held: set[str] = set()
-    labels = _expand_labels(script)
+    labels = _expand_labels(script) if branch_layout(script) else []
     if labels and phase == "expand":  # the two-branch layout: Alembic's own expand@head
         along = {step.revision.revision for label in labels
                  for step in script._upgrade_revs(f"{label}@head", current)}  # type: ignore[arg-type]  # fmt: skip

@@ -201,6 +201,8 @@ def edit(project: Project, revision: str) -> EditResult:
     from migrasafe.commands.revisions import show
 
     paths = tuple(Path(found.path) for found in show(project, revision))
+    if not paths:  # `edit current` on a database at base
+        raise ProjectError(f"{revision!r} names no revision file (the database is at base?)")
     for path in paths:
         try:
             open_in_editor(str(path))

@@ -93,7 +93,7 @@ LOCK_TIMEOUT = 600.0
 
 def upgrade(
     project: Project,
-    target: str = "head",
+    target: str | tuple[str, ...] = "head",
     *,
     sql: bool = False,
     lock_timeout: float = LOCK_TIMEOUT,
@@ -107,11 +107,17 @@ def upgrade(
     ``waiting`` is told, once, when another run holds the migration lock;
     ``deploy`` sets the database's lock and statement timeouts and how often
     a revision that waited too long for a lock is retried (``retrying`` is
-    told each time); ``progress`` before each revision.
+    told each time); ``progress`` before each revision. Several targets (a tuple, as
+    ``upgrade --phase`` plans on branches) are reached in one run, under one lock.
     """
+    targets = (target,) if isinstance(target, str) else tuple(target)
     if sql:
-        return _offline(project, "upgrade", target)
-    migration = _Migration(project, "upgrade", target, lock_timeout, waiting, deploy)
+        return _offline(project, "upgrade", " ".join(targets))
+    migration = _Migration(project, "upgrade", " ".join(targets), lock_timeout, waiting, deploy)
+    if len(targets) > 1:
+        for each in targets:
+            check_target(project, each, "upgrade")
+        migration.destinations = targets
     migration.progress = progress
     return migration.run(retrying)
 
@@ -156,6 +162,9 @@ def stamp(
     for target in targets:
         check_target(project, target.rpartition(":")[2] if sql else target)
     target = " ".join(targets)
+    if sql and purge:
+        raise RevisionError("stamp --purge empties the version table, which --sql cannot show: "
+                            "drop one of them")  # fmt: skip
     if sql:
         starts = {t.split(":", 1)[0] for t in targets if ":" in t}
         if len(starts) > 1:
@@ -177,7 +186,7 @@ _RELATIVE = re.compile(r"(?:(?P<branch>[^@]+)@)?(?P<base>\w+)?(?P<step>[+-]\d+)"
 def _check_relative(target: str, direction: Direction | None) -> None:
     """A relative target is refused unless Alembic would read all of it, and go that way."""
     relative = target.rpartition("@")[2]
-    if "+" not in relative and "-" not in relative:
+    if not re.search(r"[+-]\d", relative):  # "my-feature" is a branch label, not a step
         return
     match = _RELATIVE.fullmatch(target)
     if match is None:
@@ -234,7 +243,8 @@ def _steps_to(
     head) is an error before any revision runs.
     """
     script = project.script
-    check_target(project, target, direction if direction != "stamp" else None)
+    if not destinations:  # stamp() and upgrade() checked each of theirs
+        check_target(project, target, direction)
 
     def steps(heads: tuple[str, ...], _context: MigrationContext) -> Any:
         current: Any = heads  # Alembic's own commands pass the heads tuple here too
@@ -243,7 +253,7 @@ def _steps_to(
             if direction == "stamp":
                 planned = list(script._stamp_revs(destinations or (target,), current))
             elif direction == "upgrade":
-                planned = list(script._upgrade_revs(target, current))
+                planned = list(script._upgrade_revs(destinations or target, current))  # type: ignore[arg-type]
             else:
                 planned = list(script._downgrade_revs(target, current))
         except Exception as exc:  # Alembic's CommandError, or a bare AssertionError

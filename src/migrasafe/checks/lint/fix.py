@@ -28,6 +28,8 @@ FIXES: dict[str, tuple[str, str]] = {
 }
 # alter_column's arguments that set_not_null takes; any other makes the call no plain SET NOT NULL
 _SET_NOT_NULL_KEEPS = {"schema", "existing_type", "existing_server_default"}
+# the keywords a safe form takes, where it does not take the operation's **kw
+_KEYWORDS = {"add_unique": {"schema"}}
 
 
 def advice(rule: str) -> str | None:
@@ -126,6 +128,11 @@ def _rewrite(source: str, lines: dict[int, str]) -> tuple[str, list[tuple[int, s
                 return updated
             if _literal_name(updated.args[0].value if updated.args else None) is None:
                 return updated  # unnamed (None, a variable): safe_op needs the name it validates
+            allowed = _KEYWORDS.get(FIXES[rule][1])
+            if allowed is not None and any(
+                a.keyword is not None and a.keyword.value not in allowed for a in updated.args
+            ):
+                return updated  # deferrable=, dialect options: the safe form cannot take them
             arguments: Sequence[cst.Arg] | None = updated.args
             if rule == "set-not-null":
                 arguments = _set_not_null_arguments(updated.args)

@@ -44,8 +44,28 @@ class RevisionPhase:
                 "reasons": list(self.reasons)}  # fmt: skip
 
 
-def declared_phase(script: Any) -> tuple[Phase | None, str | None]:
-    """The phase a revision declares (``phase = "expand"``), or its branch label says."""
+def _label_phase(label: str) -> Phase | None:
+    words = set(_LABEL_WORD.split(label.lower()))
+    found = [phase for phase in PHASES if phase in words]
+    return found[0] if len(found) == 1 else None
+
+
+def branch_layout(script_directory: Any) -> bool:
+    """Whether the project is laid out as an expand branch and a contract branch (heads
+    labelled each way). Only then does a branch label say a revision's phase: Alembic
+    copies a label to every revision of its branch, and in a linear history one label
+    covers them all."""
+    labelled = {
+        _label_phase(label)
+        for head in script_directory.get_revisions(script_directory.get_heads())
+        for label in (head.branch_labels if head is not None else ())
+    }
+    return {"expand", "contract"} <= labelled
+
+
+def declared_phase(script: Any, layout: bool = False) -> tuple[Phase | None, str | None]:
+    """The phase a revision declares (``phase = "expand"``), or, in the two-branch layout
+    (``layout``, see :func:`branch_layout`), its branch's label says."""
     value = getattr(getattr(script, "module", None), "phase", None)
     if value is not None:
         if value not in PHASES:
@@ -54,10 +74,11 @@ def declared_phase(script: Any) -> tuple[Phase | None, str | None]:
                 "the running release keeps working) or 'contract' (removes what it used)"
             )
         return value, "declared"
-    found = {word for label in script.branch_labels for word in _LABEL_WORD.split(label.lower())}
-    labelled = [phase for phase in PHASES if phase in found]
+    if not layout:
+        return None, None
+    labelled = {_label_phase(label) for label in script.branch_labels} - {None}
     if len(labelled) == 1:
-        return labelled[0], "branch-label"
+        return labelled.pop(), "branch-label"
     return None, None
 
 
@@ -176,10 +197,12 @@ def infer(recorded: RevisionOperations,
     return "expand", ()
 
 
-def revision_phase(script: Any, recorded: RevisionOperations,
-                   lint: RevisionLint | None = None) -> RevisionPhase:  # fmt: skip
+def revision_phase(
+    script: Any, recorded: RevisionOperations, lint: RevisionLint | None = None,
+    layout: bool = False,
+) -> RevisionPhase:  # fmt: skip
     """A revision's phase: as declared, else as inferred from ``recorded``."""
-    declared, source = declared_phase(script)
+    declared, source = declared_phase(script, layout)
     if declared is not None and source is not None:
         return RevisionPhase(script.revision, declared, source)  # type: ignore[arg-type]
     phase, reasons = infer(recorded, lint)

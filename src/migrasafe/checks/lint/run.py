@@ -18,7 +18,7 @@ from migrasafe.checks.lint.base import (
 )
 from migrasafe.checks.lint.fix import advice
 from migrasafe.checks.lint.operations import Offline, record_sql
-from migrasafe.checks.lint.phases import declared_phase
+from migrasafe.checks.lint.phases import branch_layout, declared_phase
 from migrasafe.checks.lint.replay import Tables
 from migrasafe.checks.lint.sql import split
 from migrasafe.checks.lint.suppress import (
@@ -241,6 +241,7 @@ def lint(
             chosen = select_revisions(project, since, git_base) or set()
             revisions = chosen if revisions is None else revisions & chosen
         every = apply_order(project.script)
+        layout = branch_layout(project.script)
         schema = Tables()  # replayed from base, through the revisions not linted too
         for script in every:
             recorded = offline.record(script)
@@ -250,7 +251,7 @@ def lint(
                 schema.apply(r.operation)
             if before is not None:
                 view = RevisionLint(name, recorded, before, pg_version, lock_timeout,
-                                    declared_phase=declared_phase(script)[0])  # fmt: skip
+                                    declared_phase=declared_phase(script, layout)[0])  # fmt: skip
                 judge.judge(view, script.revision, Suppressions(Path(script.path)))
     order = [s.revision for s in every if revisions is None or s.revision in revisions]
     return judge.report(name, order)
