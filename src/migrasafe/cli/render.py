@@ -103,14 +103,21 @@ def status(result: Status) -> None:
     if result.unverified:
         shown = ", ".join(result.unverified[:5])
         more = f" and {len(result.unverified) - 5} more" if len(result.unverified) > 5 else ""
+        label = style("Unverified:", "red") if result.strict else style("Note:", "yellow")
         lines.append(
-            f"{style('Unverified:', 'yellow')} {shown}{more}: applied without a recorded checksum "
-            "(by plain Alembic, or the record was lost), so an edit cannot be seen; review, then "
+            f"{label} {shown}{more} applied without a recorded checksum (by plain Alembic, "
+            "or the record was lost), so an edit cannot be seen; review, then run "
             "`migrasafe accept`"
         )
     if result.up_to_date:
-        clean = not result.modified and not result.unverified
-        lines.append(style("Up to date.", "green") if clean else "Up to date, but see above.")
+        failing = result.modified or result.half_applied or (result.strict and result.unverified)
+        if failing:
+            lines.append("Up to date, but see above.")
+        elif result.unverified:
+            lines.append(style("Up to date", "green") + f" ({len(result.unverified)} "
+                         "unverified revision(s): see the note above).")  # fmt: skip
+        else:
+            lines.append(style("Up to date.", "green"))
     else:
         lines.append(
             f"{style('Not up to date:', 'yellow')} {len(result.pending)} pending revision(s)."

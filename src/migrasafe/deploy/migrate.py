@@ -23,6 +23,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import sqlalchemy as sa
 from alembic.runtime.migration import MigrationContext
 from alembic.script import Script
 
@@ -212,7 +213,7 @@ class _Migration:
         self.raw_url: Any = None
         self.done: list[Step] = []
         self.heads: tuple[str, ...] | None = None
-        self.recorder = Recorder()
+        self.recorder = Recorder(project.script)
         self.check_lock: Callable[[], None] = lambda: None
         self.expect = expect_url(project)
 
@@ -238,11 +239,18 @@ class _Migration:
         callbacks = kw.get("on_version_apply") or ()
         callbacks = [callbacks] if callable(callbacks) else list(callbacks)
         kw["on_version_apply"] = [*callbacks, self.recorder, self.applied]
+        # Before each commit (each revision's, or the run's one): still ours to migrate?
+        # Checked at the commit rather than after each revision: a run in one transaction
+        # asks the lock's session once, not once per revision.
+        sa.event.listen(connection, "commit", self._before_commit)
+        self.locks.callback(sa.event.remove, connection, "commit", self._before_commit)
         return kw
 
-    def applied(self, *, ctx: Any, step: Any, heads: set[str], run_args: Any) -> None:
-        """After each revision, before its commit: still ours to migrate? Then count it."""
+    def _before_commit(self, _connection: Any) -> None:
         self.check_lock()
+
+    def applied(self, *, ctx: Any, step: Any, heads: set[str], run_args: Any) -> None:
+        """After each revision, before its commit: count it."""
         self.heads = tuple(sorted(heads))
         if not getattr(step, "is_stamp", False):
             rev = step.up_revision_id
@@ -256,7 +264,11 @@ class _Migration:
         before stay and the retry resumes at the one that waited.
         """
         project = self.project
-        steps = _steps_to(project, self.direction, self.target)
+        plan = _steps_to(project, self.direction, self.target)
+
+        def steps(heads: tuple[str, ...], context: MigrationContext) -> Any:
+            return self.recorder.follow(context, heads, plan(heads, context))
+
         for attempt in range(self.deploy.retries + 1):
             run = Run()
             self.locks, self.blockers = ExitStack(), lambda: None
