@@ -149,8 +149,11 @@ def history(result: History) -> None:
             if on
         ]
         parents = ", ".join(entry.down_revision) or "<base>"
+        if entry.depends_on:  # as Alembic shows them: "parent (dependencies) -> revision"
+            parents += f" ({', '.join(entry.depends_on)})"
+        branches = f" ({', '.join(entry.branch_labels)})" if entry.branch_labels else ""
         label = " " + style(f"({', '.join(marks)})", "bold") if marks else ""
-        lines.append(f"{parents} -> {entry.revision}{label}, {entry.message}")
+        lines.append(f"{parents} -> {entry.revision}{branches}{label}, {entry.message}")
     plain.write(lines)
 
 

@@ -64,6 +64,7 @@ def history(invocation: Invocation) -> History | None:
                 **entry,
                 "down_revision": tuple(entry["down_revision"]),
                 "branch_labels": tuple(entry["branch_labels"]),
+                "depends_on": tuple(entry["depends_on"]),
                 "is_current": entry["revision"] in current,
             }
         )
