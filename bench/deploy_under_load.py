@@ -35,6 +35,8 @@ from pathlib import Path
 import psycopg
 import sqlalchemy as sa
 
+sys.path.insert(0, str(Path(__file__).parent))
+
 from migrasafe import init
 
 BIN = Path(sys.executable).parent
@@ -136,12 +138,21 @@ def deploy(label: str, argv: list[str], cwd: Path, dsn: str, hold: float) -> str
 
 
 def main() -> None:
-    admin = (
-        sys.argv[1]
-        if len(sys.argv) > 1
-        else "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+    import argparse
+
+    from verify_vs_alembic import conditions
+
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    hold = float(sys.argv[2]) if len(sys.argv) > 2 else 20.0
+    parser.add_argument("admin", nargs="?", metavar="ADMIN_URL",
+                        default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
+                        help="a PostgreSQL server to create a temporary database on")  # fmt: skip
+    parser.add_argument("hold", nargs="?", type=float, default=20.0, metavar="HOLD_SECONDS",
+                        help="how long the report holds its lock (default: 20)")  # fmt: skip
+    args = parser.parse_args()
+    admin, hold = args.admin, args.hold
+    print(conditions([admin]))
     name = f"migrasafe_bench_{uuid.uuid4().hex[:8]}"
     engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
     with engine.connect() as conn:

@@ -192,6 +192,7 @@ class Recorder:
                planned: list[Any]) -> Iterator[Any]:  # fmt: skip
         """Alembic's steps, as they run; the table made and reconciled before the first."""
         connection = context.connection
+        self._written, self._ensured = set(), set()  # a retry starts over: its run rolled back
         if planned and connection is not None and not context.as_sql:
             schema = context.version_table_schema
             _table(schema).create(connection, checkfirst=True)
