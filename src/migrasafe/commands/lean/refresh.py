@@ -23,7 +23,6 @@ refreshed answer equals a cold run's.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import os
 from typing import Any
@@ -76,8 +75,10 @@ def _same_graph(old: dict[str, Any], new: dict[str, Any]) -> bool:
 
 
 def refresh(answers: dict[str, Any]) -> dict[str, Any] | None:
-    """``answers`` updated for the revision files changed since; None: answer cold."""
-    answers = copy.deepcopy(answers)
+    """``answers`` updated, in place, for the revision files changed since; None: answer cold.
+
+    (When it answers None, what it changed is thrown away with the rest.)
+    """
     files: list[dict[str, Any]] = answers["files"]
     by_path = {os.path.abspath(f["path"]): f for f in files}
     added: list[str] = []
