@@ -28,6 +28,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).parent))
 from sqlalchemy import orm
 
 from migrasafe.backfill import backfill
@@ -215,16 +217,26 @@ def run(label: str, engine: sa.Engine, rows: int) -> None:
 
 
 def main() -> None:
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    rows = int(args[0]) if args else 1_000_000
-    pg = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-    if "--pg" in sys.argv:
-        pg = sys.argv[sys.argv.index("--pg") + 1]
+    import argparse
+
+    from verify_vs_alembic import conditions
+
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("rows", nargs="?", type=int, default=1_000_000,
+                        help="books in the table (default: 1,000,000)")  # fmt: skip
+    parser.add_argument("--pg", metavar="URL",
+                        default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
+                        help="a PostgreSQL server to create a temporary database on")  # fmt: skip
+    parser.add_argument("--no-pg", action="store_true", help="SQLite only")
+    args = parser.parse_args()
+    print(conditions([] if args.no_pg else [args.pg]))
     with sqlite_engine() as engine:
-        run("SQLite", engine, rows)
-    if "--no-pg" not in sys.argv:
-        with postgresql_engine(pg) as engine:
-            run("PostgreSQL", engine, rows)
+        run("SQLite", engine, args.rows)
+    if not args.no_pg:
+        with postgresql_engine(args.pg) as engine:
+            run("PostgreSQL", engine, args.rows)
 
 
 if __name__ == "__main__":

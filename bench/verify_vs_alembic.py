@@ -21,14 +21,17 @@ v <= 3x (a) on every row, time per revision at 1,000 within 20% of that at
 200, and v no slower than (b) while checking data that (a) and (b) do not.
 (a) and (v) run three times each (--repeat N), alternately; the fastest of each
 counts. Run: python bench/verify_vs_alembic.py [200,1000] [--pg URL]
-[--mysql URL] [--no-pytest-alembic] [--repeat N]
+[--mysql URL] [--no-pytest-alembic] [--repeat N]; --help for the options.
 """
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
+import platform
 import re
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -41,6 +44,7 @@ from alembic import command
 from migrasafe import init, load_project
 from migrasafe.checks.verify import verify
 from migrasafe.db.dialects import database_for
+from migrasafe.db.urls import redact
 
 TEMPLATE = '''"""Revision {n}"""
 from alembic import op
@@ -209,23 +213,51 @@ class _sqlite:
         pass
 
 
+def conditions(servers: list[str]) -> str:
+    """What a figure depends on: the machine, the versions, the database servers."""
+    import importlib.metadata as metadata
+
+    versions = ", ".join(
+        f"{name} {metadata.version(name)}" for name in ("alembic", "sqlalchemy", "migrasafe")
+    )
+    lines = [
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.system()} "
+        f"{platform.release()}; Python {sys.version.split()[0]}; {versions}; "
+        f"SQLite {sqlite3.sqlite_version}"
+    ]
+    lines += [f"database: {_version(url)} at {redact(url)}" for url in servers]
+    return "\n".join(lines)
+
+
+def bench_parser(doc: str | None, sizes: str, repeat: int = 3) -> argparse.ArgumentParser:
+    """The options every benchmark here shares: sizes, --pg URL, --repeat N."""
+    parser = argparse.ArgumentParser(
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("sizes", nargs="?", default=sizes,
+                        help=f"revision counts, comma-separated (default: {sizes})")  # fmt: skip
+    parser.add_argument("--pg", metavar="URL", default=os.environ.get("MIGRASAFE_BENCH_PG"),
+                        help="a PostgreSQL server (default: $MIGRASAFE_BENCH_PG; "
+                        "none: SQLite only)")  # fmt: skip
+    parser.add_argument("--repeat", type=int, default=repeat,
+                        help=f"runs of each measurement (default: {repeat})")  # fmt: skip
+    return parser
+
+
 def main() -> None:
-    if {"-h", "--help"} & set(sys.argv[1:]):
-        print(__doc__)
-        return
-    args = [a for a in sys.argv[1:2] if not a.startswith("--")]
-    sizes = [int(n) for n in (args[0] if args else "200,1000").split(",")]
-    with_pa = "--no-pytest-alembic" not in sys.argv
-    server = os.environ.get("MIGRASAFE_BENCH_PG")
-    if "--pg" in sys.argv:
-        server = sys.argv[sys.argv.index("--pg") + 1]
-    repeat = int(sys.argv[sys.argv.index("--repeat") + 1]) if "--repeat" in sys.argv else 3
-    mysql = sys.argv[sys.argv.index("--mysql") + 1] if "--mysql" in sys.argv else None
+    parser = bench_parser(__doc__, "200,1000")
+    parser.add_argument("--mysql", metavar="URL", help="a MySQL or MariaDB server")
+    parser.add_argument("--no-pytest-alembic", dest="with_pa", action="store_false",
+                        help="skip (b), pytest-alembic's tests")  # fmt: skip
+    args = parser.parse_args()
+    sizes = [int(n) for n in args.sizes.split(",")]
+    server, mysql, repeat, with_pa = args.pg, args.mysql, args.repeat, args.with_pa
     databases = [("SQLite", None)] + ([("PostgreSQL", server)] if server else [])
     databases += (
         [("MariaDB" if mysql and "maria" in _version(mysql) else "MySQL", mysql)] if mysql else []
     )
-    print(f"Python {sys.version.split()[0]}, in process (imports done); verify: 20 rows per "
+    print(conditions([url for _, url in databases if url]))
+    print("in process (imports done); verify: 20 rows per "
           "table, schema and data compared after every step; (a) and (v): fastest of "
           f"{repeat} alternate runs")  # fmt: skip
     print(f"{'database':<11}{'revisions':>9}{'(a) alembic':>13}{'(b) pytest-alembic':>20}"

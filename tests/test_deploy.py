@@ -177,3 +177,120 @@ def test_validate_given_a_database_reports_edited_scripts(library: Path, db_url:
     assert [(f["rule"], f["revision"]) for f in findings] == [("modified-after-apply", "0001")]
     without = run_cli("-c", str(library), "--url", db_url, "validate", "--no-database")
     assert without.exit_code == 0
+
+
+def _plain_alembic(ini: Path, url: str, verb: str, target: str) -> None:
+    """What a teammate runs without migrasafe: Alembic's own command."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config(str(ini))
+    config.set_main_option("sqlalchemy.url", url)
+    config.attributes["configure_logger"] = False
+    getattr(command, verb)(config, target)
+
+
+def _checksummed(url: str) -> list[str]:
+    return sorted(str(r[0]) for r in query(url, "SELECT revision FROM migrasafe_checksums"))
+
+
+def test_a_plain_downgrade_leaves_no_checksum_to_vouch_for_a_plain_reapply(
+    library: Path, db_url: str
+) -> None:
+    """Rows of revisions plain Alembic reverted are stale: the next migrasafe write drops them,
+    so when plain Alembic applies those revisions again, status calls them unverified."""
+    cli = ("-c", str(library), "--url", db_url)
+    assert run_cli(*cli, "upgrade").exit_code == 0
+    _plain_alembic(library, db_url, "downgrade", "0001")
+    stale = json.loads(run_cli(*cli, "status", "--json").stdout)
+    assert stale["unverified"] == [] and stale["modified"] == []  # stale rows are ignored
+    assert run_cli(*cli, "accept").exit_code == 0  # a migrasafe write
+    assert _checksummed(db_url) == ["0001"]
+    _plain_alembic(library, db_url, "upgrade", "head")
+    data = json.loads(run_cli(*cli, "status", "--json").stdout)
+    assert data["unverified"] == ["0002", "0003"]
+
+
+def test_upgrade_forgets_the_checksums_a_plain_downgrade_left(library: Path, db_url: str) -> None:
+    cli = ("-c", str(library), "--url", db_url)
+    assert run_cli(*cli, "upgrade").exit_code == 0
+    _plain_alembic(library, db_url, "downgrade", "0001")
+    assert _checksummed(db_url) == ["0001", "0002", "0003"]
+    assert run_cli(*cli, "upgrade", "0002").exit_code == 0
+    assert _checksummed(db_url) == ["0001", "0002"]
+
+
+def test_reconcile_forgets_the_checksums_of_revisions_a_plain_stamp_left(
+    library: Path, db_url: str
+) -> None:
+    """The library function a stamp calls: rows of revisions no longer applied go."""
+    import sqlalchemy as sa
+
+    from migrasafe import load_project
+    from migrasafe.deploy.checksums import reconcile
+
+    assert run_cli("-c", str(library), "--url", db_url, "upgrade").exit_code == 0
+    _plain_alembic(library, db_url, "stamp", "0001")
+    project = load_project(library, url=db_url)
+    engine = sa.create_engine(db_url, poolclass=sa.NullPool)
+    try:
+        with engine.begin() as connection:
+            assert reconcile(connection, project.script) == ("0002", "0003")
+            assert reconcile(connection, project.script) == ()
+            assert reconcile(connection, project.script, heads=()) == ("0001",)
+    finally:
+        engine.dispose()
+    assert _checksummed(db_url) == []
+
+
+def test_checksums_cost_no_statement_per_revision_on_postgresql(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """psycopg sends each checksum with Alembic's version statement: as many per revision."""
+    import sqlalchemy as sa
+    from alembic import command
+
+    import migrasafe
+
+    ini = make_project(tmp_path / "p", "generic")
+    versions = tmp_path / "p" / "migrations" / "versions"
+    for n in range(1, 7):
+        down = f"'{n - 1:04d}'" if n > 1 else "None"
+        (versions / f"{n:04d}_t.py").write_text(
+            f'"""t{n}"""\nfrom alembic import op\n\nrevision = "{n:04d}"\n'
+            f"down_revision = {down}\n\n\ndef upgrade() -> None:\n"
+            f'    op.execute("CREATE TABLE t{n} (id int)")\n\n\n'
+            f'def downgrade() -> None:\n    op.execute("DROP TABLE t{n}")\n'
+        )
+    project = migrasafe.load_project(ini, url=pg_url)
+    project.config.attributes["configure_logger"] = False
+    sent: list[str] = []
+
+    def count(*args: object) -> None:
+        sent.append(str(args[2]))
+
+    def statements(run: object, target: str) -> int:
+        sent.clear()
+        sa.event.listen(sa.engine.Engine, "before_cursor_execute", count)
+        try:
+            run(target)  # type: ignore[operator]
+        finally:
+            sa.event.remove(sa.engine.Engine, "before_cursor_execute", count)
+        return len(sent)
+
+    per_revision = {}
+    for name, up, down in (
+        ("alembic", lambda t: command.upgrade(project.config, t),
+         lambda: command.downgrade(project.config, "base")),
+        ("migrasafe", lambda t: migrasafe.upgrade(project, t),
+         lambda: migrasafe.downgrade(project, "base")),
+    ):  # fmt: skip
+        statements(up, "0001")  # the first run makes the bookkeeping tables
+        down()
+        two = statements(up, "0002")
+        down()
+        six = statements(up, "0006")
+        down()
+        per_revision[name] = (six - two) / 4
+    assert per_revision["migrasafe"] == per_revision["alembic"], per_revision
+    assert sorted(r[0] for r in query(pg_url, "SELECT revision FROM migrasafe_checksums")) == []

@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from migrasafe import load_project
 from migrasafe.commands.lean.commands import _applied
@@ -137,7 +139,7 @@ def test_a_cached_answer_is_never_used_once_what_it_came_from_changed(tmp_path: 
         "def upgrade():\n    pass\n\n\ndef downgrade():\n    pass\n"
     )
     status, lean = _warm(project, cache, first)
-    assert not lean and status["pending"] == ["4d"]
+    assert lean and status["pending"] == ["4d"]  # the new file read alone, nothing else
 
     # a module env.py imports (its models) changed
     _warm(project, cache, first)
@@ -209,3 +211,195 @@ def test_lean_graph_answers_are_alembics_revision_map(tmp_path: Path, seed: int)
         except Exception:  # heads no database can have (one the other's ancestor)
             continue
         assert _applied(answers, current) == expected, current
+
+
+# -- after an edit of revision files alone: the answers are a cold run's --------------
+
+Declared = dict[str, tuple[object, ...]]
+
+
+def _write_revision(versions: Path, revision: str, declared: dict[str, object]) -> None:
+    down, depends, labels = declared["down"], declared["depends"], declared["labels"]
+    body = declared.get("body", "pass")
+    (versions / f"{revision}.py").write_text(
+        f'"""{declared.get("doc", "Revision " + revision)}\n\nMore words."""\n'
+        f"revision = {revision!r}\n"
+        f"down_revision = {down!r}\n"
+        f"branch_labels = {labels!r}\n"
+        f"depends_on = {depends!r}\n\n"
+        f"def upgrade():\n    {body}\n\n\ndef downgrade():\n    pass\n"
+    )
+
+
+EDITS = st.lists(
+    st.tuples(
+        st.sampled_from(["body", "doc", "add_on_head", "add_anywhere", "delete", "down",
+                         "labels", "depends"]),
+        st.integers(min_value=0, max_value=10_000),
+    ),
+    min_size=1,
+    max_size=4,
+)  # fmt: skip
+
+
+def _answers(ini: Path, url: str) -> tuple[object, object]:
+    """history and status as the CLI computes them: the lean path, else cold (and cached)."""
+    import migrasafe.commands.lean as lean
+    from migrasafe.commands.history import history
+    from migrasafe.commands.status import status
+    from migrasafe.errors import MigrasafeError
+
+    invocation = lean.Invocation(config=(str(ini),), url=url)
+
+    def load() -> object:
+        return load_project(ini, url=url)
+
+    try:
+        found_history = lean.answer(invocation, lean.history, history, load)  # type: ignore[arg-type]
+        found_status = lean.answer(invocation, lean.status, status, load)  # type: ignore[arg-type]
+    except MigrasafeError as exc:
+        return str(exc), None
+    return [e.to_dict() for e in found_history.entries], found_status.to_dict()
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(min_value=0, max_value=10_000), edits=EDITS)
+def test_after_editing_revision_files_the_cached_answers_are_a_cold_runs(
+    seed: int, edits: list[tuple[str, int]]
+) -> None:
+    """Edits of revision files alone (env.py as it was): the warm answer, refreshed from
+    the changed files only, equals a cold run's; edits it cannot follow go cold."""
+    import sqlite3
+    import tempfile
+
+    rng = random.Random(seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        ini = make_project(root / "p", "generic")
+        versions = root / "p" / "migrations" / "versions"
+        history: dict[str, dict[str, object]] = {}
+        order: list[str] = []
+        labelled, branchy = rng.random() < 0.3, rng.random() < 0.4  # most histories: neither
+        for number in range(8):
+            revision = f"r{number:02d}"
+            down: object = None
+            if order:
+                down = rng.choice(order) if branchy and rng.random() < 0.3 else order[-1]
+            label = f"lab{number}" if labelled and rng.random() < 0.3 else None
+            history[revision] = {"down": down, "depends": None, "labels": label}
+            order.append(revision)
+            _write_revision(versions, revision, history[revision])
+        database = root / "app.db"
+        with sqlite3.connect(database) as connection:
+            connection.execute("CREATE TABLE alembic_version (version_num VARCHAR(32))")
+            connection.execute("INSERT INTO alembic_version VALUES (?)", (order[1],))
+        url = f"sqlite:///{database}"
+        environ = dict(os.environ)
+        os.environ["MIGRASAFE_CACHE_DIR"] = str(root / "cache")
+        try:
+            _answers(ini, url)  # cold: fills the cache
+            assert _answers(ini, url) is not None
+            for kind, pick in edits:
+                _edit(versions, history, order, kind, pick)
+                got = _answers(ini, url)
+                os.environ["MIGRASAFE_NO_CACHE"] = "1"
+                try:
+                    expected = _answers(ini, url)
+                finally:
+                    del os.environ["MIGRASAFE_NO_CACHE"]
+                assert got == expected, (kind, pick)
+        finally:
+            os.environ.clear()
+            os.environ.update(environ)
+
+
+def _edit(versions: Path, history: dict[str, dict[str, object]], order: list[str], kind: str,
+          pick: int) -> None:  # fmt: skip
+    """One edit of the revision files, as a developer makes them."""
+    if not order:
+        return
+    target = order[pick % len(order)]
+    declared = history[target]
+    referenced = {d for r in order for d in _downs(history[r])}
+    heads = [r for r in order if r not in referenced]
+    if kind == "body":
+        declared["body"] = f"x = {pick}"
+    elif kind == "doc":
+        declared["doc"] = f"Edited {pick}"
+    elif kind in ("add_on_head", "add_anywhere"):
+        revision = f"n{len(order):02d}x{pick}"
+        parent = heads[pick % len(heads)] if kind == "add_on_head" else target
+        history[revision] = {"down": parent, "depends": None, "labels": None}
+        order.append(revision)
+        _write_revision(versions, revision, history[revision])
+        return
+    elif kind == "delete":
+        (versions / f"{target}.py").unlink()
+        order.remove(target)
+        del history[target]
+        return
+    elif kind == "down":
+        earlier = order[: order.index(target)]
+        declared["down"] = earlier[pick % len(earlier)] if earlier else None
+    elif kind == "labels":
+        declared["labels"] = None if declared["labels"] else f"label{pick}"
+    elif kind == "depends":
+        earlier = order[: order.index(target)]
+        declared["depends"] = earlier[pick % len(earlier)] if earlier else None
+    _write_revision(versions, target, declared)
+
+
+def _downs(declared: dict[str, object]) -> tuple[object, ...]:
+    down = declared["down"]
+    return down if isinstance(down, tuple) else (() if down is None else (down,))
+
+
+def test_a_body_edit_or_a_new_head_is_answered_without_a_cold_run(tmp_path: Path) -> None:
+    """Only the changed files are read again: no Alembic, no env.py."""
+    make_project(tmp_path / "p", "library")
+    project, cache = tmp_path / "p", tmp_path / "cache"
+    up, _ = migrasafe("upgrade", "0002", cwd=project, cache=None)
+    assert up.returncode == 0, up.stderr
+    versions = project / "migrations" / "versions"
+    migrasafe("history", cwd=project, cache=cache)
+    script = next(versions.glob("0002_*.py"))
+    script.write_text(script.read_text().replace('"""', '"""Edited: ', 1))
+    (versions / "0004_more.py").write_text(
+        '"""More."""\nrevision = "0004"\ndown_revision = "0003"\n\n'
+        "def upgrade():\n    pass\n\n\ndef downgrade():\n    pass\n"
+    )
+    for command in (("history",), ("status", "--json")):
+        warm, imported = migrasafe(*command, cwd=project, cache=cache)
+        cold, _ = migrasafe(*command, cwd=project, cache=None)
+        assert (warm.returncode, warm.stdout) == (cold.returncode, cold.stdout), warm.stderr
+        assert not imported & set(HEAVY), (command, imported & set(HEAVY))
+    (versions / "0004_more.py").unlink()
+    warm, imported = migrasafe("history", cwd=project, cache=cache)
+    cold, _ = migrasafe("history", cwd=project, cache=None)
+    assert warm.stdout == cold.stdout and "0004" not in warm.stdout
+    assert "0002 -> 0003 (head), " in warm.stdout and "Edited: " in warm.stdout
+    assert not imported & set(HEAVY), imported & set(HEAVY)
+
+
+def test_a_branch_label_that_is_no_literal_sends_only_its_own_file_cold(tmp_path: Path) -> None:
+    make_project(tmp_path / "p", "library")
+    project, cache = tmp_path / "p", tmp_path / "cache"
+    versions = project / "migrations" / "versions"
+    script = next(versions.glob("0001_*.py"))
+    text = script.read_text()
+    declared = "branch_labels: Union[str, Sequence[str], None] = None"
+    assert declared in text
+    script.write_text(text.replace(declared, 'LABEL = "books"\nbranch_labels = (LABEL,)'))
+    _same_three_ways(("history",), project, cache)
+    warm, imported = migrasafe("history", cwd=project, cache=cache)
+    assert "0001 (books)" in warm.stdout  # as Alembic shows a branch label
+    assert not imported & set(HEAVY), imported & set(HEAVY)
+    other = next(versions.glob("0003_*.py"))
+    other.write_text(other.read_text() + "\n# edited\n")  # another file: still warm
+    warm, imported = migrasafe("history", cwd=project, cache=cache)
+    assert not imported & set(HEAVY), imported & set(HEAVY)
+    script.write_text(script.read_text().replace('"books"', '"shelf"'))  # its own file: cold
+    warm, imported = migrasafe("history", cwd=project, cache=cache)
+    cold, _ = migrasafe("history", cwd=project, cache=None)
+    assert warm.stdout == cold.stdout and "0001 (shelf)" in warm.stdout
+    assert "alembic" in imported

@@ -120,6 +120,8 @@ def test_a_blocked_revision_is_retried_and_applied_once_the_blocker_ends(
     if blocker is not None:  # PostgreSQL names who was blocking
         assert f"blocked by server process {blocker} (nightly-report" in retries[-1]
     assert _version(db_url) == [("0002",)]
+    checksummed = query(db_url, "SELECT revision FROM migrasafe_checksums ORDER BY revision")
+    assert checksummed == [("0001",), ("0002",)]  # the retried revision's checksum too
 
 
 def test_when_retries_run_out_the_error_names_the_revision_and_the_blocker(

@@ -22,7 +22,7 @@ def test_status_exits_1_before_upgrade_and_0_after(library: Path, db_url: str) -
     assert json.loads(after.stdout) | {"url": None} == {
         "url": None, "version_table": "alembic_version", "current": ["0003"], "heads": ["0003"],
         "pending": [], "unknown": [], "modified": [], "unverified": [], "half_applied": [],
-        "up_to_date": True,
+        "up_to_date": True, "strict": False, "ok": True,
     }  # fmt: skip
 
 
@@ -122,18 +122,54 @@ def test_url_from_environment_variable(library: Path, db_url: str) -> None:
 def test_revisions_applied_without_a_checksum_are_unverified_until_accepted(
     library: Path, db_url: str
 ) -> None:
-    """Plain Alembic, or a deleted record: status says so instead of "Up to date"."""
+    """Plain Alembic, or a deleted record: a note (a failure with --strict) until accepted."""
     assert run_cli("-c", str(library), "--url", db_url, "upgrade").exit_code == 0
     query(db_url, "DELETE FROM migrasafe_checksums WHERE revision = '0002'")
     result = run_cli("-c", str(library), "--url", db_url, "status", "--json")
-    assert result.exit_code == 1
+    assert result.exit_code == 0
     data = json.loads(result.stdout)
     assert data["unverified"] == ["0002"] and data["up_to_date"] is True
+    assert data["strict"] is False and data["ok"] is True
+    strict = run_cli("-c", str(library), "--url", db_url, "status", "--strict", "--json")
+    assert strict.exit_code == 1
+    assert json.loads(strict.stdout) | {"strict": None, "ok": None} == data | {
+        "strict": None, "ok": None
+    }  # fmt: skip
+    assert json.loads(strict.stdout)["strict"] is True
     text = run_cli("-c", str(library), "--url", db_url, "status")
-    assert "Unverified: 0002" in text.stdout and "Up to date." not in text.stdout
+    assert "Note: 0002 applied without a recorded checksum" in text.stdout
+    assert "migrasafe accept" in text.stdout and "but see above" not in text.stdout
+    strict_text = run_cli("-c", str(library), "--url", db_url, "status", "--strict")
+    assert "Unverified: 0002" in strict_text.stdout
+    assert "Up to date, but see above." in strict_text.stdout
     query(db_url, "DROP TABLE migrasafe_checksums")
     data = json.loads(run_cli("-c", str(library), "--url", db_url, "status", "--json").stdout)
     assert data["unverified"] == ["0001", "0002", "0003"]
     accepted = run_cli("-c", str(library), "--url", db_url, "accept", "--json")
     assert json.loads(accepted.stdout)["accepted"] == ["0001", "0002", "0003"]
-    assert run_cli("-c", str(library), "--url", db_url, "status").exit_code == 0
+    assert run_cli("-c", str(library), "--url", db_url, "status", "--strict").exit_code == 0
+
+
+def test_a_database_migrated_by_plain_alembic_passes_status_with_a_note(
+    library: Path, db_url: str
+) -> None:
+    """Adopting migrasafe in CI: exit 0 and a note, until --strict (or accept)."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config(str(library))
+    config.set_main_option("sqlalchemy.url", db_url)
+    config.attributes["configure_logger"] = False
+    command.upgrade(config, "head")
+    result = run_cli("-c", str(library), "--url", db_url, "status")
+    assert result.exit_code == 0, result.stdout
+    assert "Note: 0001, 0002, 0003 applied without a recorded checksum" in result.stdout
+    assert "Up to date (3 unverified revision(s): see the note above)." in result.stdout
+    assert run_cli("-c", str(library), "--url", db_url, "status", "--strict").exit_code == 1
+    # An edit after applying stays a failure without --strict.
+    assert run_cli("-c", str(library), "--url", db_url, "accept").exit_code == 0
+    script = next((library.parent / "migrations" / "versions").glob("0002_*.py"))
+    script.write_text(script.read_text() + "\n# edited\n")
+    edited = run_cli("-c", str(library), "--url", db_url, "status", "--json")
+    assert edited.exit_code == 1
+    assert [m["revision"] for m in json.loads(edited.stdout)["modified"]] == ["0002"]

@@ -36,19 +36,26 @@ def init(directory: str, template: str, as_json: bool) -> None:
 
 
 @main.command()
+@click.option(
+    "--strict", is_flag=True, help="Fail (exit 1) on revisions applied without a checksum too."
+)
 @json_option
 @pass_options
-def status(options: Options, as_json: bool) -> None:
+def status(options: Options, strict: bool, as_json: bool) -> None:
     """Show applied, pending, unknown and modified revisions, read from the database.
 
     Exits 0 when the database is at the head(s) and no applied script was
-    edited since it was applied; 1 otherwise.
+    edited since it was applied; 1 otherwise. Revisions applied without a
+    recorded checksum (by plain Alembic) are a note, until `migrasafe accept`
+    records them; with --strict they fail the status too.
     """
     import migrasafe.cli.render as render
     import migrasafe.commands.lean as lean
     from migrasafe.commands.status import status as run_status
 
-    result = lean.answer(options.invocation(), lean.status, run_status, options.project)
+    result = lean.answer(options.invocation(), lambda found: lean.status(found, strict),
+                         lambda project: run_status(project, strict=strict),
+                         options.project)  # fmt: skip
     code = EXIT_OK if result.ok else EXIT_FOUND
     _emit(as_json, result.to_dict(), lambda: render.status(result), code)
 

@@ -57,29 +57,31 @@ def init_result(result: InitResult) -> None:
 
 
 def migration_result(result: MigrationResult, *, partial: bool = False) -> None:
-    """What a run did; ``partial``: what it did before it failed (the error follows)."""
-    out = _console()
+    """What a run did; ``partial``: what it did before it failed (the error follows).
+
+    Written without rich: a long upgrade prints a line per revision, and rich's
+    rendering of 500 lines costs a twentieth of the upgrade itself.
+    """
     if result.sql is not None:
         sys.stdout.write(result.sql)
         return
     if result.direction == "stamp":
-        out.print(f"Stamped {escape(result.url)}: {', '.join(result.before) or 'base'} -> "
-                  f"{', '.join(result.after) or 'base'} (no migration ran).")  # fmt: skip
+        was, now = ", ".join(sorted(result.before)), ", ".join(sorted(result.after))
+        plain.write([f"Stamped {result.url}: {was or 'base'} -> {now or 'base'} "
+                     "(no migration ran)."])  # fmt: skip
         return
+    style = plain.Styler(sys.stdout)
     verb = "Applied" if result.direction == "upgrade" else "Reverted"
+    lines = [f"{verb} {style(step.revision, 'bold')}  {step.message}" for step in result.steps]
     if partial:
-        for step in result.steps:
-            out.print(f"{verb} [bold]{step.revision}[/]  {escape(step.message)}")
         if result.failed:
-            out.print(f"[red]Failed[/]  [bold]{result.failed}[/]")
-        return
-    if not result.steps:
-        out.print(f"Nothing to do: {escape(result.url)} is already at "
-                  f"{', '.join(result.after) or 'base'}.")  # fmt: skip
-        return
-    for step in result.steps:
-        out.print(f"{verb} [bold]{step.revision}[/]  {escape(step.message)}")
-    out.print(f"{escape(result.url)} is now at {', '.join(result.after) or 'base'}.")
+            lines.append(f"{style('Failed', 'red')}  {style(result.failed, 'bold')}")
+    elif not result.steps:
+        lines.append(f"Nothing to do: {result.url} is already at "
+                     f"{', '.join(result.after) or 'base'}.")  # fmt: skip
+    else:
+        lines.append(f"{result.url} is now at {', '.join(result.after) or 'base'}.")
+    plain.write(lines)
 
 
 def status(result: Status) -> None:
@@ -114,17 +116,24 @@ def status(result: Status) -> None:
     if result.unverified:
         shown = ", ".join(result.unverified[:5])
         more = f" and {len(result.unverified) - 5} more" if len(result.unverified) > 5 else ""
+        label = style("Unverified:", "red") if result.strict else style("Note:", "yellow")
         lines.append(
-            f"{style('Unverified:', 'yellow')} {shown}{more}: applied without a recorded checksum "
-            "(by plain Alembic, or the record was lost), so an edit cannot be seen; review, then "
+            f"{label} {shown}{more} applied without a recorded checksum (by plain Alembic, "
+            "or the record was lost), so an edit cannot be seen; review, then run "
             "`migrasafe accept`"
         )
     if result.up_to_date and result.half_applied:
         lines.append(f"{style('Not up to date:', 'red')} {len(result.half_applied)} "
                      "half-applied revision(s), see above.")  # fmt: skip
     elif result.up_to_date:
-        clean = not result.modified and not result.unverified
-        lines.append(style("Up to date.", "green") if clean else "Up to date, but see above.")
+        failing = result.modified or (result.strict and result.unverified)
+        if failing:
+            lines.append("Up to date, but see above.")
+        elif result.unverified:
+            lines.append(style("Up to date", "green") + f" ({len(result.unverified)} "
+                         "unverified revision(s): see the note above).")  # fmt: skip
+        else:
+            lines.append(style("Up to date.", "green"))
     else:
         lines.append(
             f"{style('Not up to date:', 'yellow')} {len(result.pending)} pending revision(s)."
@@ -159,8 +168,11 @@ def history(result: History) -> None:
             if on
         ]
         parents = ", ".join(entry.down_revision) or "<base>"
+        if entry.depends_on:  # as Alembic shows them: "parent (dependencies) -> revision"
+            parents += f" ({', '.join(entry.depends_on)})"
+        branches = f" ({', '.join(entry.branch_labels)})" if entry.branch_labels else ""
         label = " " + style(f"({', '.join(marks)})", "bold") if marks else ""
-        lines.append(f"{parents} -> {entry.revision}{label}, {entry.message}")
+        lines.append(f"{parents} -> {entry.revision}{branches}{label}, {entry.message}")
     plain.write(lines)
 
 

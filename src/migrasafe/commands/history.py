@@ -28,11 +28,13 @@ class HistoryEntry:
     is_branch_point: bool
     is_merge_point: bool
     branch_labels: tuple[str, ...]
+    depends_on: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, object]:
         data: dict[str, object] = dict(self.__dict__)  # asdict's deep copy is slow on thousands
         data["down_revision"] = list(self.down_revision)
         data["branch_labels"] = list(self.branch_labels)
+        data["depends_on"] = list(self.depends_on)
         return data
 
 
@@ -57,6 +59,7 @@ def _entry(script: Script, current: tuple[str, ...]) -> HistoryEntry:
         is_branch_point=script.is_branch_point,
         is_merge_point=script.is_merge_point,
         branch_labels=tuple(sorted(script.branch_labels)),
+        depends_on=as_tuple(script.dependencies),
     )
 
 

@@ -21,7 +21,9 @@ class Status:
     ``modified`` lists applied revisions whose script was edited afterwards;
     ``unverified`` those applied without a recorded checksum (by plain
     Alembic, or the record was deleted): nothing says their scripts are the
-    ones that ran, until ``accept`` records them.
+    ones that ran, until ``accept`` records them. They are a note, not a
+    failure (a database migrated by plain Alembic adopting migrasafe has
+    nothing but), unless ``strict``.
     """
 
     url: str
@@ -33,6 +35,7 @@ class Status:
     modified: tuple[Modified, ...] = field(default_factory=tuple)
     unverified: tuple[str, ...] = ()
     half_applied: tuple[str, ...] = ()  # failed midway on MySQL: some of their DDL stayed
+    strict: bool = False  # unverified revisions fail the status too
 
     @property
     def up_to_date(self) -> bool:
@@ -40,9 +43,12 @@ class Status:
 
     @property
     def ok(self) -> bool:
-        """Nothing to apply or unknown; every applied script recorded and unchanged."""
+        """Nothing to apply or unknown, no applied script edited; if ``strict``, none unverified."""
         return (
-            self.up_to_date and not self.modified and not self.unverified and not self.half_applied
+            self.up_to_date
+            and not self.modified
+            and not self.half_applied
+            and not (self.strict and self.unverified)
         )
 
     def to_dict(self) -> dict[str, object]:
@@ -57,11 +63,16 @@ class Status:
             "unverified": list(self.unverified),
             "half_applied": list(self.half_applied),
             "up_to_date": self.up_to_date,
+            "strict": self.strict,
+            "ok": self.ok,
         }
 
 
-def status(project: Project) -> Status:
-    """Compare the revisions recorded in the database with the script directory."""
+def status(project: Project, *, strict: bool = False) -> Status:
+    """Compare the revisions recorded in the database with the script directory.
+
+    ``strict``: unverified revisions make the status fail (``ok`` false).
+    """
     from migrasafe.deploy.checksums import modified, read_state
     from migrasafe.project.graph import applied, apply_order, is_defined
 
@@ -86,4 +97,5 @@ def status(project: Project) -> Status:
             for s in apply_order(script)
             if s.revision in done and s.revision not in recorded
         ),
+        strict=strict,
     )

@@ -14,7 +14,7 @@ import functools
 import getpass
 import os
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,17 +95,165 @@ def record(
         connection.execute(table.insert(), rows)
 
 
-class Recorder:
-    """Alembic's ``on_version_apply`` hook: each revision's checksum, in its own transaction.
+def reconcile(
+    connection: Connection,
+    graph: ScriptDirectory,
+    *,
+    version_table: str = "alembic_version",
+    schema: str | None = None,
+    heads: Iterable[str] | None = None,
+) -> tuple[str, ...]:
+    """Forget the checksums of revisions the version table no longer has applied.
 
-    Alembic calls it right after it updates the version table, on the same
-    connection and inside the same transaction as the revision, so a
-    revision is never applied without its checksum, nor the reverse.
+    A plain ``alembic downgrade`` or ``alembic stamp`` moves the version table
+    and leaves migrasafe's rows behind; if plain Alembic then applied those
+    revisions again, the old rows would vouch for scripts nobody checked.
+    Rows of revisions that are not at ``heads`` or below (``heads``: read
+    from the version table on ``connection`` when None) are deleted, in the
+    caller's transaction; notes of revisions that failed midway (MySQL) are
+    kept. Returns the revisions forgotten, sorted. Runs on a database without
+    the checksum table too (nothing to forget).
+    """
+    if not sa.inspect(connection).has_table(TABLE, schema=schema):
+        return ()
+    if heads is None:
+        version = sa.table(version_table, sa.column("version_num"), schema=schema)
+        heads = connection.execute(sa.select(version.c.version_num)).scalars().all()
+    heads = tuple(heads)
+    keep = applied(graph, heads) | set(heads)
+    table = _table(schema)
+    mine = sa.and_(table.c.version_table == version_table, table.c.state == "applied")
+    stale = sorted(
+        rev for rev in connection.execute(sa.select(table.c.revision).where(mine)).scalars()
+        if rev not in keep
+    )  # fmt: skip
+    if stale:
+        connection.execute(table.delete().where(mine, table.c.revision.in_(stale)))
+    return tuple(stale)
+
+
+@functools.cache
+def _inline_template(
+    dialect: sa.Dialect, schema: str | None, upgrade: bool
+) -> tuple[str, Callable[[str], str]]:
+    """PostgreSQL's upsert (or delete) of one checksum row, ``%(name)s`` for each value.
+
+    Compiled once per run; each value is then inlined with the dialect's own
+    string quoting (which knows ``standard_conforming_strings``).
+    """
+    from sqlalchemy.dialects.postgresql import insert
+
+    table = _table(schema)
+    mine = (table.c.version_table == sa.bindparam("vt")) & (table.c.revision == sa.bindparam("rev"))
+    construct: Any
+    if not upgrade:
+        construct = table.delete().where(mine)
+    else:
+        inserted = insert(table).values(
+            version_table=sa.bindparam("vt"), revision=sa.bindparam("rev"),
+            checksum=sa.bindparam("sum"), script=sa.bindparam("script"),
+            applied_at=sa.func.clock_timestamp(), applied_by=sa.bindparam("who"),
+            state=sa.literal_column("'applied'"),
+        )  # fmt: skip
+        construct = inserted.on_conflict_do_update(
+            index_elements=[table.c.version_table, table.c.revision],
+            set_={name: inserted.excluded[name]
+                  for name in ("checksum", "script", "applied_at", "applied_by", "state")},
+        )  # fmt: skip
+    template = str(construct.compile(dialect=dialect))
+    quote = sa.String().literal_processor(dialect)  # type: ignore[no-untyped-call]
+    assert quote is not None and dialect.paramstyle == "pyformat"
+    return template, quote
+
+
+class Recorder:
+    """Each revision's checksum, written in the revision's own transaction.
+
+    :meth:`follow` wraps the steps Alembic runs: before the first, it makes
+    the table and forgets stale rows (:func:`reconcile`). On psycopg the
+    checksum row is sent in the same query as Alembic's own version-table
+    statement (one round trip, as plain Alembic's), so the two cannot
+    disagree: they succeed or fail together. Elsewhere (SQLite, where a
+    statement costs no round trip; other drivers; a row psycopg cannot be sent
+    that way), Alembic's ``on_version_apply`` hook writes it right after the
+    version change, on the same connection and inside the same transaction.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, graph: ScriptDirectory | None = None) -> None:
+        self._graph = graph
         self._ensured: set[int] = set()
         self._who = _who()  # once per run: getpass and gethostname are not free
+        self._running: Any = None
+        self._written: set[tuple[str, bool]] = set()
+        self._version: Any = None
+        self._context: MigrationContext | None = None
+
+    def follow(self, context: MigrationContext, heads: tuple[str, ...],
+               planned: list[Any]) -> Iterator[Any]:  # fmt: skip
+        """Alembic's steps, as they run; the table made and reconciled before the first."""
+        connection = context.connection
+        self._written, self._ensured = set(), set()  # a retry starts over: its run rolled back
+        if planned and connection is not None and not context.as_sql:
+            schema = context.version_table_schema
+            _table(schema).create(connection, checkfirst=True)
+            self._ensured.add(id(connection))
+            if self._graph is not None:
+                reconcile(connection, self._graph, version_table=context.version_table,
+                          schema=schema, heads=heads)  # fmt: skip
+            if connection.dialect.driver == "psycopg":
+                self._context, self._version = context, context._version
+                sa.event.listen(connection, "before_cursor_execute", self._with_version,
+                                retval=True)  # fmt: skip
+        try:
+            for step in planned:
+                self._running = step
+                yield step
+                self._running = None
+        finally:
+            self._running = None
+            if self._version is not None and connection is not None:
+                sa.event.remove(connection, "before_cursor_execute", self._with_version)
+                self._version = None
+
+    def _with_version(self, _conn: Connection, _cursor: Any, statement: str, parameters: Any,
+                      execution: Any, executemany: bool) -> tuple[str, Any]:  # fmt: skip
+        """psycopg: Alembic's version statement for the step under way, with its checksum row."""
+        step = self._running
+        construct = getattr(getattr(execution, "compiled", None), "statement", None)
+        if (
+            step is None
+            or executemany
+            or parameters
+            or "%" in statement
+            or not isinstance(construct, sa.sql.dml.UpdateBase)
+            or construct.table is not self._version
+        ):
+            return statement, parameters
+        script = step.revision
+        key = (script.revision, bool(step.is_upgrade))
+        if key in self._written:
+            return statement, parameters
+        extra = self._literal(script, bool(step.is_upgrade))
+        if extra is None:
+            return statement, parameters
+        self._written.add(key)
+        # One simple-protocol query: the version statement first, so that the rowcount
+        # Alembic checks is its own.
+        return f"{statement};\n{extra}", None
+
+    def _literal(self, script: Script, upgrade: bool) -> str | None:
+        """The checksum row's statement with its values inlined; None if one holds a ``%``."""
+        context = self._context
+        assert context is not None and context.connection is not None
+        values = {"vt": context.version_table, "rev": script.revision}
+        if upgrade:
+            values.update(sum=checksum(script.path), script=Path(script.path).name,
+                          who=self._who)  # fmt: skip
+        if any("%" in value for value in values.values()):
+            return None  # the dialect doubles it for a query with parameters: not for this one
+        dialect = context.connection.dialect
+        template, quote = _inline_template(dialect, context.version_table_schema, upgrade)
+        return template % {name: quote(value) for name, value in values.items()}
 
     def __call__(self, *, ctx: MigrationContext, step: Any, heads: set[str], run_args: Any) -> None:
         if ctx.as_sql or getattr(step, "is_stamp", False) or ctx.connection is None:
@@ -113,6 +261,8 @@ class Recorder:
         script = step.revision_map.get_revision(step.up_revision_id)
         if not isinstance(script, Script):
             return
+        if self._written and (script.revision, bool(step.is_upgrade)) in self._written:
+            return  # sent with the version statement
         connection = ctx.connection
         first = id(connection) not in self._ensured
         self._ensured.add(id(connection))
@@ -246,7 +396,8 @@ class AcceptResult:
 def accept(project: Project, revisions: Iterable[str] = ()) -> AcceptResult:
     """Record the current files of applied revisions as reviewed (all when none are named).
 
-    Only revisions whose recorded checksum differs (or is missing) are written.
+    Only revisions whose recorded checksum differs (or is missing) are written;
+    the rows of revisions no longer applied are forgotten (:func:`reconcile`).
     """
     script = project.graph
     context, recorded, failed = read_state(project)
@@ -268,10 +419,12 @@ def accept(project: Project, revisions: Iterable[str] = ()) -> AcceptResult:
         if s.revision in chosen
         and (s.revision not in recorded or recorded[s.revision].checksum != checksum(s.path))
     ]  # fmt: skip
-    if scripts:
-        url = database_for(context.url).sessions.engine_url.render_as_string(hide_password=False)
-        with connect(url) as connection, connection.begin():
-            record(connection, context.version_table, context.version_table_schema, scripts, ())
+    url = database_for(context.url).sessions.engine_url.render_as_string(hide_password=False)
+    with connect(url) as connection, connection.begin():
+        schema = context.version_table_schema
+        reconcile(connection, script, version_table=context.version_table, schema=schema)
+        if scripts:
+            record(connection, context.version_table, schema, scripts, ())
     cleared: tuple[str, ...] = ()
     if half_applied & (set(wanted) or half_applied):  # the user says the schema is repaired
         cleared = forget_failures(context.url, context.version_table,

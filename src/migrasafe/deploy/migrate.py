@@ -309,7 +309,7 @@ class _Migration:
         self.raw_url: Any = None
         self.done: list[Step] = []
         self.heads: tuple[str, ...] | None = None
-        self.recorder = Recorder()
+        self.recorder = Recorder(project.script)
         self.run_now = Run()  # the attempt under way
         self.sent: set[str] = set()  # revisions that sent SQL (watched where DDL commits at once)
         self.check_lock: Callable[[], None] = lambda: None
@@ -342,15 +342,22 @@ class _Migration:
         callbacks = kw.get("on_version_apply") or ()
         callbacks = [callbacks] if callable(callbacks) else list(callbacks)
         kw["on_version_apply"] = [*callbacks, self.recorder, forget_stamped, self.applied]
+        # Before each commit (each revision's, or the run's one): still ours to migrate?
+        # Checked at the commit rather than after each revision: a run in one transaction
+        # asks the lock's session once, not once per revision.
+        sa.event.listen(connection, "commit", self._before_commit)
+        self.locks.callback(sa.event.remove, connection, "commit", self._before_commit)
         return kw
 
     def _sending(self, *_args: Any) -> None:
         if self.run_now.running is not None:
             self.sent.add(self.run_now.running.info.up_revision_id)
 
-    def applied(self, *, ctx: Any, step: Any, heads: set[str], run_args: Any) -> None:
-        """After each revision, before its commit: still ours to migrate? Then count it."""
+    def _before_commit(self, _connection: Any) -> None:
         self.check_lock()
+
+    def applied(self, *, ctx: Any, step: Any, heads: set[str], run_args: Any) -> None:
+        """After each revision, before its commit: count it."""
         self.heads = tuple(sorted(heads))
         if not getattr(step, "is_stamp", False):
             rev = step.up_revision_id
@@ -364,7 +371,11 @@ class _Migration:
         before stay and the retry resumes at the one that waited.
         """
         project = self.project
-        steps = _steps_to(project, self.direction, self.target, self.destinations, self.progress)
+        plan = _steps_to(project, self.direction, self.target, self.destinations, self.progress)
+
+        def steps(heads: tuple[str, ...], context: MigrationContext) -> Any:
+            return self.recorder.follow(context, heads, plan(heads, context))
+
         for attempt in range(self.deploy.retries + 1):
             run = self.run_now = Run()
             self.locks, self.blockers = ExitStack(), lambda: None

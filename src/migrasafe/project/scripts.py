@@ -101,8 +101,14 @@ def revision_paths(script: ScriptDirectory) -> Iterator[Path]:
                     yield path
 
 
-def read_script_file(path: Path, cache: RevisionCache | None = None) -> ScriptFile:
-    """What ``path`` declares; from ``cache`` when a file with the same content was read."""
+def read_script_file(
+    path: Path, cache: RevisionCache | None = None, *, imports: bool = True
+) -> ScriptFile:
+    """What ``path`` declares; from ``cache`` when a file with the same content was read.
+
+    ``imports=False``: a value that is not a literal is not taken by importing
+    the file (which needs Alembic); the result says ``literal=False`` instead.
+    """
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -111,13 +117,13 @@ def read_script_file(path: Path, cache: RevisionCache | None = None) -> ScriptFi
         key = hashlib.blake2b(data, digest_size=16).hexdigest()
         if (known := cache.get(key, path)) is not None:
             return known
-    found = _parse(path, data)
+    found = _parse(path, data, imports)
     if cache is not None and found.literal and found.error is None:
         cache.put(key, found)
     return found
 
 
-def _parse(path: Path, data: bytes) -> ScriptFile:
+def _parse(path: Path, data: bytes, imports: bool = True) -> ScriptFile:
     import ast
 
     try:
@@ -130,6 +136,8 @@ def _parse(path: Path, data: bytes) -> ScriptFile:
 
     values = _module_values(tree)
     literal = all(value is not _NOT_LITERAL for value in values.values())
+    if not literal and not imports:
+        return ScriptFile(path=path, literal=False)
     if not literal:
         from alembic.util.pyfiles import load_python_file
 

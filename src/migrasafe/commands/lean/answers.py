@@ -33,7 +33,7 @@ from typing import Any
 from migrasafe.deploy.records import checksum
 from migrasafe.project.scripts import cache_base
 
-FORMAT = 1
+FORMAT = 2  # 2: history entries have depends_on
 # Shell bookkeeping that differs between two runs of the same command.
 VOLATILE = frozenset({"_", "OLDPWD", "PWD", "SHLVL"})
 
@@ -103,7 +103,13 @@ def _unchanged(path: str, size: int, mtime_ns: int, digest: str) -> bool:
 
 
 def load(invocation: Invocation) -> dict[str, Any] | None:
-    """The cached answers for ``invocation`` when all they came from is unchanged; else None."""
+    """The cached answers for ``invocation`` when all they came from is unchanged; else None.
+
+    When only revision files changed (env.py, its imports and the environment
+    as they were), the changed files alone are read again and the answers
+    brought up to date (:func:`migrasafe.commands.lean.refresh.refresh`); an
+    edit the lean path cannot follow answers None (a cold run).
+    """
     location = invocation.location()
     if location is None:
         return None
@@ -115,12 +121,22 @@ def load(invocation: Invocation) -> dict[str, Any] | None:
     if not isinstance(answers, dict) or answers.get("format") != FORMAT:
         return None
     try:
-        return answers if _still_true(answers) else None
-    except (KeyError, TypeError, ValueError):  # written by another version: answer cold
+        if not _environment_holds(answers):
+            return None
+        if _files_hold(answers):
+            return answers
+        from migrasafe.commands.lean.refresh import refresh
+
+        refreshed = refresh(answers)
+    except (KeyError, TypeError, ValueError, AttributeError):  # another version: answer cold
         return None
+    if refreshed is not None:
+        save(invocation, refreshed)
+    return refreshed
 
 
-def _still_true(answers: dict[str, Any]) -> bool:
+def _environment_holds(answers: dict[str, Any]) -> bool:
+    """The variables and files env.py and the project's loading read are as they were."""
     salt = answers["salt"]
     for name, digest in answers["environ"].items():
         value = os.environ.get(name)
@@ -135,15 +151,23 @@ def _still_true(answers: dict[str, Any]) -> bool:
                 return False
         elif not _unchanged(path, *state):
             return False
+    return True
+
+
+def _files_hold(answers: dict[str, Any]) -> bool:
+    """No revision file was added, deleted or changed."""
     for directory, names in answers["directories"].items():
         try:
             if listing(directory) != names:
                 return False
         except OSError:
             return False
-    return all(
-        _unchanged(f["path"], f["size"], f["mtime_ns"], f["checksum"]) for f in answers["files"]
-    )
+    return all(unchanged(f) for f in answers["files"])
+
+
+def unchanged(entry: dict[str, Any]) -> bool:
+    """A revision file's cached entry still describes it."""
+    return _unchanged(entry["path"], entry["size"], entry["mtime_ns"], entry["checksum"])
 
 
 def save(invocation: Invocation, answers: dict[str, Any]) -> None:

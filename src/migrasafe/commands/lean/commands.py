@@ -64,6 +64,7 @@ def history(invocation: Invocation) -> History | None:
                 **entry,
                 "down_revision": tuple(entry["down_revision"]),
                 "branch_labels": tuple(entry["branch_labels"]),
+                "depends_on": tuple(entry["depends_on"]),
                 "is_current": entry["revision"] in current,
             }
         )
@@ -86,7 +87,7 @@ def _modified(
     return sorted(found, key=lambda m: m.revision)
 
 
-def status(invocation: Invocation) -> Status | None:
+def status(invocation: Invocation, strict: bool = False) -> Status | None:
     found = _with_state(invocation)
     if found is None:
         return None
@@ -107,6 +108,7 @@ def status(invocation: Invocation) -> Status | None:
         modified=tuple(_modified(answers, done, recorded)),
         half_applied=tuple(r.revision for r in failed if r.revision not in done),
         unverified=tuple(rev for rev in order if rev in done and rev not in recorded),
+        strict=strict,
     )
 
 

@@ -5,7 +5,6 @@ Imported only by a cold run, which has Alembic and SQLAlchemy loaded anyway.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import secrets
@@ -24,13 +23,11 @@ from migrasafe.commands.lean.answers import (
     salted,
     save,
 )
+from migrasafe.commands.lean.refresh import file_entry
 from migrasafe.commands.lean.watch import Watch, project_files, watching
 from migrasafe.project.config import Project
 from migrasafe.project.env import EnvContext, observe_probes
 from migrasafe.project.graph import apply_order
-from migrasafe.project.scripts import ScriptFile
-
-_DECLARED = tuple(f.name for f in dataclasses.fields(ScriptFile) if f.name != "path")
 
 
 class Recording:
@@ -54,8 +51,13 @@ class Recording:
 
     def _answers(self, project: Project) -> dict[str, Any] | None:
         files = project.script_files
-        if any(f.error is not None or not f.literal or f.revision is None for f in files):
+        if any(f.error is not None or f.revision is None for f in files):
             return None  # validate must read them again: errors are not cached
+        # A file whose values came from importing it (not literals) is kept too: its
+        # imports were watched. Edited, it sends the next run cold (lean/refresh.py).
+        kept = [file_entry(f) for f in files]
+        if any(entry is None for entry in kept):
+            return None
         graph = project.graph
         order = apply_order(graph)
         revision_files = {os.path.abspath(f.path) for f in files}
@@ -80,7 +82,7 @@ class Recording:
             "whole_environ": environ_digest(salt) if whole else None,
             "watched": watched,
             "directories": {d: listing(d) for d in sorted(directories) if os.path.isdir(d)},
-            "files": [_file(f) for f in files],
+            "files": kept,
             "graph": {
                 "order": [s.revision for s in order],
                 "heads": list(graph.get_heads()),
@@ -102,13 +104,6 @@ def _earlier(invocation: Invocation) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return found if isinstance(found, dict) and found.get("format") == FORMAT else {}
-
-
-def _file(found: ScriptFile) -> dict[str, Any]:
-    size, mtime_ns, digest = file_state(str(found.path)) or (None, None, None)
-    declared = {name: getattr(found, name) for name in _DECLARED}
-    return {"path": str(found.path), "size": size, "mtime_ns": mtime_ns, "checksum": digest,
-            "declared": declared}  # fmt: skip
 
 
 def _cache_roots() -> tuple[str, ...]:
