@@ -283,6 +283,7 @@ class _Migration:
         self.raw_url = connection.engine.url
         self.url = redact(self.raw_url)
         locks = database_for(self.raw_url).locks
+        locks.scope = kw.get("version_table_schema")
         self.check_lock = self.locks.enter_context(
             locks.migration_lock(self.lock_timeout, self.waiting)
         )
