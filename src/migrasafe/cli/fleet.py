@@ -72,13 +72,13 @@ def _targets(options: Options, targets_file: str | None, schemas: str | None,
              database: str | None, shard_spec: str | None) -> list[Target]:  # fmt: skip
     from migrasafe.fleet import fleet_source, load_targets, parse_shard, shard
 
+    split = parse_shard(shard_spec) if shard_spec is not None else None
     project = options.project()
     source = fleet_source(project.config_path.parent.resolve(), targets_file=targets_file,
                           schemas=schemas, database=database)  # fmt: skip
     targets = load_targets(source, project.configured_url)
-    if shard_spec is not None:
-        index, count = parse_shard(shard_spec)
-        targets = shard(targets, index, count)
+    if split is not None:
+        targets = shard(targets, *split)
     return targets
 
 
@@ -182,15 +182,16 @@ def lint_command(options: Options, dialect: str | None, targets_file: str | None
 
 
 def _revs(record: Record) -> tuple[str, str]:
+    """From and to, as the table shows them: blank when not known (not reached, a check)."""
     data = record.to_dict()
-    return str(data["from"] or "?"), str(data["to"] or "?")
+    return str(data["from"] or ""), str(data["to"] or "")
 
 
 def _line(record: Record, index: int, total: int) -> str:
     before, after = _revs(record)
-    move = f"{before} -> {after}" if record.state not in ("skipped",) else "-"
+    move = f"  {before or '?'} -> {after or '?'}" if before or after else ""
     error = f"  {record.error}" if record.error else ""
-    return (f"[{index}/{total}] {record.target}  {record.state}  {move}  "
+    return (f"[{index}/{total}] {record.target}  {record.state}{move}  "
             f"{record.seconds:.1f}s{error}")  # fmt: skip
 
 
