@@ -29,6 +29,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -217,7 +218,7 @@ def main() -> None:
         for parallel in parallels:
             _targets, listing = sqlite_fleet(work / "tenants", args.sqlite)
             seconds, memory = timed(
-                lambda p=parallel, f=listing: fleet(sqlite_ini, p, ["--targets", str(f)])
+                partial(fleet, sqlite_ini, parallel, ["--targets", str(listing)])
             )
             rows.append(
                 (label, f"migrasafe fleet --parallel {parallel}", seconds, base / seconds, memory)
@@ -228,8 +229,7 @@ def main() -> None:
         rows.append((label, "alembic upgrade head loop", base, 1.0, memory))
         for parallel in parallels:
             reset_schemas(pg_url, args.schemas)
-            source = ["--schemas", "tenant_*"]
-            seconds, memory = timed(lambda p=parallel, s=source: fleet(pg_ini, p, s))
+            seconds, memory = timed(partial(fleet, pg_ini, parallel, ["--schemas", "tenant_*"]))
             rows.append(
                 (label, f"migrasafe fleet --parallel {parallel}", seconds, base / seconds, memory)
             )
