@@ -211,28 +211,29 @@ def main() -> None:
     try:
         sqlite_ini = make_project(work / "sqlite-project", args.revisions, "sqlite:///unused.db")
         pg_ini = make_project(work / "pg-project", args.revisions, pg_url)
-        label = f"{args.sqlite} SQLite files"
-        targets, listing = sqlite_fleet(work / "tenants", args.sqlite)
-        base, memory = timed(lambda: loop(sqlite_ini, targets))
-        rows.append((label, "alembic upgrade head loop", base, 1.0, memory))
-        for parallel in parallels:
-            _targets, listing = sqlite_fleet(work / "tenants", args.sqlite)
-            seconds, memory = timed(
-                partial(fleet, sqlite_ini, parallel, ["--targets", str(listing)])
-            )
-            rows.append(
-                (label, f"migrasafe fleet --parallel {parallel}", seconds, base / seconds, memory)
-            )
-        label = f"{args.schemas} PostgreSQL schemas"
-        targets = reset_schemas(pg_url, args.schemas)
-        base, memory = timed(lambda: loop(pg_ini, targets))
-        rows.append((label, "alembic upgrade head loop", base, 1.0, memory))
-        for parallel in parallels:
-            reset_schemas(pg_url, args.schemas)
-            seconds, memory = timed(partial(fleet, pg_ini, parallel, ["--schemas", "tenant_*"]))
-            rows.append(
-                (label, f"migrasafe fleet --parallel {parallel}", seconds, base / seconds, memory)
-            )
+        load = os.getloadavg()[0]
+        if args.sqlite:
+            label = f"{args.sqlite} SQLite files"
+            targets, listing = sqlite_fleet(work / "tenants", args.sqlite)
+            base, memory = timed(lambda: loop(sqlite_ini, targets))
+            rows.append((label, "alembic upgrade head loop", base, 1.0, memory))
+            for parallel in parallels:
+                _targets, listing = sqlite_fleet(work / "tenants", args.sqlite)
+                seconds, memory = timed(
+                    partial(fleet, sqlite_ini, parallel, ["--targets", str(listing)])
+                )
+                rows.append((label, f"migrasafe fleet --parallel {parallel}", seconds,
+                             base / seconds, memory))  # fmt: skip
+        if args.schemas:
+            label = f"{args.schemas} PostgreSQL schemas"
+            targets = reset_schemas(pg_url, args.schemas)
+            base, memory = timed(lambda: loop(pg_ini, targets))
+            rows.append((label, "alembic upgrade head loop", base, 1.0, memory))
+            for parallel in parallels:
+                reset_schemas(pg_url, args.schemas)
+                seconds, memory = timed(partial(fleet, pg_ini, parallel, ["--schemas", "tenant_*"]))
+                rows.append((label, f"migrasafe fleet --parallel {parallel}", seconds,
+                             base / seconds, memory))  # fmt: skip
     finally:
         with admin.connect() as conn:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
@@ -240,7 +241,8 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     print(f"{args.revisions} revisions (a table and an index each) per tenant, base -> head; "
           f"{os.cpu_count()} cores, Python {platform.python_version()}, PostgreSQL {version} "
-          "on 127.0.0.1; peak MB: all processes of the run together")  # fmt: skip
+          f"on 127.0.0.1; load average {load:.1f} before, {os.getloadavg()[0]:.1f} after "
+          "(other work on the machine); peak MB: all processes of the run together")  # fmt: skip
     print(
         f"{'fleet':<22} {'run':<30} {'seconds':>8} {'tenants/s':>10} {'speed-up':>9} {'peak MB':>8}"
     )

@@ -357,3 +357,25 @@ def test_every_fleet_command_and_option_is_in_the_readme() -> None:
         missing = [o for p in command.params for o in p.opts
                    if o.startswith("--") and o not in readme]  # fmt: skip
         assert not missing, f"README lacks `migrasafe fleet {name}`'s {', '.join(missing)}"
+
+
+def test_the_lock_is_per_tenant_schema_so_a_held_tenant_never_blocks_the_others(
+    tmp_path: Path, pg_url: str
+) -> None:
+    import zlib
+
+    for tenant in ("tenant_a", "tenant_b"):
+        query(pg_url, f'CREATE SCHEMA "{tenant}"')
+    ini = _project(tmp_path, pg_url)
+    key = zlib.crc32(b"migrasafe migration lock tenant_a")  # another run migrating tenant_a
+    holder = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
+    with holder.connect() as conn:
+        conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": key})
+        code, report = _fleet(ini, "upgrade", "--schemas", "tenant_*", "--lock-timeout", "0",
+                              "--keep-going")  # fmt: skip
+    holder.dispose()
+
+    assert code == 1
+    assert _states(report) == {"tenant_a": "failed", "tenant_b": "done"}
+    assert "waiting for the migration lock" in report["targets"][0]["error"]
+    assert _version(pg_url, "tenant_b") == "0003"

@@ -14,8 +14,9 @@ TROUBLE = ("failed", "pending", "attention")  # the states that make the exit co
 
 @dataclass(frozen=True)
 class Record:
-    """One target's outcome. ``before``/``after``: its revisions, read from the database
-    (None when unknown: it was not reached, or its worker died); ``url`` is redacted."""
+    """One target's outcome. ``before``/``after``: its revisions before and after the run,
+    read from the database (status: its revisions and the heads it would reach; None when
+    unknown: it was not reached, its worker died, or a check); ``url`` is redacted."""
 
     target: str
     url: str

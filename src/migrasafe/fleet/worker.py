@@ -103,7 +103,7 @@ def _act(job: Job, project: Any, step: Step | None) -> dict[str, Any]:
                                 for n in names if getattr(found, n))  # fmt: skip
         elif state == "pending":
             problem = f"{len(found.pending)} pending: {', '.join(found.pending)}"
-        return {"state": state, "before": found.current, "after": found.current,
+        return {"state": state, "before": found.current, "after": found.heads,  # what upgrade does
                 "error": problem, "detail": found.to_dict()}  # fmt: skip
     report: Any
     if job.action == "verify":
