@@ -42,6 +42,9 @@ class Locks:
     def __init__(self, sessions: Sessions) -> None:
         self.sessions = sessions
         self.url = sessions.url
+        # The version table's schema, where one database holds many (a schema per
+        # tenant): on PostgreSQL each schema then has its own lock (see ``lock``).
+        self.scope: str | None = None
 
     def lock(self) -> Lock | None:
         """The lock for this database; None: no lock here."""

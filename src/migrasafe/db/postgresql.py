@@ -130,7 +130,8 @@ def _describe_blocker(row: Any) -> str:
 
 # One key for "migrating", the same for every migrasafe and every database name
 # (advisory locks are per database): crc32 of a fixed string.
-_LOCK_KEY = zlib.crc32(b"migrasafe migration lock")
+_LOCK_NAME = "migrasafe migration lock"
+_LOCK_KEY = zlib.crc32(_LOCK_NAME.encode())
 
 
 class PostgreSQLSessions(Sessions):
@@ -313,12 +314,13 @@ class PostgreSQLLocks(ServerLocks):
         return getattr(getattr(exc, "orig", exc), "sqlstate", None) in {"55P03", "40P01"}
 
     def lock(self) -> Lock | None:
-        """A session-level advisory lock, as Flyway takes one.
+        """A session-level advisory lock, as Flyway takes one; one per version table schema
+        when ``env.py`` names one (a schema per tenant: tenants migrate side by side).
 
         It lives on its own connection: the server drops it when that session
         ends, including when the process holding it is killed.
         """
-        key = _LOCK_KEY
+        key = _LOCK_KEY if self.scope is None else zlib.crc32(f"{_LOCK_NAME} {self.scope}".encode())
         engine, connection = self.sessions.own_session(isolation_level="AUTOCOMMIT")
 
         def try_acquire() -> bool:

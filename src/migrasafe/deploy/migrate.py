@@ -329,6 +329,7 @@ class _Migration:
         locks = database_for(self.raw_url).locks
         if not locks.sessions.ddl_is_transactional:  # what a failing revision left: see _outcome
             sa.event.listen(connection, "before_cursor_execute", self._sending)
+        locks.scope = kw.get("version_table_schema")  # a lock per tenant schema (fleets)
         self.check_lock = self.locks.enter_context(
             locks.migration_lock(self.lock_timeout, self.waiting)
         )
