@@ -45,6 +45,16 @@ def _slow_history(directory: Path, count: int = REVISIONS, pause: float = 0.03) 
     return ini
 
 
+def _popen(argv: list[str], **kw: object) -> subprocess.Popen[str]:
+    """The child as a terminal would start it: a test run in the background (where the shell
+    sets SIGINT to ignored, which children inherit) still sends it a SIGINT it obeys."""
+
+    def default_sigint() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+    return subprocess.Popen(argv, preexec_fn=default_sigint, **kw)  # type: ignore[call-overload,no-any-return]
+
+
 def _migrasafe(ini: Path, url: str, *args: str) -> list[str]:
     return [sys.executable, "-m", "migrasafe", "-c", str(ini), "--url", url, *args]
 
@@ -88,7 +98,7 @@ def test_sigkill_at_random_points_never_leaves_a_revision_without_its_checksum(
     chance = random.Random(2026)
     seen = []
     for _ in range(KILLS):
-        process = subprocess.Popen(_migrasafe(ini, db_url, "upgrade"), text=True,
+        process = _popen(_migrasafe(ini, db_url, "upgrade"), text=True,
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
         current = _agree(db_url)
         if current < REVISIONS - 1:  # past start-up, then anywhere in the next revisions
@@ -115,7 +125,7 @@ def test_a_signal_stops_the_upgrade_cleanly_and_says_where_it_stopped(
     tmp_path: Path, db_url: str, sig: int, code: int, name: str
 ) -> None:
     ini = _slow_history(tmp_path / "p", pause=0.2)
-    process = subprocess.Popen(_migrasafe(ini, db_url, "upgrade"), text=True,
+    process = _popen(_migrasafe(ini, db_url, "upgrade"), text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
     _wait_for_progress(db_url, process, 2)
     process.send_signal(sig)
@@ -139,7 +149,7 @@ def _verify_under_way(
 ) -> tuple[subprocess.Popen[str], Callable[[], list[tuple[object, ...]]]]:
     """A verify on PostgreSQL half a second into its scratch database, and a look at it."""
     ini = _slow_history(tmp_path / "p", pause=0.2)
-    process = subprocess.Popen(_migrasafe(ini, pg_url, "verify"), text=True,
+    process = _popen(_migrasafe(ini, pg_url, "verify"), text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
     admin = sa.make_url(pg_url).set(database="postgres").render_as_string(hide_password=False)
 
@@ -227,7 +237,7 @@ def test_the_server_stopping_midway_is_one_line_and_no_traceback(tmp_path: Path)
         pytest.skip(f"cannot start PostgreSQL: {exc}")
     try:
         ini = _slow_history(tmp_path / "p", pause=0.2)
-        process = subprocess.Popen(_migrasafe(ini, url, "upgrade"), text=True,
+        process = _popen(_migrasafe(ini, url, "upgrade"), text=True,
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
         _wait_for_progress(url, process, 2)
         server.halt()
@@ -244,10 +254,10 @@ def test_losing_the_lock_session_stops_the_run_and_the_waiting_one_takes_over(
     tmp_path: Path, pg_url: str
 ) -> None:
     ini = _slow_history(tmp_path / "p", pause=0.3)
-    first = subprocess.Popen(_migrasafe(ini, pg_url, "upgrade"), text=True,
+    first = _popen(_migrasafe(ini, pg_url, "upgrade"), text=True,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
     _wait_for_progress(pg_url, first, 1)
-    second = subprocess.Popen(_migrasafe(ini, pg_url, "upgrade"), text=True,
+    second = _popen(_migrasafe(ini, pg_url, "upgrade"), text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
     time.sleep(1.0)  # the second is waiting for the lock
     assert second.poll() is None

@@ -247,3 +247,15 @@ def test_expand_on_two_branches_runs_once_and_reports_what_it_did_before_a_failu
     assert result.exit_code == 2
     data = json.loads(result.stdout)
     assert data["failed"] == "0003" and "0001" in [s["revision"] for s in data["steps"]]
+
+
+def test_status_lists_the_pending_work_of_each_phase(tmp_path: Path) -> None:
+    ini = _rename_history(tmp_path / "p")
+    url = f"sqlite:///{tmp_path / 'db'}"
+    assert run_cli("-c", str(ini), "--url", url, "upgrade", "0001").exit_code == 0
+    result = run_cli("-c", str(ini), "--url", url, "status", "--phases", "--json")
+    assert json.loads(result.stdout)["pending_phases"] == {
+        "expand": ["0002", "0004"], "contract": ["0003"], "unknown": []
+    }  # fmt: skip
+    text = run_cli("-c", str(ini), "--url", url, "status", "--phases").stdout
+    assert "Pending, contract: 0003" in text

@@ -127,10 +127,13 @@ class _Group(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         _SIGNALLED.clear()
+        previous: dict[int, Any] = {}
         try:
-            previous = {sig: signal.signal(sig, _interrupt) for sig in _HANDLED}
+            for handled in _HANDLED:
+                if signal.getsignal(handled) is not signal.SIG_IGN:  # nohup, `cmd &`: ignored
+                    previous[handled] = signal.signal(handled, _interrupt)
         except ValueError:  # not the main thread: leave signals to whoever runs us
-            previous = {}
+            pass
         try:
             with machine_output(_machine_format(ctx)):
                 return super().invoke(ctx)

@@ -39,9 +39,11 @@ def init(directory: str, template: str, as_json: bool) -> None:
 @click.option(
     "--strict", is_flag=True, help="Fail (exit 1) on revisions applied without a checksum too."
 )
+@click.option("--phases", is_flag=True,
+              help="Also list the pending revisions by phase.")  # fmt: skip
 @json_option
 @pass_options
-def status(options: Options, strict: bool, as_json: bool) -> None:
+def status(options: Options, strict: bool, phases: bool, as_json: bool) -> None:
     """Show applied, pending, unknown and modified revisions, read from the database.
 
     Exits 0 when the database is at the head(s) and no applied script was
@@ -57,7 +59,20 @@ def status(options: Options, strict: bool, as_json: bool) -> None:
                          lambda project: run_status(project, strict=strict),
                          options.project)  # fmt: skip
     code = EXIT_OK if result.ok else EXIT_FOUND
-    _emit(as_json, result.to_dict(), lambda: render.status(result), code)
+    if not phases:
+        _emit(as_json, result.to_dict(), lambda: render.status(result), code)
+    from migrasafe.commands.phases import revision_phases
+
+    known = revision_phases(options.project())
+    pending = {rev: known[rev].phase or "unknown" for rev in result.pending if rev in known}
+    by_phase = {name: [r for r, p in pending.items() if p == name]
+                for name in ("expand", "contract", "unknown")}  # fmt: skip
+
+    def text() -> None:
+        render.status(result)
+        render.pending_phases(by_phase)
+
+    _emit(as_json, result.to_dict() | {"pending_phases": by_phase}, text, code)
 
 
 @main.command()

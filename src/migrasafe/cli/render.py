@@ -314,6 +314,12 @@ def compat(report: CompatReport) -> None:
                  f"database upgraded to {where} ({applied}). {verdict}"])  # fmt: skip
 
 
+def pending_phases(by_phase: dict[str, list[str]]) -> None:
+    lines = [f"Pending, {name}: {', '.join(revisions)}" for name, revisions in by_phase.items()
+             if revisions]  # fmt: skip
+    plain.write(lines or ["Pending, by phase: (none)"])
+
+
 def phase_plan(plan: PhasePlan) -> None:
     out = _console()
     if not plan.apply:
