@@ -222,6 +222,7 @@ class Recorder:
         construct = getattr(getattr(execution, "compiled", None), "statement", None)
         if (
             step is None
+            or not hasattr(step, "revision")  # a StampStep: no script ran (see forget_stamped)
             or executemany
             or parameters
             or "%" in statement
