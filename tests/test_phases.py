@@ -169,6 +169,7 @@ def test_inference_reads_what_breaks_the_old_release_as_a_maintainer_does(tmp_pa
         "0005": '    op.execute("DROP VIEW IF EXISTS t_report")',
         "0006": '    op.execute("ALTER TYPE mood RENAME TO feeling")',
         "0007": '    op.alter_column("t", "name", type_=sa.String(50), existing_type=sa.String())',
+        "0008": '    op.alter_column("t", "n", server_default=sa.func.now(), nullable=False)',
     }  # fmt: skip
     parent = "0001"
     for rev, body in bodies.items():
@@ -177,7 +178,7 @@ def test_inference_reads_what_breaks_the_old_release_as_a_maintainer_does(tmp_pa
     phases = revision_phases(load_project([str(ini)]), "postgresql")
     assert {rev: phases[rev].phase for rev in bodies} == {
         "0002": "expand", "0003": "expand", "0004": "expand",
-        "0005": "contract", "0006": "contract", "0007": "contract",
+        "0005": "contract", "0006": "contract", "0007": "contract", "0008": "expand",
     }  # fmt: skip
     assert "view t_report" in phases["0005"].reasons[0]
 

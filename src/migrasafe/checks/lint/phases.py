@@ -118,9 +118,16 @@ def _defaulted(lint: RevisionLint, table: str, column: str) -> bool:
         ):
             return True
         if isinstance(found, ops.AlterColumnOp) and (found.table_name, found.column_name) == (
-            table, column) and found.modify_server_default not in (None, False):  # fmt: skip
+            table, column) and _sets_default(found):  # fmt: skip
             return True
     return False
+
+
+def _sets_default(op: ops.AlterColumnOp) -> bool:
+    """Whether the alter gives the column a server default (False: unchanged; None: dropped).
+    Compared by identity: a SQL expression has no truth value."""
+    value = op.modify_server_default
+    return value is not None and value is not False
 
 
 def _added_here(lint: RevisionLint, table: str, column: str) -> bool:
@@ -161,10 +168,12 @@ def breaking(operation: Any, lint: RevisionLint | None = None) -> str | None:
             and not (lint is not None and _widens(lint, operation))
         ):
             return f"changes the type of {_column(operation)} to {operation.modify_type!r}"
-        if operation.modify_nullable is False and not (
-            new_here and lint is not None
+        defaulted = _sets_default(operation) or (
+            new_here
+            and lint is not None
             and _defaulted(lint, operation.table_name, operation.column_name)
-        ):  # fmt: skip
+        )  # the old release's inserts, which leave it out, get the default
+        if operation.modify_nullable is False and not defaulted:
             return f"makes {_column(operation)} NOT NULL"
     if isinstance(operation, ops.AddColumnOp):
         column = operation.column
