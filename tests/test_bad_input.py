@@ -9,6 +9,7 @@ database.
 from __future__ import annotations
 
 import shutil
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -276,6 +277,21 @@ case("option-rows-not-a-number", "verify", "--rows", "abc")
 case("option-lock-timeout-negative", "upgrade", "--lock-timeout", "-5")
 case("option-dialect-unknown", "lint", "--dialect", "oracle")
 case("option-lint-rule-unknown", "lint", "--rule", "nosuch")
+
+
+def _git_repository(project: Path) -> None:
+    """The project committed to a git repository of its own (for --git-base)."""
+    for args in (("init", "-q"), ("add", "-A"), ("commit", "-q", "-m", "project")):
+        subprocess.run(["git", "-c", "user.email=t@example.org", "-c", "user.name=t", *args],
+                       cwd=project, check=True, capture_output=True)  # fmt: skip
+
+
+# A ref is validated as a commit before git sees it: never an option (it once truncated x).
+for name, ref in (("option", "--output=x"), ("unknown", "nosuch"), ("spaces", "main branch"),
+                  ("blob", "HEAD:alembic.ini"), ("dash", "-p")):  # fmt: skip
+    case(f"option-lint-git-base-{name}", "lint", f"--git-base={ref}", setup=_git_repository,
+         expect="names no commit")  # fmt: skip
+case("option-lint-git-base-not-a-repository", "lint", "--git-base", "HEAD~1", expect="git says")
 case("option-validate-rule-unknown", "validate", "--rule", "nosuch", url=False)
 case("option-validate-skip-unknown", "validate", "--skip", "nosuch", url=False)
 case("option-revision-without-message", "revision")

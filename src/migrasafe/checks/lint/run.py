@@ -129,27 +129,49 @@ def _changed_files(directory: Path, base: str) -> set[Path]:
     ``HEAD`` in a repository without a commit yet (a pre-commit hook on the
     first commit) is the empty tree: every file is new.
     """
-    if base == "HEAD":
-        head = subprocess.run(["git", "rev-parse", "--verify", "-q", "HEAD"], cwd=directory,
-                              capture_output=True, text=True, check=False)  # fmt: skip
-        if head.returncode != 0 and not head.stderr.strip():
-            base = _EMPTY_TREE
+    commit = _commit_named(directory, base)
     commands = (
-        ["git", "diff", "--name-only", "-z", "--relative", "--diff-filter=ACMR", base, "--", "."],
-        ["git", "ls-files", "--others", "--exclude-standard", "-z", "."],
-    )
+        ["git", "diff", "--name-only", "-z", "--relative", "--diff-filter=ACMR",
+         "--end-of-options", commit, "--", "."],
+        ["git", "ls-files", "--others", "--exclude-standard", "-z", "--", "."],
+    )  # fmt: skip
     found: set[Path] = set()
     for command in commands:
-        try:
-            done = subprocess.run(command, cwd=directory, capture_output=True, text=True,
-                                  check=False, timeout=60)  # fmt: skip
-        except OSError as exc:
-            raise ConfigError(f"--git-base needs git: {exc}") from exc
+        done = _git(command, directory, base)
         if done.returncode != 0:
-            message = " ".join(done.stderr.split()) or f"exit {done.returncode}"
-            raise ConfigError(f"--git-base {base}: git says: {message}")
+            raise ConfigError(f"--git-base {base!r}: git says: {_said(done)}")
         found |= {(directory / name).resolve() for name in done.stdout.split("\0") if name}
     return found
+
+
+def _commit_named(directory: Path, base: str) -> str:
+    """The commit ``base`` names, as git's object id: never handed to git as an option."""
+    done = _git(["git", "rev-parse", "--verify", "--quiet", "--end-of-options",
+                 f"{base}^{{commit}}"], directory, base)  # fmt: skip
+    if done.returncode == 0 and done.stdout.strip():
+        return done.stdout.split()[0]
+    if base == "HEAD" and not done.stderr.strip():  # no commit yet
+        return _EMPTY_TREE
+    if done.stderr.strip():  # not a repository, say
+        raise ConfigError(f"--git-base {base!r}: git says: {_said(done)}")
+    raise ConfigError(
+        f"--git-base {base!r} names no commit in the repository of {directory}: give a "
+        "branch, tag or commit id (e.g. origin/main; fetch it first in a shallow CI clone)"
+    )
+
+
+def _git(command: list[str], directory: Path, base: str) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(command, cwd=directory, capture_output=True, text=True,
+                              check=False, timeout=60)  # fmt: skip
+    except ValueError as exc:  # a NUL in the ref
+        raise ConfigError(f"--git-base {base!r} names no commit: {exc}") from exc
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ConfigError(f"--git-base needs git: {exc}") from exc
+
+
+def _said(done: subprocess.CompletedProcess[str]) -> str:
+    return " ".join(done.stderr.split()) or f"exit {done.returncode}"
 
 
 class _Judge:
