@@ -47,6 +47,10 @@ class MySQLSessions(Sessions):
 
 
 class MySQLScratch(ServerScratch):
+    # Not None: with no database named, a driver takes one from an option file
+    # (read_default_file's [client] database=); every user may read information_schema.
+    admin_database = "information_schema"
+
     def quote(self, name: str) -> str:
         return f"`{name}`"
 

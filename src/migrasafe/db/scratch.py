@@ -7,8 +7,16 @@ one session is opened on the database the URL names.
 
 from __future__ import annotations
 
+import functools
+import importlib
+import importlib.util
+import logging
+import os
+import sys
+import types
+import urllib.parse
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
@@ -73,13 +81,29 @@ class ServerScratch(Scratch):
     def learn_server(self, admin: Connection) -> None:
         """What the admin session shows of the server that scratch sessions can use."""
 
+    def server_url(self) -> URL:
+        """The project's URL without any database: a database named in its query string
+        (``?dbname=``, ``?database=``, ``?db=``) would win over the one set as its path."""
+        return self.sessions.engine_url.difference_update_query(_DATABASE_KEYS)
+
+    def _on_admin_database(self, conn: Connection) -> None:
+        """The admin session is on the admin database (or none), never on the project's."""
+        found = conn.exec_driver_sql(_CURRENT_DATABASE[conn.dialect.name]).scalar()
+        if found not in (self.admin_database, None):
+            raise DatabaseError(
+                f"the session to create a scratch database on {redact(self.url)} is on the "
+                f"database {found!r}, not on {self.admin_database or 'none'}: a driver default "
+                "(an option file, a service) chooses it; verify creates nothing there"
+            )
+
     @contextmanager
     def create(self) -> Iterator[str]:
         name = f"migrasafe_scratch_{uuid.uuid4().hex[:12]}"
-        admin_url = self.sessions.engine_url.set(database=self.admin_database)
+        admin_url = self.server_url().set(database=self.admin_database)
         try:
             admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
             with admin.connect() as conn:
+                self._on_admin_database(conn)
                 conn.exec_driver_sql(f"CREATE DATABASE {self.quote(name)}")
                 version = tuple(
                     v for v in conn.dialect.server_version_info or (0,) if isinstance(v, int)
@@ -98,8 +122,244 @@ class ServerScratch(Scratch):
                 f"{describe_error(exc, self.url)}"
             ) from exc
         try:
-            yield self.sessions.engine_url.set(database=name).render_as_string(hide_password=False)
+            yield self.server_url().set(database=name).render_as_string(hide_password=False)
         finally:
             with admin.connect() as conn:
                 conn.exec_driver_sql(self.drop(name))
             admin.dispose()
+
+
+# -- only the scratch database, however a connection is made ------------------------
+
+# Where a URL's query string may name the database, overriding its path.
+_DATABASE_KEYS = ("database", "db", "dbname")
+
+# The query naming the database a session is on, by backend (SQLite: its main file).
+_CURRENT_DATABASE = {
+    "postgresql": "SELECT current_database()",
+    "mysql": "SELECT DATABASE()",
+    "mariadb": "SELECT DATABASE()",
+    "sqlite": "SELECT file FROM pragma_database_list WHERE name = 'main'",
+}
+
+Reached = Callable[[tuple[Any, ...], dict[str, Any]], "str | None"]
+
+
+def _sqlite_file(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
+    """The file sqlite3.connect would open, as a real path; "" for a private database."""
+    database = args[0] if args else kwargs.get("database", "")
+    uri = args[7] if len(args) > 7 else kwargs.get("uri", False)
+    name = os.fsdecode(database) if isinstance(database, str | bytes | os.PathLike) else ""
+    if uri and name.startswith("file:"):
+        rest, _, query = name[5:].partition("#")[0].partition("?")
+        options = urllib.parse.parse_qs(query)
+        if options.get("mode") == ["memory"] or options.get("vfs") == ["memdb"]:
+            return ""
+        if rest.startswith("//"):  # file://host/path
+            rest = "/" + rest[2:].partition("/")[2]
+        name = urllib.parse.unquote(rest)
+    return "" if name in ("", ":memory:") else os.path.realpath(name)
+
+
+def _libpq_dbname(params: dict[str, Any]) -> str | None:
+    # libpq: explicit > service file > $PGDATABASE; a service without a dbname is unknown here
+    if params.get("dbname"):
+        return str(params["dbname"])
+    return None if params.get("service") else os.environ.get("PGDATABASE")
+
+
+def _psycopg(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
+    from psycopg.conninfo import conninfo_to_dict
+
+    own = {"conninfo", "autocommit", "prepare_threshold", "context", "row_factory",
+           "cursor_factory"}  # fmt: skip
+    conninfo = args[0] if args else kwargs.get("conninfo", "")
+    params = {k: v for k, v in kwargs.items() if k not in own}
+    return _libpq_dbname(conninfo_to_dict(conninfo, **params))
+
+
+def _psycopg2(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
+    from psycopg2.extensions import make_dsn, parse_dsn  # type: ignore[import-untyped,import-not-found,unused-ignore]
+
+    own = {"dsn", "connection_factory", "cursor_factory", "async", "async_"}
+    dsn = args[0] if args else kwargs.get("dsn")
+    params = {k: v for k, v in kwargs.items() if k not in own}
+    return _libpq_dbname(parse_dsn(make_dsn(dsn, **params)))
+
+
+def _asyncpg(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
+    if kwargs.get("database"):
+        return str(kwargs["database"])
+    dsn = args[0] if args else kwargs.get("dsn")
+    if dsn:
+        parts = urllib.parse.urlsplit(str(dsn))
+        if parts.path.strip("/"):
+            return urllib.parse.unquote(parts.path.strip("/"))
+        named = urllib.parse.parse_qs(parts.query).get("database")
+        if named:
+            return named[-1]
+    return None if kwargs.get("service") else os.environ.get("PGDATABASE")
+
+
+def _named(position: int | None) -> Reached:
+    """A driver naming the database in a keyword (``database``, ``db``) or at ``position``."""
+
+    def reached(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
+        name = kwargs.get("database") or kwargs.get("db") or kwargs.get("dbname")
+        if not name and position is not None and len(args) > position:
+            name = args[position]
+        return str(name) if name else None  # none named (or a default file's): not the scratch
+
+    return reached
+
+
+# Where each driver opens a connection (module, attribute, class or not) and how to read
+# the database the call names. The class attributes catch a ``connect`` bound early.
+_DRIVER_ENTRIES: tuple[tuple[str, str, str | None, Reached], ...] = (
+    ("sqlite3", "connect", None, _sqlite_file),  # aiosqlite connects through it too
+    ("sqlite3.dbapi2", "connect", None, _sqlite_file),
+    ("psycopg", "connect", None, _psycopg),
+    ("psycopg", "connect", "Connection", _psycopg),
+    ("psycopg", "connect", "AsyncConnection", _psycopg),
+    ("psycopg2", "connect", None, _psycopg2),
+    ("asyncpg", "connect", None, _asyncpg),
+    ("pymysql.connections", "__init__", "Connection", _named(None)),
+    ("MySQLdb", "connect", None, _named(3)),
+    ("aiomysql", "connect", None, _named(3)),
+    ("asyncmy", "connect", None, _named(None)),
+    ("pg8000", "connect", None, _named(2)),
+    ("pg8000.dbapi", "connect", None, _named(2)),
+)
+
+
+def _installed(module: str) -> Any:
+    if module in sys.modules:
+        return sys.modules[module]
+    try:
+        if importlib.util.find_spec(module.partition(".")[0]) is None:
+            return None
+        return importlib.import_module(module)
+    except Exception:  # a driver that cannot be imported cannot connect either
+        return None
+
+
+class ScratchOnly:
+    """While :meth:`enforced`, no DBAPI connection reaches a database but the scratch one.
+
+    SQLAlchemy's ``do_connect`` event (what redirects a URL) never fires for an
+    engine built with ``creator=``, nor for a connection a revision opens with
+    the driver itself; so the drivers' ``connect`` functions are wrapped
+    (refusing, before connecting, any database but the scratch one), and
+    :meth:`check` asks every connection a pool made which database it is on.
+    A refusal that the project's code caught is raised again on the way out.
+    """
+
+    def __init__(self, url: URL) -> None:
+        self.url = url
+        self.backend = url.get_backend_name()
+        database = url.database or ""
+        if self.backend == "sqlite":
+            database = os.path.realpath(database) if database not in ("", ":memory:") else ""
+        self.database = database
+        self.refused: list[DatabaseError] = []
+
+    def allows(self, sqlite: bool, reached: str | None) -> bool:
+        if sqlite:  # a private in-memory database reaches nothing
+            return reached == "" or (self.backend == "sqlite" and reached == self.database)
+        return self.backend != "sqlite" and reached == self.database
+
+    def refuse(self, driver: str, sqlite: bool, reached: str | None) -> DatabaseError:
+        if reached is None:
+            shown = "a database it does not name (the driver's default)"
+        else:
+            shown = f"the SQLite file {reached}" if sqlite else f"the database {reached!r}"
+        error = DatabaseError(
+            f"verify refused a {driver} connection to {shown}: only its scratch database may be "
+            "reached while it runs, and this connection did not come from a URL it can point "
+            "there (an engine built with creator=, or a connection a revision opens itself). "
+            "Connect to the database sqlalchemy.url names (verify sets it to the scratch "
+            "database), e.g. creator=lambda: connect(<that URL>), or use op.get_bind() in "
+            "a revision"
+        )
+        self.refused.append(error)
+        return error
+
+    def check(self, dbapi_connection: Any) -> None:
+        """A connection a pool just made: on the scratch database, or closed and refused."""
+        reached: str | None = None
+        try:
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute(_CURRENT_DATABASE.get(self.backend, "SELECT NULL"))
+                row = cursor.fetchone()
+            finally:
+                cursor.close()
+            dbapi_connection.rollback()
+            found = row[0] if row else None
+            if self.backend == "sqlite":
+                reached = os.path.realpath(found) if found else ""
+            else:
+                reached = str(found) if found is not None else None
+        except Exception:  # not a session of the scratch's kind
+            reached = None
+        if not self.allows(self.backend == "sqlite", reached):
+            error = self.refuse(type(dbapi_connection).__module__.partition(".")[0],
+                                self.backend == "sqlite", reached)  # fmt: skip
+            try:
+                dbapi_connection.close()
+            except Exception:  # closing never hides the refusal
+                logging.getLogger(__name__).debug("closing a refused connection", exc_info=True)
+            raise error
+
+    @contextmanager
+    def enforced(self) -> Iterator[None]:
+        restore: list[tuple[Any, str, Any]] = []
+        for module_name, attribute, owner_name, reached in _DRIVER_ENTRIES:
+            module = _installed(module_name)
+            owner = getattr(module, owner_name, None) if owner_name else module
+            if owner is None or attribute not in vars(owner):
+                continue
+            original = vars(owner)[attribute]
+            setattr(owner, attribute, self._wrap(original, module_name, reached))
+            restore.append((owner, attribute, original))
+        try:
+            yield
+        finally:
+            for owner, attribute, original in reversed(restore):
+                setattr(owner, attribute, original)
+        if self.refused:  # caught by the project's code, but verify stopped that connection
+            raise self.refused[0]
+
+    def _wrap(self, original: Any, driver: str, reached: Reached) -> Any:
+        sqlite = driver.startswith("sqlite3")
+        driver = driver.partition(".")[0]
+
+        def guard(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+            try:
+                where = reached(args, kwargs)
+            except Exception:  # arguments the driver will refuse too
+                where = None
+            if not self.allows(sqlite, where):
+                raise self.refuse(driver, sqlite, where)
+
+        if isinstance(original, classmethod):
+            function = original.__func__
+
+            def bound(cls: Any, *args: Any, **kwargs: Any) -> Any:
+                guard(args, kwargs)
+                return function(cls, *args, **kwargs)
+
+            return classmethod(functools.wraps(function)(bound))
+        if isinstance(original, types.FunctionType) and original.__name__ == "__init__":
+
+            def init(self_: Any, *args: Any, **kwargs: Any) -> Any:
+                guard(args, kwargs)
+                return original(self_, *args, **kwargs)
+
+            return functools.wraps(original)(init)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            guard(args, kwargs)
+            return original(*args, **kwargs)
+
+        return functools.wraps(original)(call)

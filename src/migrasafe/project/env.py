@@ -38,6 +38,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import URL, Engine
 
 from migrasafe.db.dialects import dialect_named, driver_hint, same_database
+from migrasafe.db.scratch import _DATABASE_KEYS, ScratchOnly
 from migrasafe.db.urls import describe_error, redact
 from migrasafe.errors import ConfigError, EnvError, MigrasafeError, reraise_interrupts
 from migrasafe.project.config import Project, alembic_errors
@@ -410,10 +411,14 @@ def redirected_connections(scratch: URL) -> Iterator[None]:
     The database name (SQLite: the file) is replaced at the last moment,
     in the arguments handed to the driver, so an ``env.py`` that hard-codes
     its URL, reads ``$DATABASE_URL`` or takes the Flask app's engine still
-    migrates the scratch database, with its own driver and options.
+    migrates the scratch database, with its own driver and options. What
+    does not pass through SQLAlchemy's URL (an engine with ``creator=``, a
+    revision calling the driver itself) cannot be redirected: any connection
+    to another database is refused (:class:`~migrasafe.db.scratch.ScratchOnly`).
     """
     backend = scratch.get_backend_name()
     databases = dialect_named(backend).scratch
+    only = ScratchOnly(scratch)
 
     def on_do_connect(dialect: Any, _rec: Any, cargs: list[Any], cparams: dict[str, Any]) -> None:
         if dialect.name != backend:
@@ -424,10 +429,16 @@ def redirected_connections(scratch: URL) -> Iterator[None]:
         target = scratch.set(drivername=f"{dialect.name}+{dialect.driver}")
         new_args, new_params = dialect.create_connect_args(target)
         cargs[:] = list(new_args)
+        for key in _DATABASE_KEYS:  # from the URL's query string: they would win
+            cparams.pop(key, None)
         cparams.update(new_params)
         databases.connect_args(dialect.driver, target, cparams)
 
-    with _guarded(on_do_connect, databases.tune_session):
+    def on_connect(dbapi_connection: Any) -> None:
+        only.check(dbapi_connection)  # an engine with creator= made it: do_connect never ran
+        databases.tune_session(dbapi_connection)
+
+    with only.enforced(), _guarded(on_do_connect, on_connect):
         yield
 
 
