@@ -32,10 +32,11 @@ REFUSED = {"creator", "side_driver"}  # they connect past the URL: refused, one 
 STYLES = {
     "sqlite": ("generic", "async", "pyproject", "version_table", "engine_attribute",
                "connection_attribute", "database_url", "hardcoded", "flask", "creator",
-               "side_engine", "side_driver"),
-    "postgresql": ("hardcoded", "database_url", "flask", "async", "creator", "side_engine",
-                   "side_driver"),
-    "mariadb": ("hardcoded", "database_url", "creator", "side_engine", "side_driver"),
+               "creator_config", "side_engine", "side_driver"),
+    "postgresql": ("hardcoded", "database_url", "flask", "async", "creator", "creator_config",
+                   "side_engine", "side_driver"),
+    "mariadb": ("hardcoded", "database_url", "creator", "creator_config", "side_engine",
+                "side_driver"),
 }  # fmt: skip
 FROM_ENVIRONMENT = {"database_url", "flask", "side_driver"}
 
@@ -89,6 +90,26 @@ _SIDE_DRIVER = """url = sa.make_url(os.environ["DATABASE_URL"])
     connection.close()"""
 
 
+# A creator that connects where sqlalchemy.url says, as the README advises: verify runs.
+_CREATOR_FROM_CONFIG = """
+
+def _connect():
+    import sqlalchemy as sa
+    url = sa.make_url(config.get_main_option("sqlalchemy.url"))
+    if url.get_backend_name() == "sqlite":
+        import sqlite3
+        return sqlite3.connect(url.database)
+    if url.get_backend_name() == "postgresql":
+        import psycopg
+        return psycopg.connect(url.set(drivername="postgresql").render_as_string(False))
+    import pymysql
+    return pymysql.connect(host=url.host, port=url.port, user=url.username,
+                           database=url.database)
+
+
+def run_migrations_online"""
+
+
 def _creator(url: sa.URL) -> tuple[str, str]:
     """The URL without a database, and a creator connecting to ``url`` with the driver."""
     backend = url.get_backend_name()
@@ -104,9 +125,16 @@ def _creator(url: sa.URL) -> tuple[str, str]:
 
 
 def _make(style: str, directory: Path, url: str) -> Path:
-    base = "hardcoded" if style in ("creator", "side_engine", "side_driver") else style
+    base = {"creator_config": "generic", "creator": "hardcoded", "side_engine": "hardcoded",
+            "side_driver": "hardcoded"}.get(style, style)  # fmt: skip
     project = make_user_project(base, directory, url)
     env_py = project / "migrations" / "env.py"
+    if style == "creator_config":
+        text = env_py.read_text()
+        pooled = "poolclass=pool.NullPool,\n    )"
+        assert pooled in text
+        text = text.replace(pooled, "poolclass=pool.NullPool,\n        creator=_connect,\n    )")
+        env_py.write_text(text.replace("\n\ndef run_migrations_online", _CREATOR_FROM_CONFIG, 1))
     if style == "creator":
         bare, creator = _creator(sa.make_url(url))
         text = env_py.read_text()
@@ -124,6 +152,15 @@ def _make(style: str, directory: Path, url: str) -> Path:
     return project
 
 
+_SCHEMA_VIEWS = (
+    ("tables", "table_name, table_type"),
+    ("columns", "table_name, column_name, ordinal_position, column_default, is_nullable, "
+                "data_type, character_maximum_length"),
+    ("table_constraints", "table_name, constraint_name, constraint_type"),
+    ("key_column_usage", "table_name, constraint_name, column_name, ordinal_position"),
+)  # fmt: skip
+
+
 def checksum(url: str) -> str:
     """SQLite: the file's bytes; a server: its information_schema and every table's rows."""
     parsed = sa.make_url(url)
@@ -137,13 +174,15 @@ def checksum(url: str) -> str:
     engine = sa.create_engine(url, poolclass=sa.NullPool)
     try:
         with engine.connect() as conn:
-            for view in ("columns", "tables", "table_constraints", "key_column_usage"):
-                rows = conn.execute(sa.text(f"SELECT * FROM information_schema.{view} "
+            for view, columns in _SCHEMA_VIEWS:  # what does not move by itself (not sizes)
+                rows = conn.execute(sa.text(f"SELECT {columns} FROM information_schema.{view} "
                                             f"WHERE {schema}")).all()  # fmt: skip
                 parts.append(sorted(repr(tuple(r)) for r in rows))
-            for name in sorted(sa.inspect(conn).get_table_names()):
+            inspector = sa.inspect(conn)
+            for name in sorted(inspector.get_table_names()):
                 table = sa.Table(name, sa.MetaData(), autoload_with=conn)
-                parts.append((name, sorted(repr(tuple(r)) for r in conn.execute(table.select()))))
+                rows = sorted(repr(tuple(r)) for r in conn.execute(table.select()))
+                parts.append((name, repr(inspector.get_indexes(name)), rows))
     finally:
         engine.dispose()
     return hashlib.sha256(repr(parts).encode()).hexdigest()
