@@ -17,28 +17,33 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 import sys
 import threading
 from pathlib import Path
 
+import psycopg
 import pymysql
 import pytest
 import sqlalchemy as sa
 
+from migrasafe import MigrasafeError, load_project, verify
+
 from conftest import make_user_project, query, run_cli
 
 SHARED_HEAD = "3c4d5e6f7a8b"
-REFUSED = {"creator", "side_driver"}  # they connect past the URL: refused, one line
+# They connect past the URL: refused, one line (also when the revision catches the refusal).
+REFUSED = {"creator", "side_driver", "side_caught"}
 STYLES = {
     "sqlite": ("generic", "async", "pyproject", "version_table", "engine_attribute",
                "connection_attribute", "database_url", "hardcoded", "flask", "creator",
-               "creator_config", "side_engine", "side_driver"),
+               "creator_config", "side_engine", "side_driver", "side_caught"),
     "postgresql": ("hardcoded", "database_url", "flask", "async", "creator", "creator_config",
                    "side_engine", "side_driver"),
     "mariadb": ("hardcoded", "database_url", "creator", "creator_config", "side_engine",
                 "side_driver"),
 }  # fmt: skip
-FROM_ENVIRONMENT = {"database_url", "flask", "side_driver"}
+FROM_ENVIRONMENT = {"database_url", "flask", "side_driver", "side_caught"}
 
 _SIDE_REVISION = '''"""a data migration with a connection of its own"""
 import os
@@ -126,7 +131,7 @@ def _creator(url: sa.URL) -> tuple[str, str]:
 
 def _make(style: str, directory: Path, url: str) -> Path:
     base = {"creator_config": "generic", "creator": "hardcoded", "side_engine": "hardcoded",
-            "side_driver": "hardcoded"}.get(style, style)  # fmt: skip
+            "side_driver": "hardcoded", "side_caught": "hardcoded"}.get(style, style)  # fmt: skip
     project = make_user_project(base, directory, url)
     env_py = project / "migrations" / "env.py"
     if style == "creator_config":
@@ -146,6 +151,12 @@ def _make(style: str, directory: Path, url: str) -> Path:
         )
     elif style.startswith("side_"):
         side = _SIDE_ENGINE if style == "side_engine" else _SIDE_DRIVER
+        if style == "side_caught":  # "best effort": a failure to connect is ignored
+            side = (
+                "try:\n        "
+                + side.replace("\n", "\n    ")
+                + "\n    except Exception:\n        pass"
+            )
         (project / "migrations" / "versions" / "4d5e6f7a8b9c_side.py").write_text(
             _SIDE_REVISION.replace("@@SIDE@@", side)
         )
@@ -295,3 +306,37 @@ def test_the_mariadb_admin_session_never_opens_the_projects_database(
         watcher.close()
     assert result.exit_code == 0, result.stdout + result.stderr
     assert not seen, f"verify opened sessions on {url.database}: {seen}"
+
+
+# Bound before verify starts, as an application's engine is: past any wrapped `connect`.
+_SQLITE_CONNECT = sqlite3.connect
+_PSYCOPG_CONNECT = psycopg.Connection.connect
+
+
+def test_an_engine_made_before_verify_with_a_creator_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db_url: str
+) -> None:
+    """A Flask-style engine handed to env.py, made before verify with its own creator: the
+    connection it makes is asked which database it is on, and refused."""
+    project_dir = make_user_project("engine_attribute", tmp_path / "p", db_url)
+    monkeypatch.chdir(project_dir)
+    monkeypatch.delitem(sys.modules, "models", raising=False)
+    assert run_cli("upgrade", SHARED_HEAD).exit_code == 0
+    query(db_url, "INSERT INTO authors (id, name) VALUES (1, 'Ann')")
+    url = sa.make_url(db_url)
+    if url.get_backend_name() == "sqlite":
+        engine = sa.create_engine("sqlite://", creator=lambda: _SQLITE_CONNECT(url.database))
+    else:
+        libpq = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        engine = sa.create_engine("postgresql+psycopg://", creator=lambda: _PSYCOPG_CONNECT(libpq))
+    with engine.connect():  # the application has used it already
+        pass
+    before = checksum(db_url)
+    project = load_project(project_dir / "alembic.ini")
+    project.config.attributes["connection"] = engine
+    try:
+        with pytest.raises(MigrasafeError, match="verify refused a"):
+            verify(project, url=db_url)
+    finally:
+        engine.dispose()
+    assert checksum(db_url) == before
