@@ -28,6 +28,8 @@ import pytest
 import sqlalchemy as sa
 
 from migrasafe import MigrasafeError, load_project, verify
+from migrasafe.db.scratch import ScratchOnly
+from migrasafe.errors import DatabaseError
 
 from conftest import make_user_project, query, run_cli
 
@@ -340,3 +342,26 @@ def test_an_engine_made_before_verify_with_a_creator_is_refused(
     finally:
         engine.dispose()
     assert checksum(db_url) == before
+
+
+def test_a_driver_imported_while_verify_runs_is_guarded_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Drivers are wrapped as they are imported (a revision importing one in upgrade())."""
+    (tmp_path / "pg8000").mkdir()
+    (tmp_path / "pg8000" / "__init__.py").write_text(
+        "def connect(user=None, host=None, database=None, **kw):\n    return database\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "pg8000", raising=False)
+    only = ScratchOnly(sa.make_url("postgresql://u@h/migrasafe_scratch_0123456789ab"))
+    refused_afterwards = pytest.raises(DatabaseError, match="verify refused a pg8000 connection")
+    with refused_afterwards, only.enforced():
+        import pg8000
+
+        assert pg8000.connect("u", "h", "migrasafe_scratch_0123456789ab") == (
+            "migrasafe_scratch_0123456789ab"
+        )
+        with pytest.raises(DatabaseError, match="the database 'app'"):
+            pg8000.connect(database="app")
+    assert pg8000.connect(database="app") == "app"  # as it was, afterwards
