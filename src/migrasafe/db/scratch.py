@@ -2,7 +2,8 @@
 
 :class:`Scratch` refuses (a dialect with no scratch databases); :class:`ServerScratch`
 creates one on a PostgreSQL or MySQL server through its admin database, so that not
-one session is opened on the database the URL names.
+one session is opened on the database the URL names. :class:`ScratchOnly` keeps every
+connection made while verify runs on the scratch database, however it is made.
 """
 
 from __future__ import annotations
@@ -28,6 +29,17 @@ from sqlalchemy.pool import NullPool
 from migrasafe.db.sessions import Sessions
 from migrasafe.db.urls import describe_error, redact
 from migrasafe.errors import DatabaseError
+
+# Where a URL's query string may name the database, overriding its path.
+DATABASE_KEYS = ("database", "db", "dbname")
+
+# The query naming the database a session is on, by backend (SQLite: its main file).
+_CURRENT_DATABASE = {
+    "postgresql": "SELECT current_database()",
+    "mysql": "SELECT DATABASE()",
+    "mariadb": "SELECT DATABASE()",
+    "sqlite": "SELECT file FROM pragma_database_list WHERE name = 'main'",
+}
 
 
 class Scratch:
@@ -84,7 +96,7 @@ class ServerScratch(Scratch):
     def server_url(self) -> URL:
         """The project's URL without any database: a database named in its query string
         (``?dbname=``, ``?database=``, ``?db=``) would win over the one set as its path."""
-        return self.sessions.engine_url.difference_update_query(_DATABASE_KEYS)
+        return self.sessions.engine_url.difference_update_query(DATABASE_KEYS)
 
     def _on_admin_database(self, conn: Connection) -> None:
         """The admin session is on the admin database (or none), never on the project's."""
@@ -130,17 +142,6 @@ class ServerScratch(Scratch):
 
 
 # -- only the scratch database, however a connection is made ------------------------
-
-# Where a URL's query string may name the database, overriding its path.
-_DATABASE_KEYS = ("database", "db", "dbname")
-
-# The query naming the database a session is on, by backend (SQLite: its main file).
-_CURRENT_DATABASE = {
-    "postgresql": "SELECT current_database()",
-    "mysql": "SELECT DATABASE()",
-    "mariadb": "SELECT DATABASE()",
-    "sqlite": "SELECT file FROM pragma_database_list WHERE name = 'main'",
-}
 
 Reached = Callable[[tuple[Any, ...], dict[str, Any]], "str | None"]
 

@@ -38,7 +38,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import URL, Engine
 
 from migrasafe.db.dialects import dialect_named, driver_hint, same_database
-from migrasafe.db.scratch import _DATABASE_KEYS, ScratchOnly
+from migrasafe.db.scratch import DATABASE_KEYS, ScratchOnly
 from migrasafe.db.urls import describe_error, redact
 from migrasafe.errors import ConfigError, EnvError, MigrasafeError, reraise_interrupts
 from migrasafe.project.config import Project, alembic_errors
@@ -429,7 +429,7 @@ def redirected_connections(scratch: URL) -> Iterator[None]:
         target = scratch.set(drivername=f"{dialect.name}+{dialect.driver}")
         new_args, new_params = dialect.create_connect_args(target)
         cargs[:] = list(new_args)
-        for key in _DATABASE_KEYS:  # from the URL's query string: they would win
+        for key in DATABASE_KEYS:  # from the URL's query string: they would win
             cparams.pop(key, None)
         cparams.update(new_params)
         databases.connect_args(dialect.driver, target, cparams)
