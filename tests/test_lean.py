@@ -403,3 +403,26 @@ def test_a_branch_label_that_is_no_literal_sends_only_its_own_file_cold(tmp_path
     cold, _ = migrasafe("history", cwd=project, cache=None)
     assert warm.stdout == cold.stdout and "0001 (shelf)" in warm.stdout
     assert "alembic" in imported
+
+
+def test_a_settings_module_that_did_not_exist_counts_once_created(tmp_path: Path) -> None:
+    """env.py's `try: from local_settings import DATABASE_URL / except ImportError`: the
+    module looked for and not found is watched, so creating it sends the next run cold."""
+    project = make_user_project("database_url", tmp_path / "p", "unused")
+    env_py = project / "migrations" / "env.py"
+    text = env_py.read_text()
+    anchor = 'os.environ["DATABASE_URL"]'
+    assert anchor in text, "the example env.py changed: update this test"
+    env_py.write_text("try:\n    from local_settings import DATABASE_URL as _LOCAL\n"
+                      "except ImportError:\n    _LOCAL = None\n"
+                      + text.replace(anchor, f"(_LOCAL or {anchor})"))  # fmt: skip
+    cache = tmp_path / "cache"
+    first = {"DATABASE_URL": f"sqlite:///{tmp_path / 'first.db'}"}
+    _warm(project, cache, first)
+    status, lean = _warm(project, cache, first)
+    assert lean and "first.db" in str(status["url"])
+    (project / "local_settings.py").write_text(
+        f"DATABASE_URL = 'sqlite:///{tmp_path / 'local.db'}'\n"
+    )
+    status, lean = _warm(project, cache, first)
+    assert not lean and "local.db" in str(status["url"])

@@ -9,8 +9,11 @@ and the imports' own reads) and every environment variable read (through a
 recording ``os.environ``) is noted. The lean path reuses the answer only
 when all of them are as they were.
 
-Not seen: a file only tested for existence (``os.path.exists``), and what C
-code reads on its own (libpq's ``PGHOST``). The cache can be turned off with
+A module an import looked for and did not find (``try: import local_settings
+except ImportError``) counts too: the files it would have been are noted as
+absent, so creating one sends the next run cold. Not seen: a file only
+tested for existence (``os.path.exists``), and what C code reads on its own
+(libpq's ``PGHOST``). The cache can be turned off with
 ``MIGRASAFE_NO_CACHE=1``.
 """
 
@@ -76,6 +79,35 @@ class _RecordingEnviron(os._Environ):  # type: ignore[type-arg]
         return super().__iter__()
 
 
+class _Absent:
+    """First on ``sys.meta_path`` while watching: a module no finder finds is noted as the
+    files it would have been, in each directory the import searched."""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+        if not _active:
+            return None
+        for finder in sys.meta_path:
+            find = getattr(finder, "find_spec", None)
+            if finder is self or find is None:
+                continue
+            try:
+                if find(name, path, target) is not None:
+                    return None  # found: the import goes on as it would have
+            except Exception:  # a finder's own trouble: the import will report it
+                return None
+        leaf = name.rpartition(".")[2]
+        for entry in path if path is not None else sys.path:
+            if isinstance(entry, str):
+                directory = os.path.abspath(entry or os.curdir)
+                module = os.path.join(directory, f"{leaf}.py")
+                package = os.path.join(directory, leaf, "__init__.py")
+                _active[-1].files.update((module, package))
+        return None
+
+
+_ABSENT = _Absent()
+
+
 @contextmanager
 def watching() -> Iterator[Watch]:
     """Record, while inside, what the process reads (see the module's docstring)."""
@@ -88,9 +120,12 @@ def watching() -> Iterator[Watch]:
     modules = set(sys.modules)
     _active.append(watch)
     os.environ = _RecordingEnviron(real, watch)  # noqa: B003 (same data: a view, not a reset)
+    sys.meta_path.insert(0, _ABSENT)
     try:
         yield watch
     finally:
+        with suppress(ValueError):
+            sys.meta_path.remove(_ABSENT)
         os.environ = real  # noqa: B003
         _active.remove(watch)
         for name in set(sys.modules) - modules:  # imported here: their sources count
