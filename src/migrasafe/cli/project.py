@@ -61,12 +61,9 @@ def status(options: Options, strict: bool, phases: bool, as_json: bool) -> None:
     code = EXIT_OK if result.ok else EXIT_FOUND
     if not phases:
         _emit(as_json, result.to_dict(), lambda: render.status(result), code)
-    from migrasafe.commands.phases import revision_phases
+    from migrasafe.commands.phases import pending_by_phase
 
-    known = revision_phases(options.project())
-    pending = {rev: known[rev].phase or "unknown" for rev in result.pending if rev in known}
-    by_phase = {name: [r for r, p in pending.items() if p == name]
-                for name in ("expand", "contract", "unknown")}  # fmt: skip
+    by_phase = pending_by_phase(options.project(), result.pending)
 
     def text() -> None:
         render.status(result)

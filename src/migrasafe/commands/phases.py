@@ -51,6 +51,14 @@ def revision_phases(project: Project, dialect: str | None = None) -> dict[str, R
     return found
 
 
+def pending_by_phase(project: Project, pending: tuple[str, ...]) -> dict[str, list[str]]:
+    """``status --phases``: the pending revisions (in order) under expand, contract, unknown."""
+    known = revision_phases(project)
+    phase = {rev: known[rev].phase or "unknown" for rev in pending if rev in known}
+    return {name: [rev for rev in pending if phase.get(rev) == name]
+            for name in ("expand", "contract", "unknown")}  # fmt: skip
+
+
 def _expand_labels(script: Any) -> list[str]:
     """The branch labels that name an expand branch (``expand``, ``2024_expand`` ...)."""
     from migrasafe.checks.lint.phases import _LABEL_WORD

@@ -140,12 +140,9 @@ def current(project: Project) -> Current:
     context = probe(project)[0]
     script = project.graph
     known = [rev for rev in context.heads if is_defined(script, rev)]
-    table = context.version_table
     return Current(
         url=context.display_url,
-        version_table=f"{context.version_table_schema}.{table}"
-        if context.version_table_schema
-        else table,
+        version_table=context.qualified_version_table,
         heads=context.heads,
         revisions=tuple(info(s) for s in _resolve(script, tuple(known))) if known else (),
         unknown=tuple(rev for rev in context.heads if rev not in known),

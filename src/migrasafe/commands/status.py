@@ -80,12 +80,9 @@ def status(project: Project, *, strict: bool = False) -> Status:
     context, recorded, failed = read_state(project)
     current = context.heads
     done = applied(script, current)
-    table = context.version_table
     return Status(
         url=context.display_url,
-        version_table=f"{context.version_table_schema}.{table}"
-        if context.version_table_schema
-        else table,
+        version_table=context.qualified_version_table,
         current=current,
         heads=tuple(script.get_heads()),
         pending=tuple(s.revision for s in apply_order(script) if s.revision not in done),

@@ -71,6 +71,12 @@ class EnvContext:
         return self.url.get_backend_name()
 
     @property
+    def qualified_version_table(self) -> str:
+        """``schema.table`` as the user knows it, or the bare table name."""
+        schema = self.version_table_schema
+        return f"{schema}.{self.version_table}" if schema else self.version_table
+
+    @property
     def display_url(self) -> str:
         return redact(self.url)
 

@@ -275,16 +275,8 @@ def rename_column_expand(
     ``phase = "expand"``; the rename ends with :func:`rename_column_contract`.
     Reverse: :func:`undo_rename_column_expand`.
     """
-    from migrasafe.safe_op import rename
-
-    operations = _dialect()
-    if not operations.column_exists(table_name, new_column_name, schema):  # a retry: added
-        operations.add_nullable_column(table_name, sa.Column(new_column_name, type_),
-                                       schema=schema)  # fmt: skip
-    rename.sync(operations, table_name, column_name, new_column_name, schema=schema,
-                to_new=to_new, to_old=to_old)  # fmt: skip
-    rename.fill(operations, table_name, column_name, new_column_name, schema=schema,
-                convert=to_new, key=key, batch_size=batch_size)  # fmt: skip
+    _add_synced(table_name, column_name, new_column_name, type_, schema=schema, to_new=to_new,
+                to_old=to_old, key=key, batch_size=batch_size, filling=new_column_name)  # fmt: skip
 
 
 def undo_rename_column_expand(
@@ -325,12 +317,22 @@ def undo_rename_column_contract(
 ) -> None:
     """The reverse of :func:`rename_column_contract`: the old column back (``type_``, nullable),
     filled from the new one, and the triggers again, as after the expand half."""
+    _add_synced(table_name, column_name, new_column_name, type_, schema=schema, to_new=to_new,
+                to_old=to_old, key=key, batch_size=batch_size, filling=column_name)  # fmt: skip
+
+
+def _add_synced(
+    table_name: str, old: str, new: str, type_: Any, *, schema: str | None, to_new: str,
+    to_old: str, key: str, batch_size: int, filling: str,
+) -> None:  # fmt: skip
+    """The column ``filling`` (the new one on expand, the old one on undoing contract) added
+    if it is not there yet (a retry), the triggers installed, then it filled from the other."""
     from migrasafe.safe_op import rename
 
     operations = _dialect()
-    if not operations.column_exists(table_name, column_name, schema):
-        operations.add_nullable_column(table_name, sa.Column(column_name, type_), schema=schema)
-    rename.sync(operations, table_name, column_name, new_column_name, schema=schema,
-                to_new=to_new, to_old=to_old)  # fmt: skip
-    rename.fill(operations, table_name, new_column_name, column_name, schema=schema,
-                convert=to_old, key=key, batch_size=batch_size)  # fmt: skip
+    if not operations.column_exists(table_name, filling, schema):
+        operations.add_nullable_column(table_name, sa.Column(filling, type_), schema=schema)
+    rename.sync(operations, table_name, old, new, schema=schema, to_new=to_new, to_old=to_old)
+    source, convert = (old, to_new) if filling == new else (new, to_old)
+    rename.fill(operations, table_name, source, filling, schema=schema, convert=convert,
+                key=key, batch_size=batch_size)  # fmt: skip
