@@ -125,8 +125,16 @@ def test_a_revision_that_failed_midway_on_mariadb_is_named_by_status(
     status = run_cli("-c", str(ini), "--url", mariadb_url, "status", "--json")
     assert status.exit_code == 1
     assert json.loads(status.stdout)["half_applied"] == ["0002"]
+    assert json.loads(status.stdout)["half_applied_operations"] == [
+        {"revision": "0002", "operation": "add_column authors.country", "present": True},
+        {"revision": "0002", "operation": "add_column no_such_table.x", "present": False},
+    ]  # the raw SQL read as lint reads it
     text = run_cli("-c", str(ini), "--url", mariadb_url, "status")
-    assert "Half-applied: 0002 failed midway" in text.stdout
+    assert "Half-applied: 0002 stopped midway" in text.stdout
+    assert "present      add_column authors.country" in text.stdout
+    again = run_cli("-c", str(ini), "--url", mariadb_url, "upgrade")
+    assert again.exit_code == 2 and "upgrade --resume" in again.stderr, again.stderr
+    assert "nothing was migrated" in again.stderr
 
 
 HALF_APPLIED = (
@@ -144,8 +152,9 @@ def _half_applied(tmp_path: Path, url: str) -> tuple[Path, Path]:
     return ini, next((ini.parent / "migrations" / "versions").glob("0002_*.py"))
 
 
-def _upgrade_leaves_no_note(ini: Path, url: str) -> None:
-    assert run_cli("-c", str(ini), "--url", url, "upgrade").exit_code == 0
+def _upgrade_leaves_no_note(ini: Path, url: str, *args: str) -> None:
+    done = run_cli("-c", str(ini), "--url", url, "upgrade", *args)
+    assert done.exit_code == 0, done.stderr
     status = run_cli("-c", str(ini), "--url", url, "status", "--json")
     assert status.exit_code == 0, status.stdout
     assert json.loads(status.stdout)["half_applied"] == []
@@ -166,10 +175,14 @@ def test_the_half_applied_note_on_mariadb_goes_when_the_revision_is_applied(
     tmp_path: Path, mariadb_url: str
 ) -> None:
     ini, broken = _half_applied(tmp_path, mariadb_url)
-    query(mariadb_url, "ALTER TABLE authors DROP COLUMN country")  # repaired by hand
     broken.write_text(broken.read_text().replace(
         "\n    op.execute('ALTER TABLE no_such_table ADD COLUMN x INT')", ""
     ))  # fmt: skip
+    resumed = run_cli("-c", str(ini), "--url", mariadb_url, "upgrade", "--resume", "--json")
+    assert resumed.exit_code == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["skipped"] == [
+        {"revision": "0002", "operation": "add_column authors.country"}
+    ]
     _upgrade_leaves_no_note(ini, mariadb_url)
 
 

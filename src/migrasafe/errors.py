@@ -52,6 +52,11 @@ class MigrationFailed(MigrasafeError):
         self.result = result
 
 
+class Unfinished(MigrasafeError):
+    """A revision to run stopped midway before, after committing part of its work: it is
+    not run again blindly (``upgrade --resume`` skips what is present)."""
+
+
 class LockTimeout(DatabaseError):
     """Another run held the migration lock for longer than we were willing to wait."""
 
@@ -71,6 +76,33 @@ class Interrupted(MigrasafeError):
         super().__init__(message)
         self.exit_code = 143 if terminated else 130
         self.result: object = None
+
+
+_pending: list[KeyboardInterrupt] = []
+
+
+def interrupt(exc: KeyboardInterrupt) -> KeyboardInterrupt:
+    """The signal handler's exception, remembered until someone catches it (:func:`caught`).
+
+    Python raises a handler's exception wherever the main thread happens to
+    be, and where that is a destructor or a weakref callback (garbage
+    collection, at any allocation) it is printed as "Exception ignored" and
+    lost: the run would go on as if no signal came. :func:`check_interrupted`
+    at each step raises it again.
+    """
+    _pending[:] = [exc]
+    return exc
+
+
+def caught() -> None:
+    """The interrupt reached code that handles it: nothing is pending any more."""
+    _pending.clear()
+
+
+def check_interrupted() -> None:
+    """Raise the interrupt a signal handler raised where it was swallowed, if any."""
+    if _pending:
+        raise _pending.pop()
 
 
 def reraise_interrupts(exc: BaseException) -> None:

@@ -102,11 +102,15 @@ def _migrate(
     retries: int | None,
     as_json: bool,
     phase: str | None = None,
+    resume: bool = False,
 ) -> None:
+    import functools
+
     import migrasafe.cli.render as render
     import migrasafe.deploy.migrate as migrate
 
-    run = migrate.upgrade if direction == "upgrade" else migrate.downgrade
+    run: Any = (functools.partial(migrate.upgrade, resume=resume) if direction == "upgrade"
+                else migrate.downgrade)  # fmt: skip
     plan = None
     with _partial_results(as_json), render.progress(direction, enabled=not sql) as report:
         project = options.project()
@@ -123,7 +127,7 @@ def _migrate(
         chosen: str | tuple[str, ...] = targets[0] if len(targets) == 1 else targets
         result = None
         if targets:
-            result = run(project, chosen, sql=sql, lock_timeout=lock_timeout,  # type: ignore[arg-type]
+            result = run(project, chosen, sql=sql, lock_timeout=lock_timeout,
                          waiting=_say_waiting, deploy=deploy, retrying=_say_waiting,
                          progress=report)  # fmt: skip
     if result is None:  # --phase with nothing to apply now
@@ -150,6 +154,9 @@ def _say_waiting(message: str) -> None:
 @click.option("--phase", type=click.Choice(("expand", "contract")),
               help="expand: the pending revisions the running release tolerates, up to the "
               "first it does not; contract: the rest (after the application rollout).")  # fmt: skip
+@click.option("--resume", is_flag=True,
+              help="Run a revision that stopped midway (killed, or failed where DDL commits at "
+              "once) again, skipping each operation whose effect is already present.")  # fmt: skip
 @lock_timeout_option
 @deploy_options
 @json_option
@@ -163,6 +170,7 @@ def upgrade(
     db_lock_timeout: str | None,
     statement_timeout: str | None,
     retries: int | None,
+    resume: bool,
     as_json: bool,
 ) -> None:
     """Apply revisions up to TARGET (default: head).
@@ -172,9 +180,16 @@ def upgrade(
     revision with transaction_per_migration=True; a failing revision rolls
     back its transaction, on SQLite too (migrasafe makes its DDL
     transactional). Each applied script's checksum is recorded with it.
+
+    Where DDL commits at once (MySQL, MariaDB; an autocommit_block
+    anywhere), each revision leaves a mark that its version change clears:
+    a revision killed midway is named by `status`, and is run again only
+    with --resume.
     """
+    if resume and sql:
+        raise click.UsageError("--resume runs against the database; --sql only prints")
     _migrate("upgrade", options, target, sql, lock_timeout, db_lock_timeout,
-             statement_timeout, retries, as_json, phase)  # fmt: skip
+             statement_timeout, retries, as_json, phase, resume)  # fmt: skip
 
 
 @main.command(context_settings=RELATIVE_TARGETS)

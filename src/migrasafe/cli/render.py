@@ -73,6 +73,9 @@ def migration_result(result: MigrationResult, *, partial: bool = False) -> None:
     style = plain.Styler(sys.stdout)
     verb = "Applied" if result.direction == "upgrade" else "Reverted"
     lines = [f"{verb} {style(step.revision, 'bold')}  {step.message}" for step in result.steps]
+    for skipped in result.skipped:
+        lines.append(f"Skipped {style(skipped.revision, 'bold')}  {skipped.operation} "
+                     "(already present)")  # fmt: skip
     if partial:
         if result.failed:
             lines.append(f"{style('Failed', 'red')}  {style(result.failed, 'bold')}")
@@ -107,12 +110,14 @@ def status(result: Status) -> None:
         )
     for revision in result.half_applied:
         lines.append(
-            f"{style('Half-applied:', 'red')} {revision} failed midway: this database commits "
-            "DDL at once, so the statements before the failure stayed while its version was not "
-            "recorded; repair the schema by hand (or finish the revision's DDL), then "
-            "`migrasafe upgrade` (applying it clears this note), or, if the schema is already "
-            f"as it should be, `migrasafe accept {revision}`"
+            f"{style('Half-applied:', 'red')} {revision} stopped midway (killed, or it failed) "
+            "after committing part of its work, while its version was not recorded; "
+            f"`migrasafe upgrade --resume` runs it again skipping what is present, or repair "
+            f"the schema by hand and `migrasafe accept {revision}`"
         )
+        for found in (f for f in result.found if f.revision == revision):
+            said = {True: "present", False: "absent", None: "cannot tell"}[found.present]
+            lines.append(f"    {said:<12} {found.operation}")
     if result.unverified:
         shown = ", ".join(result.unverified[:5])
         more = f" and {len(result.unverified) - 5} more" if len(result.unverified) > 5 else ""

@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from migrasafe.deploy.records import Modified
 
 if TYPE_CHECKING:  # Status serves the lean path too (migrasafe.commands.lean): no SQLAlchemy here
     from migrasafe.project.config import Project
+
+
+@dataclass(frozen=True)
+class Found:
+    """One operation of a half-applied revision, and whether its effect is in the database
+    (None: cannot tell, as for raw SQL)."""
+
+    revision: str
+    operation: str
+    present: bool | None
+
+    def to_dict(self) -> dict[str, object]:
+        return {"revision": self.revision, "operation": self.operation, "present": self.present}
 
 
 @dataclass(frozen=True)
@@ -34,7 +47,10 @@ class Status:
     unknown: tuple[str, ...]
     modified: tuple[Modified, ...] = field(default_factory=tuple)
     unverified: tuple[str, ...] = ()
-    half_applied: tuple[str, ...] = ()  # failed midway on MySQL: some of their DDL stayed
+    # stopped midway (killed, or failed) after committing part of their work: their
+    # mark stands (see migrasafe.deploy.checksums.mark_started); ``found``: their operations
+    half_applied: tuple[str, ...] = ()
+    found: tuple[Found, ...] = ()
     strict: bool = False  # unverified revisions fail the status too
 
     @property
@@ -62,6 +78,7 @@ class Status:
             "modified": [m.to_dict() for m in self.modified],
             "unverified": list(self.unverified),
             "half_applied": list(self.half_applied),
+            "half_applied_operations": [f.to_dict() for f in self.found],
             "up_to_date": self.up_to_date,
             "strict": self.strict,
             "ok": self.ok,
@@ -80,6 +97,7 @@ def status(project: Project, *, strict: bool = False) -> Status:
     context, recorded, failed = read_state(project)
     current = context.heads
     done = applied(script, current)
+    half_applied = tuple(f.revision for f in failed if f.revision not in done)
     return Status(
         url=context.display_url,
         version_table=context.qualified_version_table,
@@ -88,7 +106,8 @@ def status(project: Project, *, strict: bool = False) -> Status:
         pending=tuple(s.revision for s in apply_order(script) if s.revision not in done),
         unknown=tuple(rev for rev in current if not is_defined(script, rev)),
         modified=tuple(modified(script, current, recorded)),
-        half_applied=tuple(f.revision for f in failed if f.revision not in done),
+        half_applied=half_applied,
+        found=_found(project, context.dialect, half_applied),
         unverified=tuple(
             s.revision
             for s in apply_order(script)
@@ -96,3 +115,36 @@ def status(project: Project, *, strict: bool = False) -> Status:
         ),
         strict=strict,
     )
+
+
+def _found(project: Project, dialect: str, revisions: tuple[str, ...]) -> tuple[Found, ...]:
+    """Each operation of the half-applied ``revisions`` (recorded offline, as lint does),
+    judged against the live schema through ``env.py`` (a second read-only run)."""
+    if not revisions:
+        return ()
+    from alembic.operations.ops import MigrateOperation
+    from alembic.script import Script
+
+    from migrasafe.checks.lint.operations import Offline
+    from migrasafe.deploy.effects import describe, present
+    from migrasafe.project.env import probe
+    from migrasafe.project.graph import is_defined
+
+    recorded: list[tuple[str, Any]] = []
+    with Offline(project.config, project.script_directory, dialect) as offline:
+        for revision in revisions:
+            found = (
+                project.script.get_revision(revision)
+                if is_defined(project.script, revision)
+                else None
+            )
+            if isinstance(found, Script):
+                for done in offline.record(found).operations:
+                    if isinstance(done.operation, MigrateOperation) and not done.read_sql:
+                        recorded.append((revision, done.operation))
+
+    def judge(context: Any) -> tuple[Found, ...]:
+        return tuple(Found(revision, describe(operation), present(operation, context.connection))
+                     for revision, operation in recorded)  # fmt: skip
+
+    return probe(project, judge)[1] or ()

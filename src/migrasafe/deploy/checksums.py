@@ -15,6 +15,7 @@ import getpass
 import os
 import socket
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,8 +52,9 @@ def _table(schema: str | None) -> sa.Table:
         sa.Column("script", sa.String(255), nullable=False),
         sa.Column("applied_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("applied_by", sa.String(255), nullable=False),
-        # "applied"; "failed": a revision that failed midway on a database whose DDL
-        # commits at once (MySQL), so that status can name it (see record_failure).
+        # "applied"; "started": a write-ahead mark (see mark_started), committed with the
+        # first statement of a revision that cannot roll back; "failed": the same, as
+        # versions before the marks wrote it when a revision failed midway.
         sa.Column("state", sa.String(16), nullable=False, server_default="applied"),
     )
 
@@ -179,8 +181,18 @@ class Recorder:
     version change, on the same connection and inside the same transaction.
     """
 
-    def __init__(self, graph: ScriptDirectory | None = None) -> None:
+    def __init__(
+        self,
+        graph: ScriptDirectory | None = None,
+        *,
+        mark_each: bool = False,
+        check_marks: Callable[[set[str], list[Any]], None] | None = None,
+    ) -> None:
         self._graph = graph
+        # Where DDL commits at once (MySQL): every upgrade step is marked before it runs.
+        # Elsewhere only a step that enters an autocommit_block is (see _marked_block).
+        self.mark_each, self._check_marks = mark_each, check_marks
+        self.marks: set[str] = set()  # the revisions marked, standing or written by this run
         self._ensured: set[int] = set()
         self._who = _who()  # once per run: getpass and gethostname are not free
         self._running: Any = None
@@ -190,30 +202,80 @@ class Recorder:
 
     def follow(self, context: MigrationContext, heads: tuple[str, ...],
                planned: list[Any]) -> Iterator[Any]:  # fmt: skip
-        """Alembic's steps, as they run; the table made and reconciled before the first."""
+        """Alembic's steps, as they run; the table made and reconciled before the first, and
+        the marks standing read (``check_marks`` sees them with the plan, before any runs)."""
         connection = context.connection
         self._written, self._ensured = set(), set()  # a retry starts over: its run rolled back
-        if planned and connection is not None and not context.as_sql:
+        self.marks = set()
+        online = connection is not None and not context.as_sql
+        if planned and connection is not None and online:
             schema = context.version_table_schema
             _table(schema).create(connection, checkfirst=True)
             self._ensured.add(id(connection))
             if self._graph is not None:
                 reconcile(connection, self._graph, version_table=context.version_table,
                           schema=schema, heads=heads)  # fmt: skip
+            self.marks = read_marks(connection, context.version_table, schema)
+            if self._check_marks is not None:
+                self._check_marks(self.marks, planned)
             if connection.dialect.driver == "psycopg":
                 self._context, self._version = context, context._version
                 sa.event.listen(connection, "before_cursor_execute", self._with_version,
                                 retval=True)  # fmt: skip
+            context.autocommit_block = self._marked_block(context, context.autocommit_block)  # type: ignore[method-assign]
         try:
             for step in planned:
                 self._running = step
+                if self.mark_each and online:
+                    self._mark_first(context, step)
                 yield step
                 self._running = None
         finally:
             self._running = None
+            vars(context).pop("autocommit_block", None)
             if self._version is not None and connection is not None:
                 sa.event.remove(connection, "before_cursor_execute", self._with_version)
                 self._version = None
+
+    def _mark(self, context: MigrationContext, step: Any) -> None:
+        """The write-ahead mark of ``step`` on the migration's connection (see mark_started)."""
+        script = getattr(step, "revision", None)
+        if (not getattr(step, "is_upgrade", False) or not isinstance(script, Script)
+                or script.revision in self.marks or context.connection is None):  # fmt: skip
+            return
+        if id(context.connection) not in self._ensured:
+            _table(context.version_table_schema).create(context.connection, checkfirst=True)
+            self._ensured.add(id(context.connection))
+        mark_started(context.connection, context.version_table, context.version_table_schema,
+                     script, self._who)  # fmt: skip
+        self.marks.add(script.revision)
+
+    def _mark_first(self, context: MigrationContext, step: Any) -> None:
+        """Where DDL commits at once: the mark goes in first thing in the revision's
+        transaction, so its first DDL statement commits it."""
+        run = step.migration_fn
+
+        def marked(**kw: Any) -> Any:
+            self._mark(context, step)
+            return run(**kw)
+
+        step.migration_fn = marked
+
+    def _marked_block(self, context: MigrationContext, block: Callable[[], Any]) -> Any:
+        """``autocommit_block`` commits the revision's transaction before it: with the mark in."""
+
+        @contextmanager
+        def marked() -> Iterator[None]:
+            step = self._running
+            if step is not None and context.connection is not None:
+                owned = context._transaction is not None  # Alembic commits it next
+                self._mark(context, step)
+                if not owned and context.connection.in_transaction():
+                    context.connection.commit()
+            with block():
+                yield
+
+        return marked
 
     def _with_version(self, _conn: Connection, _cursor: Any, statement: str, parameters: Any,
                       execution: Any, executemany: bool) -> tuple[str, Any]:  # fmt: skip
@@ -328,42 +390,50 @@ def read_state(
 ) -> tuple[EnvContext, dict[str, Recorded], list[Recorded]]:
     """The database's current revisions and records, read-only through env.py.
 
-    The records of applied revisions, and those of revisions that failed
-    midway where DDL commits at once (part of their DDL is applied).
+    The records of applied revisions, and the marks of revisions that stopped
+    midway after committing part of their work (:func:`mark_started`).
     """
     context, found = probe(project, read_recorded)
     recorded = found or {}
     applied_ = {r: v for r, v in recorded.items() if v.state == "applied"}
-    failed = sorted((v for v in recorded.values() if v.state == "failed"),
+    failed = sorted((v for v in recorded.values() if v.state != "applied"),
                     key=lambda v: v.revision)  # fmt: skip
     return context, applied_, failed
 
 
-def record_failure(url: URL, version_table: str, schema: str | None, script: Script) -> None:
-    """Note a revision that failed midway on a database without transactional DDL.
+STARTED = "started"
 
-    Its version is not recorded, but the DDL that ran before the failure
-    stayed: nothing else would tell. A later successful run of the revision
-    replaces the note.
+
+def mark_started(connection: Connection, version_table: str, schema: str | None,
+                 script: Script, who: str | None = None) -> None:  # fmt: skip
+    """The write-ahead mark of a revision about to send what cannot be rolled back.
+
+    Written on the migration's own connection, inside the revision's
+    transaction: the statement that commits at once (MySQL's DDL commits the
+    transaction before it runs; an ``autocommit_block`` commits it first)
+    commits the mark with it, and a revision that never got that far leaves
+    no mark. The version change replaces it (:func:`record`, in the same
+    transaction), so a mark that stands names a revision that stopped midway.
     """
+    connection.execute(_table(schema).insert().values(
+        version_table=version_table, revision=script.revision, checksum=checksum(script.path),
+        script=Path(script.path).name, applied_at=dt.datetime.now(dt.UTC),
+        applied_by=who or _who(), state=STARTED,
+    ))  # fmt: skip
+
+
+def read_marks(connection: Connection, version_table: str, schema: str | None) -> set[str]:
+    """The revisions with a mark standing (started, or failed as older versions noted)."""
     table = _table(schema)
-    engine_url = database_for(url).sessions.engine_url.render_as_string(hide_password=False)
-    with connect(engine_url) as connection, connection.begin():
-        table.create(connection, checkfirst=True)
-        connection.execute(table.delete().where(
-            table.c.version_table == version_table, table.c.revision == script.revision
-        ))  # fmt: skip
-        connection.execute(table.insert().values(
-            version_table=version_table, revision=script.revision, checksum=checksum(script.path),
-            script=Path(script.path).name, applied_at=dt.datetime.now(dt.UTC),
-            applied_by=_who(), state="failed",
-        ))  # fmt: skip
+    return set(connection.execute(sa.select(table.c.revision).where(
+        table.c.version_table == version_table, table.c.state != "applied"
+    )).scalars())  # fmt: skip
 
 
 def forget_failures(
     url: str | URL, version_table: str, schema: str | None, settled: Callable[[str], bool]
 ) -> tuple[str, ...]:
-    """Drop the notes of :func:`record_failure` for the revisions ``settled`` says are settled.
+    """Drop the marks (:func:`mark_started`) of the revisions ``settled`` says are settled.
 
     Returns their revisions. Nothing is read or written where there is no note.
     """
@@ -372,13 +442,11 @@ def forget_failures(
     with connect(engine_url) as connection, connection.begin():
         if not sa.inspect(connection).has_table(TABLE, schema=schema):
             return ()
-        failed = connection.execute(sa.select(table.c.revision).where(
-            table.c.version_table == version_table, table.c.state == "failed"
-        )).scalars().all()  # fmt: skip
-        gone = tuple(sorted(rev for rev in failed if settled(rev)))
+        marked = read_marks(connection, version_table, schema)
+        gone = tuple(sorted(rev for rev in marked if settled(rev)))
         if gone:
             connection.execute(table.delete().where(
-                table.c.version_table == version_table, table.c.state == "failed",
+                table.c.version_table == version_table, table.c.state != "applied",
                 table.c.revision.in_(gone),
             ))  # fmt: skip
     return gone
@@ -388,7 +456,7 @@ def forget_failures(
 class AcceptResult:
     url: str
     accepted: tuple[str, ...]
-    cleared: tuple[str, ...] = ()  # half-applied notes (record_failure) accepted as repaired
+    cleared: tuple[str, ...] = ()  # half-applied marks (mark_started) accepted as repaired
 
     def to_dict(self) -> dict[str, object]:
         return {"url": self.url, "accepted": list(self.accepted), "cleared": list(self.cleared)}

@@ -19,19 +19,21 @@ import logging
 import random
 import re
 import time
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import sqlalchemy as sa
+from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
 from alembic.script import Script
 
 from migrasafe.db.dialects import database_for, dialect_named
 from migrasafe.db.locks import Waiting
 from migrasafe.db.urls import describe_error, redact
-from migrasafe.deploy.checksums import Recorder, forget_failures, forget_stamped, record_failure
+from migrasafe.deploy import effects
+from migrasafe.deploy.checksums import Recorder, forget_failures, forget_stamped, read_marks
 from migrasafe.errors import (
     Interrupted,
     LockLost,
@@ -39,6 +41,9 @@ from migrasafe.errors import (
     MigrationFailed,
     RevisionError,
     Terminated,
+    Unfinished,
+    caught,
+    check_interrupted,
     reraise_interrupts,
 )
 from migrasafe.progress import Report
@@ -54,6 +59,14 @@ Direction = Literal["upgrade", "downgrade", "stamp"]
 class Step:
     revision: str
     message: str
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """An operation ``upgrade --resume`` did not run: its effect was already present."""
+
+    revision: str
+    operation: str
 
 
 @dataclass(frozen=True)
@@ -73,6 +86,7 @@ class MigrationResult:
     sql: str | None = None
     failed: str | None = None
     error: str | None = None
+    skipped: tuple[Skipped, ...] = ()
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -85,6 +99,7 @@ class MigrationResult:
             "sql": self.sql,
             "failed": self.failed,
             "error": self.error,
+            "skipped": [{"revision": s.revision, "operation": s.operation} for s in self.skipped],
         }
 
 
@@ -101,6 +116,7 @@ def upgrade(
     deploy: DeploySettings | None = None,
     retrying: Waiting | None = None,
     progress: Report | None = None,
+    resume: bool = False,
 ) -> MigrationResult:
     """Apply revisions up to ``target`` (``head``, an id, or relative like ``+1``).
 
@@ -109,11 +125,18 @@ def upgrade(
     a revision that waited too long for a lock is retried (``retrying`` is
     told each time); ``progress`` before each revision. Several targets (a tuple, as
     ``upgrade --phase`` plans on branches) are reached in one run, under one lock.
+
+    A revision that stopped midway after committing part of its work (its
+    mark stands: see :func:`~migrasafe.deploy.checksums.mark_started`) is
+    not run again blindly: :class:`Unfinished` is raised before anything
+    runs, unless ``resume``, which runs it skipping each operation whose
+    effect is already in the database (:mod:`migrasafe.deploy.effects`).
     """
     targets = (target,) if isinstance(target, str) else tuple(target)
     if sql:
         return _offline(project, "upgrade", " ".join(targets))
     migration = _Migration(project, "upgrade", " ".join(targets), lock_timeout, waiting, deploy)
+    migration.resume = resume
     if len(targets) > 1:
         for each in targets:
             check_target(project, each, "upgrade")
@@ -232,9 +255,11 @@ def check_target(project: Project, target: str, direction: Direction | None = No
 
 
 def _steps_to(
-    project: Project, direction: Direction, target: str,
-    destinations: tuple[str, ...] = (), progress: Report | None = None,
-) -> Any:  # fmt: skip
+    project: Project,
+    direction: Direction,
+    target: str,
+    destinations: tuple[str, ...] = (),
+) -> Callable[[tuple[str, ...], MigrationContext], list[Any]]:
     """Alembic's own work function for upgrade/downgrade, on the scripts already loaded.
 
     Alembic's commands would load the script directory again, importing every
@@ -246,7 +271,7 @@ def _steps_to(
     if not destinations:  # stamp() and upgrade() checked each of theirs
         check_target(project, target, direction)
 
-    def steps(heads: tuple[str, ...], _context: MigrationContext) -> Any:
+    def steps(heads: tuple[str, ...], _context: MigrationContext) -> list[Any]:
         current: Any = heads  # Alembic's own commands pass the heads tuple here too
         try:
             planned: list[Any]
@@ -268,16 +293,14 @@ def _steps_to(
             bad = bad_revision_id(step.info.up_revision_id)
             if bad is not None:
                 raise RevisionError(f"{bad} ({step.revision.path}); nothing was migrated")
-        if progress is None:
-            return planned
-        return _reported(planned, progress)
+        return planned
 
     return steps
 
 
-def _reported(planned: list[Any], progress: Report) -> Iterator[Any]:
-    for index, step in enumerate(planned, 1):
-        progress(index, len(planned), step.info.up_revision_id or "base")
+def _reported(steps: Iterable[Any], total: int, progress: Report) -> Iterator[Any]:
+    for index, step in enumerate(steps, 1):
+        progress(index, total, step.info.up_revision_id or "base")
         yield step
 
 
@@ -309,9 +332,11 @@ class _Migration:
         self.raw_url: Any = None
         self.done: list[Step] = []
         self.heads: tuple[str, ...] | None = None
-        self.recorder = Recorder(project.script)
+        self.recorder = Recorder(project.script, check_marks=self._check_marks)
         self.run_now = Run()  # the attempt under way
-        self.sent: set[str] = set()  # revisions that sent SQL (watched where DDL commits at once)
+        self.resume = False  # run marked revisions again, skipping what is present
+        self.skipped: list[Skipped] = []
+        self.transactional = True  # the database's DDL (False: MySQL, marks each revision)
         self.check_lock: Callable[[], None] = lambda: None
         self.expect = expect_url(project)
         self.opts: dict[str, Any] = {}  # for EnvironmentContext: stamp's purge and tag
@@ -327,7 +352,9 @@ class _Migration:
         self.raw_url = connection.engine.url
         self.url = redact(self.raw_url)
         locks = database_for(self.raw_url).locks
-        if not locks.sessions.ddl_is_transactional:  # what a failing revision left: see _outcome
+        self.transactional = locks.sessions.ddl_is_transactional
+        self.recorder.mark_each = not self.transactional
+        if not self.transactional:  # each statement commits: only while the lock is ours
             sa.event.listen(connection, "before_cursor_execute", self._sending)
         locks.scope = kw.get("version_table_schema")  # a lock per tenant schema (fleets)
         self.check_lock = self.locks.enter_context(
@@ -351,11 +378,61 @@ class _Migration:
         return kw
 
     def _sending(self, *_args: Any) -> None:
+        """Where DDL commits at once, a run whose lock session ended must not send one more
+        statement: the run that took the lock over may be running the same revision."""
         if self.run_now.running is not None:
-            self.sent.add(self.run_now.running.info.up_revision_id)
+            self.check_lock()
 
     def _before_commit(self, _connection: Any) -> None:
+        check_interrupted()
         self.check_lock()
+
+    def _check_marks(self, marks: set[str], planned: list[Any]) -> None:
+        """Before any revision runs: a planned one whose mark stands is refused, unless resumed."""
+        if self.direction != "upgrade":
+            return
+        stopped = [s.revision.revision for s in planned
+                   if getattr(s, "is_upgrade", False) and s.revision.revision in marks]  # fmt: skip
+        if not stopped or self.resume:
+            return
+        where = (
+            "this database commits DDL at once"
+            if not self.transactional
+            else "it had committed part of its work (an autocommit_block)"
+        )
+        raise Unfinished(
+            f"revision {stopped[0]} stopped midway in an earlier run (killed, or it failed) "
+            f"and {where}, so some of its statements may be applied while the version table "
+            f"does not say so; `migrasafe status` lists which are present. Run `migrasafe "
+            f"upgrade --resume` to run it again skipping those already present, or repair "
+            f"the schema by hand and `migrasafe accept {stopped[0]}`; nothing was migrated"
+        )
+
+    @contextmanager
+    def _resuming(self) -> Iterator[None]:
+        """With ``resume``: each operation of a marked revision whose effect is present is
+        skipped (and reported); the others run. Alembic's ``Operations.invoke`` is where every
+        ``op.*`` call (batch ones included) becomes SQL."""
+        if not self.resume:
+            yield
+            return
+        invoke = Operations.invoke
+
+        def resumed(operations: Operations, operation: Any) -> Any:
+            running = self.run_now.running
+            revision = running.info.up_revision_id if running is not None else None
+            connection = operations.migration_context.connection
+            if (revision in self.recorder.marks and connection is not None
+                    and effects.present(operation, connection) is True):  # fmt: skip
+                self.skipped.append(Skipped(revision, effects.describe(operation)))
+                return None
+            return invoke(operations, operation)
+
+        Operations.invoke = resumed  # type: ignore[method-assign,assignment]
+        try:
+            yield
+        finally:
+            Operations.invoke = invoke  # type: ignore[method-assign]
 
     def applied(self, *, ctx: Any, step: Any, heads: set[str], run_args: Any) -> None:
         """After each revision, before its commit: count it."""
@@ -372,18 +449,24 @@ class _Migration:
         before stay and the retry resumes at the one that waited.
         """
         project = self.project
-        plan = _steps_to(project, self.direction, self.target, self.destinations, self.progress)
+        plan = _steps_to(project, self.direction, self.target, self.destinations)
 
         def steps(heads: tuple[str, ...], context: MigrationContext) -> Any:
-            return self.recorder.follow(context, heads, plan(heads, context))
+            planned = plan(heads, context)
+            followed = self.recorder.follow(context, heads, planned)
+            if self.progress is None:
+                return followed
+            return _reported(followed, len(planned), self.progress)
 
         for attempt in range(self.deploy.retries + 1):
             run = self.run_now = Run()
             self.locks, self.blockers = ExitStack(), lambda: None
             try:
-                with self.locks, dialect_named("sqlite").sessions.transactional_ddl():
+                with self.locks, dialect_named("sqlite").sessions.transactional_ddl(), \
+                        self._resuming():  # fmt: skip
                     run_env(project, steps, run=run, on_configure=self.configure, **self.opts)
             except KeyboardInterrupt as exc:
+                caught()
                 raise self._interrupted(run, exc) from exc
             except LockLost as exc:
                 raise self._failure(run, exc) from exc
@@ -399,13 +482,16 @@ class _Migration:
                                         attempts=attempt + 1) from exc  # fmt: skip
                 self.first = run.heads if self.first is None else self.first
                 self.done = self._kept(self.first)[0]  # what a rolled-back attempt did is gone
+                # Where DDL commits at once, the blocked revision's statements before the one
+                # that waited stayed (its mark says so): the next attempt resumes it.
+                self.resume = self.resume or bool(self.recorder.marks)
                 self._pause(run, attempt, retrying)
                 continue
             before = run.heads if self.first is None else self.first
             after = self.heads if self.heads is not None else run.heads
             self._settle_half_applied(run, after)
             return MigrationResult(self.direction, self.target, self.url, before, after,
-                                   tuple(self.done))  # fmt: skip
+                                   tuple(self.done), skipped=tuple(self.skipped))  # fmt: skip
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _pause(self, run: Run, attempt: int, retrying: Waiting | None) -> None:
@@ -431,7 +517,8 @@ class _Migration:
         where = f" during revision {result.failed}" if result.failed else ""
         interrupted = Interrupted(
             f"{self.direction} interrupted by {signal_name}{where}; {len(result.steps)} "
-            f"revision(s) completed before it; the database is now at {now}",
+            f"revision(s) completed before it; the database is now at {now}"
+            + self._left_midway(run, result.failed),
             terminated=isinstance(exc, Terminated),
         )
         interrupted.result = result
@@ -452,36 +539,42 @@ class _Migration:
         ran = f" after {len(result.steps)} revision(s) ran" if result.steps else ""
         return MigrationFailed(
             f"{self.direction} failed at {where}{ran}: {result.error}; "
-            f"the database is now at {now}",
+            f"the database is now at {now}" + self._left_midway(run, failed),
             revision=failed, result=result,
         )  # fmt: skip
 
-    def _note_half_applied(self, run: Run, revision: str) -> None:
-        """Where DDL commits at once (MySQL), a failed revision left some: say so in status.
+    def _left_midway(self, run: Run, revision: str | None) -> str:
+        """What to say of a revision that stopped with its mark standing (part of it committed).
 
-        Not for a revision that failed before sending any SQL: it left nothing.
+        Read on a session of migrasafe's own; empty when the revision left nothing behind.
         """
-        if self.raw_url is None or database_for(self.raw_url).sessions.ddl_is_transactional:
-            return
-        if revision not in self.sent:
-            return
-        script = self.project.script.get_revision(revision)
         context = run.context
-        if not isinstance(script, Script) or context is None:
-            return
+        if revision is None or self.raw_url is None or context is None or not self.recorder.marks:
+            return ""
+        sessions = database_for(self.raw_url).sessions
         try:
-            record_failure(self.raw_url, context.version_table, context.version_table_schema,
-                           script)  # fmt: skip
+            engine, connection = sessions.own_session()
+            try:
+                with connection.begin():
+                    marks = read_marks(connection, context.version_table,
+                                       context.version_table_schema)  # fmt: skip
+            finally:
+                connection.close()
+                engine.dispose()
         except Exception:  # the note explains; it never replaces the migration's error
-            logging.getLogger(__name__).debug("cannot note the failure", exc_info=True)
+            logging.getLogger(__name__).debug("cannot read the marks", exc_info=True)
+            return ""
+        if revision not in marks:
+            return ""
+        return (f"; revision {revision} was left part-applied (some of its statements "
+                f"committed): `migrasafe status` lists which, `migrasafe upgrade --resume` "
+                f"finishes it")  # fmt: skip
 
     def _settle_half_applied(self, run: Run, heads: tuple[str, ...]) -> None:
-        """After a run that succeeded: the half-applied notes of revisions now applied, or
-        that no script defines any more (the database moved past them), are dropped."""
+        """After a run that succeeded: the marks of revisions now applied, or that no script
+        defines any more (the database moved past them), are dropped."""
         context = run.context
-        if self.raw_url is None or context is None or context.as_sql:
-            return
-        if database_for(self.raw_url).sessions.ddl_is_transactional:
+        if self.raw_url is None or context is None or context.as_sql or not self.recorder.marks:
             return
         script = self.project.script
         done = applied(script, heads)
@@ -504,8 +597,6 @@ class _Migration:
     def _outcome(self, run: Run, error: str) -> tuple[MigrationResult, str]:
         """The partial result of a run that stopped, read back from the database."""
         failed = run.running.info.up_revision_id if run.running is not None else None
-        if failed is not None and self.direction == "upgrade":
-            self._note_half_applied(run, failed)
         kept, after = self._kept(run.heads if self.first is None else self.first)
         now = (", ".join(after) or "base") if after is not None else "unknown (cannot read it)"
         result = MigrationResult(self.direction, self.target, self.url, run.heads,

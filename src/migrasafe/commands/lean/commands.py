@@ -93,9 +93,10 @@ def status(invocation: Invocation, strict: bool = False) -> Status | None:
         return None
     answers, (current, records) = found
     recorded = {r.revision: r for r in records if r.state == "applied"}
-    failed = sorted((r for r in records if r.state == "failed"), key=lambda r: r.revision)
     order: list[str] = answers["graph"]["order"]
     done = _applied(answers, current)
+    if any(r.state != "applied" and r.revision not in done for r in records):
+        return None  # a half-applied revision: the cold path says which operations are present
     database = answers["database"]
     table, schema = database["version_table"], database["schema"]
     return Status(
@@ -106,7 +107,6 @@ def status(invocation: Invocation, strict: bool = False) -> Status | None:
         pending=tuple(rev for rev in order if rev not in done),
         unknown=tuple(rev for rev in current if rev not in answers["graph"]["parents"]),
         modified=tuple(_modified(answers, done, recorded)),
-        half_applied=tuple(r.revision for r in failed if r.revision not in done),
         unverified=tuple(rev for rev in order if rev in done and rev not in recorded),
         strict=strict,
     )
