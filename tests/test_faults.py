@@ -13,12 +13,17 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from conftest import _OwnPostgres, make_project, query, tables
+from migrasafe import errors
+from migrasafe.deploy.migrate import upgrade
+from migrasafe.project.config import load_project
+
+from conftest import _OwnPostgres, make_project, query, run_cli, tables
 
 REVISIONS = 12
 KILLS = 8
@@ -204,6 +209,36 @@ def test_the_signal_handler_obeys_the_first_signal_and_reports_the_second() -> N
     app._interrupt(signal.SIGTERM, None)
     assert app._SIGNALLED == [signal.SIGINT, signal.SIGINT, signal.SIGTERM]
     app._SIGNALLED.clear()
+    errors.caught()
+
+
+def test_a_signal_swallowed_by_a_destructor_still_stops_the_run_at_the_next_revision(
+    tmp_path: Path,
+) -> None:
+    """Python raises a handler's exception wherever the main thread is; in a weakref callback
+    or a __del__ it is printed and lost. The upgrade must stop at the next revision anyway."""
+    from migrasafe.cli import app
+
+    ini = _slow_history(tmp_path / "p", count=3, pause=0)
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    app._SIGNALLED.clear()
+    with suppress(KeyboardInterrupt):  # raised as if inside a destructor, and swallowed there
+        app._interrupt(signal.SIGINT, None)
+    try:
+        result = run_cli("-c", str(ini), "--url", url, "upgrade")
+    finally:
+        app._SIGNALLED.clear()
+        errors.caught()
+    assert result.exit_code == 0  # the command line starts afresh: an old signal is not news
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    errors.interrupt(KeyboardInterrupt())  # swallowed during this run, before its first step
+    try:
+        with pytest.raises(errors.Interrupted) as stopped:
+            upgrade(load_project(ini, url=other), "head")
+    finally:
+        errors.caught()
+    assert "interrupted by SIGINT" in str(stopped.value)
+    assert "0 revision(s) completed" in str(stopped.value)
 
 
 def test_sigterm_while_the_command_line_is_still_importing_exits_143(tmp_path: Path) -> None:

@@ -19,7 +19,13 @@ from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 import click
 
-from migrasafe.errors import MigrasafeError, Terminated
+from migrasafe.errors import (
+    MigrasafeError,
+    Terminated,
+    caught,
+    check_interrupted,
+    interrupt,
+)
 
 if TYPE_CHECKING:  # imported by the commands that need them: see migrasafe.commands.lean
     from migrasafe.commands.lean import Invocation
@@ -127,6 +133,7 @@ class _Group(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         _SIGNALLED.clear()
+        caught()
         previous: dict[int, Any] = {}
         try:
             for handled in _HANDLED:
@@ -136,8 +143,11 @@ class _Group(click.Group):
             pass
         try:
             with machine_output(_machine_format(ctx)):
-                return super().invoke(ctx)
+                done = super().invoke(ctx)
+                check_interrupted()  # a signal whose exception was swallowed on its way
+                return done
         except KeyboardInterrupt as exc:  # outside a migration: nothing was under way
+            caught()
             terminated = isinstance(exc, Terminated)
             name = "SIGTERM" if terminated else "SIGINT"
             _fail(f"interrupted by {name}; nothing was left half-done", False, None,
@@ -230,7 +240,7 @@ def _interrupt(signum: int, _frame: object) -> None:
     SIGKILL still ends everything at once."""
     _SIGNALLED.append(signum)
     if len(_SIGNALLED) == 1:
-        raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+        raise interrupt(Terminated() if signum == signal.SIGTERM else KeyboardInterrupt())
     if len(_SIGNALLED) == 2:
         with suppress(OSError):
             os.write(2, b"migrasafe: still cleaning up after the first signal (locks, scratch "

@@ -40,7 +40,13 @@ from sqlalchemy.engine import URL, Engine
 from migrasafe.db.dialects import dialect_named, driver_hint, same_database
 from migrasafe.db.scratch import DATABASE_KEYS, ScratchOnly
 from migrasafe.db.urls import describe_error, redact
-from migrasafe.errors import ConfigError, EnvError, MigrasafeError, reraise_interrupts
+from migrasafe.errors import (
+    ConfigError,
+    EnvError,
+    MigrasafeError,
+    check_interrupted,
+    reraise_interrupts,
+)
 from migrasafe.project.config import Project, alembic_errors
 
 T = TypeVar("T")
@@ -154,6 +160,7 @@ def run_env(
     def steps(heads: tuple[str, ...], context: MigrationContext) -> Iterator[Any]:
         run.called, run.context, run.heads = True, context, tuple(heads)
         for step in fn(tuple(heads), context):
+            check_interrupted()  # a signal swallowed by a destructor stops the run here
             run.running = step
             yield step
             run.running = None
