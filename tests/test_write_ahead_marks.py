@@ -1,0 +1,234 @@
+"""A revision that cannot roll back is marked before it commits anything, and the mark tells.
+
+Where DDL commits at once (MariaDB) and in an ``autocommit_block`` anywhere, a
+revision stopped midway (killed, or failing) leaves its first statements
+applied while the version table still names its parent. Its mark names it in
+``status`` with the operations present; ``upgrade`` refuses to run it again
+blindly; ``upgrade --resume`` finishes it, skipping what is present, and ends
+where a plain run ends.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from conftest import make_project, query, run_cli
+
+CREATE = '''"""authors"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0001"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table("authors", sa.Column("id", sa.Integer, primary_key=True),
+                    sa.Column("name", sa.String(50)))
+
+
+def downgrade() -> None:
+    op.drop_table("authors")
+'''
+
+MIDWAY = '''"""country, an index built outside the transaction, city"""
+import os
+import time
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.add_column("authors", sa.Column("country", sa.String(2)))
+    {block}
+    if os.environ.get("STOP_AT") == "middle":
+        raise RuntimeError("stopped in the middle")
+    time.sleep(float(os.environ.get("PAUSE", "0")))
+    op.add_column("authors", sa.Column("city", sa.String(40)))
+
+
+def downgrade() -> None:
+    op.drop_column("authors", "city")
+    op.drop_index("ix_authors_name", table_name="authors")
+    op.drop_column("authors", "country")
+'''
+
+AUTOCOMMIT = """with op.get_context().autocommit_block():
+        op.create_index("ix_authors_name", "authors", ["name"], postgresql_concurrently=True)"""
+PLAIN = """op.create_index("ix_authors_name", "authors", ["name"])"""
+
+
+def _project(directory: Path, block: str) -> Path:
+    ini = make_project(directory, "generic")
+    versions = directory / "migrations" / "versions"
+    (versions / "0001_authors.py").write_text(CREATE)
+    (versions / "0002_midway.py").write_text(MIDWAY.format(block=block))
+    return ini
+
+
+def _cli(ini: Path, url: str, *args: str, **env: str) -> tuple[int, str, str]:
+    done = run_cli("-c", str(ini), "--url", url, *args, env=env or None)
+    return done.exit_code, done.stdout, done.stderr
+
+
+def _columns(url: str) -> set[str]:
+    engine = sa.create_engine(url, poolclass=sa.NullPool)
+    try:
+        with engine.connect() as conn:
+            inspector = sa.inspect(conn)
+            names = {c["name"] for c in inspector.get_columns("authors")}
+            return names | {str(i["name"]) for i in inspector.get_indexes("authors")}
+    finally:
+        engine.dispose()
+
+
+def _marks(url: str) -> list[tuple[object, ...]]:
+    return query(url, "SELECT revision, state FROM migrasafe_checksums ORDER BY revision")
+
+
+def _resumes_to_the_end_a_plain_run_reaches(ini: Path, url: str, plain_url: str) -> None:
+    """upgrade refuses, --resume finishes, and the schema is a plain upgrade's."""
+    code, _out, err = _cli(ini, url, "upgrade")
+    assert code == 2 and "stopped midway" in err and "upgrade --resume" in err, err
+    assert "nothing was migrated" in err
+    code, out, err = _cli(ini, url, "upgrade", "--resume", "--json")
+    assert code == 0, err
+    skipped = [s["operation"] for s in json.loads(out)["skipped"]]
+    assert skipped[0] == "add_column authors.country"
+    assert query(url, "SELECT version_num FROM alembic_version") == [("0002",)]
+    assert _marks(url) == [("0001", "applied"), ("0002", "applied")]
+    code, out, _err = _cli(ini, url, "status", "--json")
+    assert code == 0 and json.loads(out)["half_applied"] == [], out
+    assert _cli(ini, plain_url, "upgrade")[0] == 0
+    assert _columns(url) == _columns(plain_url)
+
+
+@pytest.fixture
+def plain_url(db_url: str, tmp_path: Path) -> Iterator[str]:
+    """A second database like ``db_url``, for a plain run to compare with."""
+    if db_url.startswith("sqlite"):
+        yield f"sqlite:///{tmp_path / 'plain.db'}"
+        return
+    url = sa.make_url(db_url)
+    name = f"{url.database}_plain"
+    admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT",
+                             poolclass=sa.NullPool)  # fmt: skip
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+def test_a_revision_failing_after_its_autocommit_block_is_named_and_resumed(
+    tmp_path: Path, db_url: str, plain_url: str
+) -> None:
+    ini = _project(tmp_path / "p", AUTOCOMMIT)
+    code, _out, err = _cli(ini, db_url, "upgrade", STOP_AT="middle")
+    assert code == 2 and "stopped in the middle" in err
+    assert "left part-applied" in err and "upgrade --resume" in err, err
+    assert query(db_url, "SELECT version_num FROM alembic_version") == [("0001",)]
+    code, out, _err = _cli(ini, db_url, "status", "--json")
+    assert code == 1
+    status = json.loads(out)
+    assert status["half_applied"] == ["0002"]
+    assert [(f["operation"], f["present"]) for f in status["half_applied_operations"]] == [
+        ("add_column authors.country", True),
+        ("create_index ix_authors_name on authors", True),
+        ("add_column authors.city", False),
+    ]
+    code, out, _err = _cli(ini, db_url, "status")
+    assert "Half-applied: 0002 stopped midway" in out
+    assert "absent       add_column authors.city" in out
+    _resumes_to_the_end_a_plain_run_reaches(ini, db_url, plain_url)
+
+
+def test_a_revision_failing_inside_its_transaction_leaves_no_mark(
+    tmp_path: Path, db_url: str
+) -> None:
+    """Without an autocommit block the transaction rolls it all back: nothing to resume."""
+    ini = _project(tmp_path / "p", PLAIN)
+    code, _out, err = _cli(ini, db_url, "upgrade", STOP_AT="middle")
+    assert code == 2 and "left part-applied" not in err
+    assert ("0002", "started") not in _marks(db_url)
+    code, out, _err = _cli(ini, db_url, "status", "--json")
+    assert json.loads(out)["half_applied"] == []
+    assert _cli(ini, db_url, "upgrade")[0] == 0
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _killed_midway(ini: Path, url: str, sig: int) -> subprocess.CompletedProcess[str]:
+    """An upgrade on MariaDB stopped by ``sig`` while 0002 sleeps after its first statements."""
+    argv = [sys.executable, "-m", "migrasafe", "-c", str(ini), "--url", url, "upgrade"]
+    env = {**os.environ, "PAUSE": "60"}
+    process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, preexec_fn=_default_sigint)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while "ix_authors_name" not in (_columns(url) if _has_authors(url) else set()):
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.05)
+    process.send_signal(sig)
+    out, err = process.communicate(timeout=60)
+    return subprocess.CompletedProcess(argv, process.returncode, out, err)
+
+
+def _has_authors(url: str) -> bool:
+    return bool(query(url, "SELECT 1 FROM information_schema.TABLES WHERE TABLE_NAME = 'authors' "
+                           "AND TABLE_SCHEMA = DATABASE()"))  # fmt: skip
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_a_revision_stopped_midway_on_mariadb_is_named_with_what_is_present(
+    tmp_path: Path, mariadb_url: str, mariadb_admin_url: str, sig: int
+) -> None:
+    ini = _project(tmp_path / "p", PLAIN)
+    stopped = _killed_midway(ini, mariadb_url, sig)
+    if sig == signal.SIGTERM:
+        assert stopped.returncode == 143, stopped.stderr
+        ours = [line for line in stopped.stderr.splitlines() if line.startswith("migrasafe:")]
+        assert len(ours) == 1 and "during revision 0002" in ours[0], stopped.stderr
+        assert "left part-applied" in ours[0] and "nothing was left half-done" not in ours[0]
+    else:
+        assert stopped.returncode == -signal.SIGKILL
+    assert query(mariadb_url, "SELECT version_num FROM alembic_version") == [("0001",)]
+    assert ("0002", "started") in _marks(mariadb_url)
+    code, out, _err = _cli(ini, mariadb_url, "status", "--json")
+    assert code == 1
+    status = json.loads(out)
+    assert status["half_applied"] == ["0002"]
+    assert [(f["operation"], f["present"]) for f in status["half_applied_operations"]] == [
+        ("add_column authors.country", True),
+        ("create_index ix_authors_name on authors", True),
+        ("add_column authors.city", False),
+    ]
+    name = f"{sa.make_url(mariadb_url).database}_plain"
+    query(mariadb_admin_url, f"CREATE DATABASE `{name}`")
+    try:
+        plain = sa.make_url(mariadb_url).set(database=name).render_as_string(hide_password=False)
+        _resumes_to_the_end_a_plain_run_reaches(ini, mariadb_url, plain)
+    finally:
+        query(mariadb_admin_url, f"DROP DATABASE IF EXISTS `{name}`")
