@@ -232,3 +232,30 @@ def test_a_revision_stopped_midway_on_mariadb_is_named_with_what_is_present(
         _resumes_to_the_end_a_plain_run_reaches(ini, mariadb_url, plain)
     finally:
         query(mariadb_admin_url, f"DROP DATABASE IF EXISTS `{name}`")
+
+
+def test_status_says_when_the_half_applied_revision_may_be_a_run_still_under_way(
+    tmp_path: Path, mariadb_url: str
+) -> None:
+    """A mark stands while its revision runs: status must not call it stopped without saying
+    that a run holds the lock."""
+    ini = _project(tmp_path / "p", PLAIN)
+    argv = [sys.executable, "-m", "migrasafe", "-c", str(ini), "--url", mariadb_url, "upgrade"]
+    process = subprocess.Popen(argv, env={**os.environ, "PAUSE": "60"}, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while ("0002", "started") not in (_marks(mariadb_url) if _has_authors(mariadb_url)
+                                          else []):  # fmt: skip
+            assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+            time.sleep(0.05)
+        code, out, _err = _cli(ini, mariadb_url, "status", "--json")
+        assert code == 1 and json.loads(out)["under_way"] is True
+        assert (
+            "Under way: a run holds the migration lock now" in _cli(ini, mariadb_url, "status")[1]
+        )
+    finally:
+        process.kill()
+        process.communicate()
+    code, out, _err = _cli(ini, mariadb_url, "status", "--json")
+    assert json.loads(out)["under_way"] is False and json.loads(out)["half_applied"] == ["0002"]

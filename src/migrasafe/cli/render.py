@@ -108,6 +108,10 @@ def status(result: Status) -> None:
             f"on {m.applied_at} by {m.applied_by}; review the change, then "
             f"`migrasafe accept {m.revision}` (or restore the file)"
         )
+    if result.half_applied and result.under_way:
+        lines.append(f"{style('Under way:', 'yellow')} a run holds the migration lock now: a "
+                     "half-applied revision below may be its own, still running; look again "
+                     "when it ends")  # fmt: skip
     for revision in result.half_applied:
         lines.append(
             f"{style('Half-applied:', 'red')} {revision} stopped midway (killed, or it failed) "

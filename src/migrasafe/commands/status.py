@@ -9,6 +9,7 @@ from migrasafe.deploy.records import Modified
 
 if TYPE_CHECKING:  # Status serves the lean path too (migrasafe.commands.lean): no SQLAlchemy here
     from migrasafe.project.config import Project
+    from migrasafe.project.env import EnvContext
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class Status:
     # mark stands (see migrasafe.deploy.checksums.mark_started); ``found``: their operations
     half_applied: tuple[str, ...] = ()
     found: tuple[Found, ...] = ()
+    under_way: bool = False  # a run holds the migration lock: a half-applied one may be its own
     strict: bool = False  # unverified revisions fail the status too
 
     @property
@@ -79,6 +81,7 @@ class Status:
             "unverified": list(self.unverified),
             "half_applied": list(self.half_applied),
             "half_applied_operations": [f.to_dict() for f in self.found],
+            "under_way": self.under_way,
             "up_to_date": self.up_to_date,
             "strict": self.strict,
             "ok": self.ok,
@@ -98,6 +101,7 @@ def status(project: Project, *, strict: bool = False) -> Status:
     current = context.heads
     done = applied(script, current)
     half_applied = tuple(f.revision for f in failed if f.revision not in done)
+    found, under_way = _found(project, context, half_applied)
     return Status(
         url=context.display_url,
         version_table=context.qualified_version_table,
@@ -107,7 +111,8 @@ def status(project: Project, *, strict: bool = False) -> Status:
         unknown=tuple(rev for rev in current if not is_defined(script, rev)),
         modified=tuple(modified(script, current, recorded)),
         half_applied=half_applied,
-        found=_found(project, context.dialect, half_applied),
+        found=found,
+        under_way=under_way,
         unverified=tuple(
             s.revision
             for s in apply_order(script)
@@ -117,21 +122,25 @@ def status(project: Project, *, strict: bool = False) -> Status:
     )
 
 
-def _found(project: Project, dialect: str, revisions: tuple[str, ...]) -> tuple[Found, ...]:
+def _found(
+    project: Project, context: EnvContext, revisions: tuple[str, ...]
+) -> tuple[tuple[Found, ...], bool]:
     """Each operation of the half-applied ``revisions`` (recorded offline, as lint does),
-    judged against the live schema through ``env.py`` (a second read-only run)."""
+    judged against the live schema through ``env.py`` (a second read-only run); and
+    whether a run holds the migration lock now (the revision may be under way, not stopped)."""
     if not revisions:
-        return ()
+        return (), False
     from alembic.operations.ops import MigrateOperation
     from alembic.script import Script
 
     from migrasafe.checks.lint.operations import Offline
+    from migrasafe.db.dialects import database_for
     from migrasafe.deploy.effects import describe, present
     from migrasafe.project.env import probe
     from migrasafe.project.graph import is_defined
 
     recorded: list[tuple[str, Any]] = []
-    with Offline(project.config, project.script_directory, dialect) as offline:
+    with Offline(project.config, project.script_directory, context.dialect) as offline:
         for revision in revisions:
             found = (
                 project.script.get_revision(revision)
@@ -143,8 +152,13 @@ def _found(project: Project, dialect: str, revisions: tuple[str, ...]) -> tuple[
                     if isinstance(done.operation, MigrateOperation) and not done.read_sql:
                         recorded.append((revision, done.operation))
 
-    def judge(context: Any) -> tuple[Found, ...]:
-        return tuple(Found(revision, describe(operation), present(operation, context.connection))
-                     for revision, operation in recorded)  # fmt: skip
+    locks = database_for(context.url).locks
+    locks.scope = context.version_table_schema
 
-    return probe(project, judge)[1] or ()
+    def judge(migration: Any) -> tuple[tuple[Found, ...], bool]:
+        connection = migration.connection
+        found = tuple(Found(revision, describe(operation), present(operation, connection))
+                      for revision, operation in recorded)  # fmt: skip
+        return found, bool(locks.held(connection))
+
+    return probe(project, judge)[1] or ((), False)

@@ -102,6 +102,11 @@ class Locks:
                 # The session is gone, and the server released the lock with it.
                 logging.getLogger(__name__).debug("releasing the lock failed", exc_info=True)
 
+    def held(self, connection: Connection) -> bool | None:
+        """Whether some session holds the migration lock now, asked read-only on
+        ``connection`` (None: cannot tell here)."""
+        return None
+
     def set_timeouts(
         self, connection: Connection, lock_timeout: float | None, statement_timeout: float | None
     ) -> None:

@@ -102,12 +102,17 @@ class MySQLLocks(ServerLocks):
             for r in watcher.execute(_MYSQL_OPEN, {"pid": session})
         ]
 
-    def lock(self) -> Lock | None:
-        """``GET_LOCK`` on a connection of its own: the server releases it when that session ends.
+    def _key(self) -> str:
+        """Lock names are server-wide, so the name carries the database's."""
+        return f"migrasafe:{self.url.database or ''}"[:64]
 
-        Lock names are server-wide, so the name carries the database's.
-        """
-        key = f"migrasafe:{self.url.database or ''}"[:64]
+    def held(self, connection: Connection) -> bool | None:
+        return bool(connection.scalar(sa.text("SELECT IS_USED_LOCK(:k) IS NOT NULL"),
+                                      {"k": self._key()}))  # fmt: skip
+
+    def lock(self) -> Lock | None:
+        """``GET_LOCK`` on a connection of its own: the server drops it when that session ends."""
+        key = self._key()
         engine, connection = self.sessions.own_session()
 
         def scalar(sql: str) -> Any:

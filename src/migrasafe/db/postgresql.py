@@ -313,6 +313,20 @@ class PostgreSQLLocks(ServerLocks):
         # 55P03 lock_not_available (lock_timeout), 40P01 deadlock_detected
         return getattr(getattr(exc, "orig", exc), "sqlstate", None) in {"55P03", "40P01"}
 
+    def _key(self) -> int:
+        return (
+            _LOCK_KEY if self.scope is None else zlib.crc32(f"{_LOCK_NAME} {self.scope}".encode())
+        )
+
+    def held(self, connection: Connection) -> bool | None:
+        key = self._key()
+        return bool(connection.scalar(
+            sa.text("SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' "
+                    "AND granted AND classid = :hi AND objid = :lo AND database = "
+                    "(SELECT oid FROM pg_database WHERE datname = current_database()))"),
+            {"hi": (key >> 32) & 0xFFFFFFFF, "lo": key & 0xFFFFFFFF},
+        ))  # fmt: skip
+
     def lock(self) -> Lock | None:
         """A session-level advisory lock, as Flyway takes one; one per version table schema
         when ``env.py`` names one (a schema per tenant: tenants migrate side by side).
@@ -320,7 +334,7 @@ class PostgreSQLLocks(ServerLocks):
         It lives on its own connection: the server drops it when that session
         ends, including when the process holding it is killed.
         """
-        key = _LOCK_KEY if self.scope is None else zlib.crc32(f"{_LOCK_NAME} {self.scope}".encode())
+        key = self._key()
         engine, connection = self.sessions.own_session(isolation_level="AUTOCOMMIT")
 
         def try_acquire() -> bool:
