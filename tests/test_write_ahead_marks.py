@@ -104,6 +104,18 @@ def _marks(url: str) -> list[tuple[object, ...]]:
     return query(url, "SELECT revision, state FROM migrasafe_checksums ORDER BY revision")
 
 
+def _status_names_0002_with_its_first_two_operations_present(ini: Path, url: str) -> None:
+    code, out, _err = _cli(ini, url, "status", "--json")
+    assert code == 1
+    status = json.loads(out)
+    assert status["half_applied"] == ["0002"] and status["under_way"] is False
+    assert [(f["operation"], f["present"]) for f in status["half_applied_operations"]] == [
+        ("add_column authors.country", True),
+        ("create_index ix_authors_name on authors", True),
+        ("add_column authors.city", False),
+    ]
+
+
 def _resumes_to_the_end_a_plain_run_reaches(ini: Path, url: str, plain_url: str) -> None:
     """upgrade refuses, --resume finishes, and the schema is a plain upgrade's."""
     code, _out, err = _cli(ini, url, "upgrade")
@@ -149,15 +161,7 @@ def test_a_revision_failing_after_its_autocommit_block_is_named_and_resumed(
     assert code == 2 and "stopped in the middle" in err
     assert "left part-applied" in err and "upgrade --resume" in err, err
     assert query(db_url, "SELECT version_num FROM alembic_version") == [("0001",)]
-    code, out, _err = _cli(ini, db_url, "status", "--json")
-    assert code == 1
-    status = json.loads(out)
-    assert status["half_applied"] == ["0002"]
-    assert [(f["operation"], f["present"]) for f in status["half_applied_operations"]] == [
-        ("add_column authors.country", True),
-        ("create_index ix_authors_name on authors", True),
-        ("add_column authors.city", False),
-    ]
+    _status_names_0002_with_its_first_two_operations_present(ini, db_url)
     code, out, _err = _cli(ini, db_url, "status")
     assert "Half-applied: 0002 stopped midway" in out
     assert "absent       add_column authors.city" in out
@@ -216,15 +220,7 @@ def test_a_revision_stopped_midway_on_mariadb_is_named_with_what_is_present(
         assert stopped.returncode == -signal.SIGKILL
     assert query(mariadb_url, "SELECT version_num FROM alembic_version") == [("0001",)]
     assert ("0002", "started") in _marks(mariadb_url)
-    code, out, _err = _cli(ini, mariadb_url, "status", "--json")
-    assert code == 1
-    status = json.loads(out)
-    assert status["half_applied"] == ["0002"]
-    assert [(f["operation"], f["present"]) for f in status["half_applied_operations"]] == [
-        ("add_column authors.country", True),
-        ("create_index ix_authors_name on authors", True),
-        ("add_column authors.city", False),
-    ]
+    _status_names_0002_with_its_first_two_operations_present(ini, mariadb_url)
     name = f"{sa.make_url(mariadb_url).database}_plain"
     query(mariadb_admin_url, f"CREATE DATABASE `{name}`")
     try:
