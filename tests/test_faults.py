@@ -307,3 +307,19 @@ def test_losing_the_lock_session_stops_the_run_and_the_waiting_one_takes_over(
     _out, err2 = second.communicate(timeout=120)
     assert second.returncode == 0, err2
     assert _agree(pg_url) == REVISIONS
+
+
+def test_a_keyboardinterrupt_raised_by_a_revision_is_its_failure_not_ctrl_c(
+    tmp_path: Path,
+) -> None:
+    ini = _slow_history(tmp_path / "p", count=2, pause=0)
+    second = next((tmp_path / "p" / "migrations" / "versions").glob("0002_*.py"))
+    second.write_text(second.read_text().replace(
+        "    time.sleep(0)\n", "    raise KeyboardInterrupt('the revision gave up')\n"
+    ))  # fmt: skip
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    result = run_cli("-c", str(ini), "--url", url, "upgrade")
+    assert result.exit_code == 2, result.stderr
+    assert "upgrade failed at revision 0002" in result.stderr
+    assert "the revision gave up" in result.stderr and "interrupted" not in result.stderr
+    assert query(url, "SELECT version_num FROM alembic_version") == [("0001",)]

@@ -79,6 +79,20 @@ class Interrupted(MigrasafeError):
 
 
 _pending: list[KeyboardInterrupt] = []
+_raised: list[KeyboardInterrupt] = []  # every exception a handler raised in this command
+_handling: list[bool] = []  # the command line's handler is installed
+
+
+def handling_signals(on: bool) -> None:
+    """Whether SIGINT and SIGTERM come through :func:`interrupt` (the command line's handler)."""
+    _handling[:] = [on] if on else []
+    _raised.clear()
+
+
+def from_signal(exc: BaseException) -> bool:
+    """Whether ``exc`` is a signal's (Ctrl-C, SIGTERM), not a ``raise KeyboardInterrupt`` in a
+    revision; without the command line's handler every one is taken for a signal's."""
+    return not _handling or any(exc is raised for raised in _raised)
 
 
 def interrupt(exc: KeyboardInterrupt) -> KeyboardInterrupt:
@@ -91,6 +105,7 @@ def interrupt(exc: KeyboardInterrupt) -> KeyboardInterrupt:
     at each step raises it again.
     """
     _pending[:] = [exc]
+    _raised.append(exc)
     return exc
 
 

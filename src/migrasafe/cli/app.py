@@ -24,6 +24,7 @@ from migrasafe.errors import (
     Terminated,
     caught,
     check_interrupted,
+    handling_signals,
     interrupt,
 )
 
@@ -134,11 +135,13 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         _SIGNALLED.clear()
         caught()
+        handling_signals(False)
         previous: dict[int, Any] = {}
         try:
             for handled in _HANDLED:
                 if signal.getsignal(handled) is not signal.SIG_IGN:  # nohup, `cmd &`: ignored
                     previous[handled] = signal.signal(handled, _interrupt)
+                    handling_signals(True)
         except ValueError:  # not the main thread: leave signals to whoever runs us
             pass
         try:
@@ -161,6 +164,7 @@ class _Group(click.Group):
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+            handling_signals(False)
 
 
 def _machine_format(ctx: click.Context) -> bool:

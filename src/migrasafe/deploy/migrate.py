@@ -44,6 +44,7 @@ from migrasafe.errors import (
     Unfinished,
     caught,
     check_interrupted,
+    from_signal,
     reraise_interrupts,
 )
 from migrasafe.progress import Report
@@ -466,6 +467,8 @@ class _Migration:
                         self._resuming():  # fmt: skip
                     run_env(project, steps, run=run, on_configure=self.configure, **self.opts)
             except KeyboardInterrupt as exc:
+                if not from_signal(exc):  # raised by the revision itself: its failure
+                    raise self._failure(run, exc) from exc
                 caught()
                 raise self._interrupted(run, exc) from exc
             except LockLost as exc:
