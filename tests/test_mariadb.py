@@ -196,7 +196,7 @@ def test_status_on_mariadb_is_not_up_to_date_while_a_half_applied_note_stands_un
     assert text.exit_code == 1
     assert "Half-applied: 0002" in text.stdout and "migrasafe accept 0002" in text.stdout
     assert "Up to date" not in text.stdout
-    assert "Not up to date: 1 half-applied revision(s)" in text.stdout
+    assert "Not up to date: 1 half-applied or half-reverted revision(s)" in text.stdout
     accepted = run_cli("-c", str(ini), "--url", mariadb_url, "accept", "--json")
     assert accepted.exit_code == 0, accepted.stderr
     assert json.loads(accepted.stdout)["cleared"] == ["0002"]

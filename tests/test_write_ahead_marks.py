@@ -67,6 +67,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_column("authors", "city")
+    time.sleep(float(os.environ.get("DOWN_PAUSE", "0")))
     op.drop_index("ix_authors_name", table_name="authors")
     op.drop_column("authors", "country")
 '''
@@ -255,3 +256,40 @@ def test_status_says_when_the_half_applied_revision_may_be_a_run_still_under_way
         process.communicate()
     code, out, _err = _cli(ini, mariadb_url, "status", "--json")
     assert json.loads(out)["under_way"] is False and json.loads(out)["half_applied"] == ["0002"]
+
+
+def test_a_downgrade_stopped_midway_on_mariadb_is_named_refused_and_resumed(
+    tmp_path: Path, mariadb_url: str
+) -> None:
+    ini = _project(tmp_path / "p", PLAIN)
+    assert _cli(ini, mariadb_url, "upgrade")[0] == 0
+    argv = [sys.executable, "-m", "migrasafe", "-c", str(ini), "--url", mariadb_url,
+            "downgrade", "0001"]  # fmt: skip
+    process = subprocess.Popen(argv, env={**os.environ, "DOWN_PAUSE": "60"}, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while "city" in _columns(mariadb_url):
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.05)
+    process.kill()
+    process.communicate()
+    code, out, _err = _cli(ini, mariadb_url, "status", "--json")
+    status = json.loads(out)
+    assert code == 1 and status["half_reverted"] == ["0002"] and status["half_applied"] == []
+    assert status["unverified"] == []
+    assert [(f["operation"], f["present"]) for f in status["half_applied_operations"]] == [
+        ("drop_column authors.city", True),
+        ("drop_index ix_authors_name on authors", False),
+        ("drop_column authors.country", False),
+    ]
+    assert "Half-reverted: 0002 stopped midway" in _cli(ini, mariadb_url, "status")[1]
+    code, _out, err = _cli(ini, mariadb_url, "downgrade", "0001")
+    assert code == 2 and "downgrade --resume" in err and "nothing was migrated" in err, err
+    code, out, err = _cli(ini, mariadb_url, "downgrade", "0001", "--resume", "--json")
+    assert code == 0, err
+    assert json.loads(out)["skipped"] == [
+        {"revision": "0002", "operation": "drop_column authors.city"}
+    ]
+    assert query(mariadb_url, "SELECT version_num FROM alembic_version") == [("0001",)]
+    assert _marks(mariadb_url) == [("0001", "applied")]
+    assert _columns(mariadb_url) == {"id", "name"}

@@ -109,8 +109,8 @@ def _migrate(
     import migrasafe.cli.render as render
     import migrasafe.deploy.migrate as migrate
 
-    run: Any = (functools.partial(migrate.upgrade, resume=resume) if direction == "upgrade"
-                else migrate.downgrade)  # fmt: skip
+    chosen_run = migrate.upgrade if direction == "upgrade" else migrate.downgrade
+    run: Any = functools.partial(chosen_run, resume=resume)
     plan = None
     with _partial_results(as_json), render.progress(direction, enabled=not sql) as report:
         project = options.project()
@@ -144,6 +144,18 @@ def _migrate(
     _emit(as_json, data, text)
 
 
+resume_option = click.option(
+    "--resume", is_flag=True,
+    help="Run a revision that stopped midway (killed, or failed where DDL commits at once) "
+    "again, skipping each operation whose effect is already there.",
+)  # fmt: skip
+
+
+def _refuse_resume_with_sql(resume: bool, sql: bool) -> None:
+    if resume and sql:
+        raise click.UsageError("--resume runs against the database; --sql only prints")
+
+
 def _say_waiting(message: str) -> None:
     click.echo(f"migrasafe: {message}", err=True)
 
@@ -154,9 +166,7 @@ def _say_waiting(message: str) -> None:
 @click.option("--phase", type=click.Choice(("expand", "contract")),
               help="expand: the pending revisions the running release tolerates, up to the "
               "first it does not; contract: the rest (after the application rollout).")  # fmt: skip
-@click.option("--resume", is_flag=True,
-              help="Run a revision that stopped midway (killed, or failed where DDL commits at "
-              "once) again, skipping each operation whose effect is already present.")  # fmt: skip
+@resume_option
 @lock_timeout_option
 @deploy_options
 @json_option
@@ -186,8 +196,7 @@ def upgrade(
     a revision killed midway is named by `status`, and is run again only
     with --resume.
     """
-    if resume and sql:
-        raise click.UsageError("--resume runs against the database; --sql only prints")
+    _refuse_resume_with_sql(resume, sql)
     _migrate("upgrade", options, target, sql, lock_timeout, db_lock_timeout,
              statement_timeout, retries, as_json, phase, resume)  # fmt: skip
 
@@ -195,6 +204,7 @@ def upgrade(
 @main.command(context_settings=RELATIVE_TARGETS)
 @click.argument("target", shell_complete=complete_revisions)
 @click.option("--sql", is_flag=True, help="Print the SQL instead of running it.")
+@resume_option
 @lock_timeout_option
 @deploy_options
 @json_option
@@ -207,11 +217,16 @@ def downgrade(
     db_lock_timeout: str | None,
     statement_timeout: str | None,
     retries: int | None,
+    resume: bool,
     as_json: bool,
 ) -> None:
-    """Revert revisions down to TARGET: a revision id, base, or relative like -1."""
+    """Revert revisions down to TARGET: a revision id, base, or relative like -1.
+
+    Marked as upgrade's revisions are: one stopped midway is run again only with --resume.
+    """
+    _refuse_resume_with_sql(resume, sql)
     _migrate("downgrade", options, target, sql, lock_timeout, db_lock_timeout,
-             statement_timeout, retries, as_json)  # fmt: skip
+             statement_timeout, retries, as_json, resume=resume)  # fmt: skip
 
 
 @main.command()

@@ -119,9 +119,16 @@ def status(result: Status) -> None:
             f"`migrasafe upgrade --resume` runs it again skipping what is present, or repair "
             f"the schema by hand and `migrasafe accept {revision}`"
         )
-        for found in (f for f in result.found if f.revision == revision):
-            said = {True: "present", False: "absent", None: "cannot tell"}[found.present]
-            lines.append(f"    {said:<12} {found.operation}")
+        lines += _found(result, revision)
+    for revision in result.half_reverted:
+        lines.append(
+            f"{style('Half-reverted:', 'red')} {revision} stopped midway through its "
+            "downgrade (killed, or it failed) after committing part of it, while the version "
+            "table still has it applied; `migrasafe downgrade --resume TARGET` runs it again "
+            "skipping what is already undone, or repair the schema by hand and "
+            f"`migrasafe accept {revision}`"
+        )
+        lines += _found(result, revision)
     if result.unverified:
         shown = ", ".join(result.unverified[:5])
         more = f" and {len(result.unverified) - 5} more" if len(result.unverified) > 5 else ""
@@ -131,9 +138,10 @@ def status(result: Status) -> None:
             "or the record was lost), so an edit cannot be seen; review, then run "
             "`migrasafe accept`"
         )
-    if result.up_to_date and result.half_applied:
-        lines.append(f"{style('Not up to date:', 'red')} {len(result.half_applied)} "
-                     "half-applied revision(s), see above.")  # fmt: skip
+    stopped = len(result.half_applied) + len(result.half_reverted)
+    if result.up_to_date and stopped:
+        lines.append(f"{style('Not up to date:', 'red')} {stopped} "
+                     "half-applied or half-reverted revision(s), see above.")  # fmt: skip
     elif result.up_to_date:
         failing = result.modified or (result.strict and result.unverified)
         if failing:
@@ -148,6 +156,13 @@ def status(result: Status) -> None:
             f"{style('Not up to date:', 'yellow')} {len(result.pending)} pending revision(s)."
         )
     plain.write(lines)
+
+
+def _found(result: Status, revision: str) -> list[str]:
+    """The operations of a revision stopped midway, and whether each is in the database."""
+    said = {True: "present", False: "absent", None: "cannot tell"}
+    return [f"    {said[f.present]:<12} {f.operation}" for f in result.found
+            if f.revision == revision]  # fmt: skip
 
 
 def accept_result(result: AcceptResult) -> None:

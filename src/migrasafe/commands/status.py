@@ -51,6 +51,7 @@ class Status:
     # stopped midway (killed, or failed) after committing part of their work: their
     # mark stands (see migrasafe.deploy.checksums.mark_started); ``found``: their operations
     half_applied: tuple[str, ...] = ()
+    half_reverted: tuple[str, ...] = ()  # the same, in a downgrade: still applied, in part
     found: tuple[Found, ...] = ()
     under_way: bool = False  # a run holds the migration lock: a half-applied one may be its own
     strict: bool = False  # unverified revisions fail the status too
@@ -66,6 +67,7 @@ class Status:
             self.up_to_date
             and not self.modified
             and not self.half_applied
+            and not self.half_reverted
             and not (self.strict and self.unverified)
         )
 
@@ -80,6 +82,7 @@ class Status:
             "modified": [m.to_dict() for m in self.modified],
             "unverified": list(self.unverified),
             "half_applied": list(self.half_applied),
+            "half_reverted": list(self.half_reverted),
             "half_applied_operations": [f.to_dict() for f in self.found],
             "under_way": self.under_way,
             "up_to_date": self.up_to_date,
@@ -101,7 +104,8 @@ def status(project: Project, *, strict: bool = False) -> Status:
     current = context.heads
     done = applied(script, current)
     half_applied = tuple(f.revision for f in failed if f.revision not in done)
-    found, under_way = _found(project, context, half_applied)
+    half_reverted = tuple(f.revision for f in failed if f.revision in done)
+    found, under_way = _found(project, context, half_applied, half_reverted)
     return Status(
         url=context.display_url,
         version_table=context.qualified_version_table,
@@ -111,24 +115,26 @@ def status(project: Project, *, strict: bool = False) -> Status:
         unknown=tuple(rev for rev in current if not is_defined(script, rev)),
         modified=tuple(modified(script, current, recorded)),
         half_applied=half_applied,
+        half_reverted=half_reverted,
         found=found,
         under_way=under_way,
         unverified=tuple(
             s.revision
             for s in apply_order(script)
-            if s.revision in done and s.revision not in recorded
+            if s.revision in done and s.revision not in recorded and s.revision not in half_reverted
         ),
         strict=strict,
     )
 
 
 def _found(
-    project: Project, context: EnvContext, revisions: tuple[str, ...]
+    project: Project, context: EnvContext, applying: tuple[str, ...], reverting: tuple[str, ...]
 ) -> tuple[tuple[Found, ...], bool]:
-    """Each operation of the half-applied ``revisions`` (recorded offline, as lint does),
-    judged against the live schema through ``env.py`` (a second read-only run); and
-    whether a run holds the migration lock now (the revision may be under way, not stopped)."""
-    if not revisions:
+    """Each operation of the half-applied revisions' upgrade() and the half-reverted ones'
+    downgrade() (recorded offline, as lint does), judged against the live schema through
+    ``env.py`` (a second read-only run); and whether a run holds the migration lock now
+    (the revision may be under way, not stopped)."""
+    if not applying and not reverting:
         return (), False
     from alembic.operations.ops import MigrateOperation
     from alembic.script import Script
@@ -141,14 +147,12 @@ def _found(
 
     recorded: list[tuple[str, Any]] = []
     with Offline(project.config, project.script_directory, context.dialect) as offline:
-        for revision in revisions:
-            found = (
-                project.script.get_revision(revision)
-                if is_defined(project.script, revision)
-                else None
-            )
+        for revision, function in [*((r, "upgrade") for r in applying),
+                                   *((r, "downgrade") for r in reverting)]:  # fmt: skip
+            defined = is_defined(project.script, revision)
+            found = project.script.get_revision(revision) if defined else None
             if isinstance(found, Script):
-                for done in offline.record(found).operations:
+                for done in offline.record(found, function).operations:
                     if isinstance(done.operation, MigrateOperation) and not done.read_sql:
                         recorded.append((revision, done.operation))
 

@@ -240,14 +240,15 @@ class Recorder:
     def _mark(self, context: MigrationContext, step: Any) -> None:
         """The write-ahead mark of ``step`` on the migration's connection (see mark_started)."""
         script = getattr(step, "revision", None)
-        if (not getattr(step, "is_upgrade", False) or not isinstance(script, Script)
-                or script.revision in self.marks or context.connection is None):  # fmt: skip
+        if (not isinstance(script, Script) or script.revision in self.marks
+                or context.connection is None):  # fmt: skip
             return
         if id(context.connection) not in self._ensured:
             _table(context.version_table_schema).create(context.connection, checkfirst=True)
             self._ensured.add(id(context.connection))
-        mark_started(context.connection, context.version_table, context.version_table_schema,
-                     script, self._who)  # fmt: skip
+        mark = mark_started if step.is_upgrade else mark_reverting
+        mark(context.connection, context.version_table, context.version_table_schema, script,
+             self._who)  # fmt: skip
         self.marks.add(script.revision)
 
     def _mark_first(self, context: MigrationContext, step: Any) -> None:
@@ -401,7 +402,7 @@ def read_state(
     return context, applied_, failed
 
 
-STARTED = "started"
+STARTED, REVERTING = "started", "reverting"
 
 
 def mark_started(connection: Connection, version_table: str, schema: str | None,
@@ -420,6 +421,22 @@ def mark_started(connection: Connection, version_table: str, schema: str | None,
         script=Path(script.path).name, applied_at=dt.datetime.now(dt.UTC),
         applied_by=who or _who(), state=STARTED,
     ))  # fmt: skip
+
+
+def mark_reverting(connection: Connection, version_table: str, schema: str | None,
+                   script: Script, who: str | None = None) -> None:  # fmt: skip
+    """The mark of a downgrade about to send what cannot be rolled back, as
+    :func:`mark_started`: the applied row (or a new one) says ``reverting`` until the
+    version change deletes it."""
+    table = _table(schema)
+    mine = (table.c.version_table == version_table) & (table.c.revision == script.revision)
+    updated = connection.execute(table.update().where(mine).values(state=REVERTING))
+    if not updated.rowcount:
+        connection.execute(table.insert().values(
+            version_table=version_table, revision=script.revision,
+            checksum=checksum(script.path), script=Path(script.path).name,
+            applied_at=dt.datetime.now(dt.UTC), applied_by=who or _who(), state=REVERTING,
+        ))  # fmt: skip
 
 
 def read_marks(connection: Connection, version_table: str, schema: str | None) -> set[str]:

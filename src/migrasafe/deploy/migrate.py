@@ -156,11 +156,16 @@ def downgrade(
     deploy: DeploySettings | None = None,
     retrying: Waiting | None = None,
     progress: Report | None = None,
+    resume: bool = False,
 ) -> MigrationResult:
-    """Revert revisions down to ``target`` (an id, ``base``, or relative like ``-1``)."""
+    """Revert revisions down to ``target`` (an id, ``base``, or relative like ``-1``).
+
+    Marked and refused, or resumed, as :func:`upgrade`'s revisions are.
+    """
     if sql:
         return _offline(project, "downgrade", target)
     migration = _Migration(project, "downgrade", target, lock_timeout, waiting, deploy)
+    migration.resume = resume
     migration.progress = progress
     return migration.run(retrying)
 
@@ -390,10 +395,9 @@ class _Migration:
 
     def _check_marks(self, marks: set[str], planned: list[Any]) -> None:
         """Before any revision runs: a planned one whose mark stands is refused, unless resumed."""
-        if self.direction != "upgrade":
-            return
         stopped = [s.revision.revision for s in planned
-                   if getattr(s, "is_upgrade", False) and s.revision.revision in marks]  # fmt: skip
+                   if getattr(s, "revision", None) is not None
+                   and s.revision.revision in marks]  # fmt: skip
         if not stopped or self.resume:
             return
         where = (
@@ -401,12 +405,14 @@ class _Migration:
             if not self.transactional
             else "it had committed part of its work (an autocommit_block)"
         )
+        verb = self.direction
         raise Unfinished(
-            f"revision {stopped[0]} stopped midway in an earlier run (killed, or it failed) "
-            f"and {where}, so some of its statements may be applied while the version table "
-            f"does not say so; `migrasafe status` lists which are present. Run `migrasafe "
-            f"upgrade --resume` to run it again skipping those already present, or repair "
-            f"the schema by hand and `migrasafe accept {stopped[0]}`; nothing was migrated"
+            f"revision {stopped[0]} stopped midway through its {verb} in an earlier run "
+            f"(killed, or it failed) and {where}, so some of its statements may have run while "
+            "the version table does not say so; `migrasafe status` lists which are present. "
+            f"Run `migrasafe {verb} --resume` to run it again skipping those whose effect is "
+            "already there, or repair the schema by hand and "
+            f"`migrasafe accept {stopped[0]}`; nothing was migrated"
         )
 
     @contextmanager
@@ -569,9 +575,10 @@ class _Migration:
             return ""
         if revision not in marks:
             return ""
-        return (f"; revision {revision} was left part-applied (some of its statements "
-                f"committed): `migrasafe status` lists which, `migrasafe upgrade --resume` "
-                f"finishes it")  # fmt: skip
+        done = "part-applied" if self.direction == "upgrade" else "part-reverted"
+        return (f"; revision {revision} was left {done} (some of its statements "
+                f"committed): `migrasafe status` lists which, `migrasafe {self.direction} "
+                f"--resume` finishes it")  # fmt: skip
 
     def _settle_half_applied(self, run: Run, heads: tuple[str, ...]) -> None:
         """After a run that succeeded: the marks of revisions now applied, or that no script

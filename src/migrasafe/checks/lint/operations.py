@@ -191,10 +191,10 @@ class Offline:
             line = _caller_line(record.path)
             record.operations.append(Recorded(Statement("transaction", how), line))
 
-    def record(self, script: Script) -> RevisionOperations:
-        """The operations ``script.upgrade()`` performs, in order."""
+    def record(self, script: Script, function: str = "upgrade") -> RevisionOperations:
+        """The operations ``script.upgrade()`` (or ``function``) performs, in order."""
         record = RevisionOperations(str(script.path), dialect=self.dialect)
-        upgrade = getattr(script.module, "upgrade", None)
+        upgrade = getattr(script.module, function, None)
         if upgrade is None:
             return record
         recorder = _recorder(self.context, record)

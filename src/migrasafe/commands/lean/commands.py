@@ -95,8 +95,8 @@ def status(invocation: Invocation, strict: bool = False) -> Status | None:
     recorded = {r.revision: r for r in records if r.state == "applied"}
     order: list[str] = answers["graph"]["order"]
     done = _applied(answers, current)
-    if any(r.state != "applied" and r.revision not in done for r in records):
-        return None  # a half-applied revision: the cold path says which operations are present
+    if any(r.state != "applied" for r in records):
+        return None  # a revision stopped midway: the cold path says which operations are present
     database = answers["database"]
     table, schema = database["version_table"], database["schema"]
     return Status(
