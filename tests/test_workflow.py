@@ -22,6 +22,7 @@ def test_status_exits_1_before_upgrade_and_0_after(library: Path, db_url: str) -
     assert json.loads(after.stdout) | {"url": None} == {
         "url": None, "version_table": "alembic_version", "current": ["0003"], "heads": ["0003"],
         "pending": [], "unknown": [], "modified": [], "unverified": [], "half_applied": [],
+        "half_reverted": [], "half_applied_operations": [], "under_way": False,
         "up_to_date": True, "strict": False, "ok": True,
     }  # fmt: skip
 

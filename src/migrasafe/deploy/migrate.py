@@ -394,10 +394,13 @@ class _Migration:
         self.check_lock()
 
     def _check_marks(self, marks: set[str], planned: list[Any]) -> None:
-        """Before any revision runs: a planned one whose mark stands is refused, unless resumed."""
+        """Before any revision runs: a planned one whose mark stands is refused, unless resumed
+        or the revision says it is written to be run again (``resumable = True``, as a batched
+        backfill that skips the rows it did)."""
         stopped = [s.revision.revision for s in planned
                    if getattr(s, "revision", None) is not None
-                   and s.revision.revision in marks]  # fmt: skip
+                   and s.revision.revision in marks
+                   and getattr(s.revision.module, "resumable", False) is not True]  # fmt: skip
         if not stopped or self.resume:
             return
         where = (

@@ -27,6 +27,10 @@ down_revision: Union[str, Sequence[str], None] = "0002"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
+# Written to be run again after stopping midway (the table is made only if missing, the
+# batches touch only rows still to do): `migrasafe upgrade` reruns it without --resume.
+resumable = True
+
 DEFAULT_PRICE = 19.99
 DEFAULT_PAGE_COUNT = 300
 FILLED_COLUMNS = ("description", "price", "page_count")
