@@ -6,6 +6,7 @@ SQLite only: what is tested here is how migrasafe names and reads a SQLite file.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -196,6 +197,29 @@ def test_the_lock_by_inode_is_removed_when_released(tmp_path: Path) -> None:
     with database_for(f"sqlite:///{db}").locks.migration_lock(5):
         assert by_inode.read_text() == f"{os.getpid()}\n"
     assert not by_inode.exists()  # one per database ever migrated would pile up in /tmp
+
+
+def test_a_refused_lock_by_inode_lets_go_of_the_lock_beside_the_database(tmp_path: Path) -> None:
+    db = tmp_path / "app.db"
+    sqlite3.connect(db).close()
+    found = db.stat()
+    by_inode = Path(f"/tmp/migrasafe-{os.geteuid()}/sqlite-{found.st_dev}-{found.st_ino}.lock")
+    by_inode.parent.mkdir(mode=0o700, exist_ok=True)
+    by_inode.symlink_to(tmp_path / "victim")
+    try:
+        with (
+            pytest.raises(DatabaseError, match="it is a symbolic link"),
+            database_for(f"sqlite:///{db}").locks.migration_lock(5),
+        ):
+            pass
+    finally:
+        by_inode.unlink()
+    assert not (tmp_path / "victim").exists()
+    beside = os.open(tmp_path / "app.db.migrasafe-lock", os.O_RDWR)
+    try:  # not left held by the refused attempt
+        fcntl.flock(beside, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    finally:
+        os.close(beside)
 
 
 # -- read-only commands after a killed writer --------------------------------------

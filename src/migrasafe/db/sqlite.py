@@ -107,7 +107,7 @@ def readonly_uri(path: Path, params: dict[str, str] | None = None) -> str:
                 probe.execute("SELECT count(*) FROM sqlite_master").fetchall()
             finally:
                 probe.close()
-        except sqlite3.OperationalError as exc:
+        except sqlite3.Error as exc:
             if getattr(exc, "sqlite_errorcode", None) != _READONLY_ROLLBACK:
                 return uri  # the real connection reports it, as it always has
             copy = _rolled_back_copy(path)
@@ -157,8 +157,15 @@ def _rolled_back_copy(path: Path) -> Path | None:
         ) from exc
     if key != (str(path), _stamp(path), _stamp(journal)):
         return None
-    with closing(sqlite3.connect(copy)) as connection:  # rolls the copy's journal back
-        connection.execute("SELECT count(*) FROM sqlite_master").fetchall()
+    try:
+        with closing(sqlite3.connect(copy)) as connection:  # rolls the copy's journal back
+            connection.execute("SELECT count(*) FROM sqlite_master").fetchall()
+    except sqlite3.Error as exc:
+        raise DatabaseError(
+            f"cannot read {path}: a killed writer left its hot journal {journal.name}, and "
+            f"rolling it back in a copy failed ({exc}); the next `migrasafe upgrade` (or any "
+            "write) rolls it back in place"
+        ) from exc
     logging.getLogger(__name__).warning(
         "%s: a killed writer left %s; read as it will be once rolled back (the next "
         "write to the database does that)",
@@ -373,14 +380,17 @@ class SQLiteLocks(Locks):
 
         def try_acquire() -> bool:
             taken: list[_LockFile] = []
-            for file in files:
-                if not file.acquire():
-                    for done in reversed(taken):
-                        done.release()
-                    blocked[:] = [file]
-                    return False
-                taken.append(file)
-            return True
+            try:
+                for file in files:
+                    if not file.acquire():
+                        blocked[:] = [file]
+                        return False
+                    taken.append(file)
+                taken.clear()  # all held: kept
+                return True
+            finally:  # all or none: a refused lock file lets go of the one before it too
+                for done in reversed(taken):
+                    done.release()
 
         def holder() -> str:
             pid = blocked[0].seen if blocked else ""
