@@ -293,3 +293,28 @@ def test_a_downgrade_stopped_midway_on_mariadb_is_named_refused_and_resumed(
     assert query(mariadb_url, "SELECT version_num FROM alembic_version") == [("0001",)]
     assert _marks(mariadb_url) == [("0001", "applied")]
     assert _columns(mariadb_url) == {"id", "name"}
+
+
+def test_a_mariadb_run_that_lost_its_lock_session_sends_no_more_ddl(
+    tmp_path: Path, mariadb_url: str
+) -> None:
+    """Its DDL commits at once: once another run can take the lock over, not one more
+    statement may go out, or both would run the same revision."""
+    ini = _project(tmp_path / "p", PLAIN)
+    argv = [sys.executable, "-m", "migrasafe", "-c", str(ini), "--url", mariadb_url, "upgrade"]
+    first = subprocess.Popen(argv, env={**os.environ, "PAUSE": "3"}, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while "ix_authors_name" not in (_columns(mariadb_url) if _has_authors(mariadb_url) else set()):
+        assert first.poll() is None and time.monotonic() < deadline, first.communicate()
+        time.sleep(0.05)
+    database = sa.make_url(mariadb_url).database
+    (holder,) = query(mariadb_url, f"SELECT IS_USED_LOCK('migrasafe:{database}')")[0]
+    query(mariadb_url, f"KILL {holder}")
+    _out, err = first.communicate(timeout=60)
+    assert first.returncode == 2 and "lost the migration lock" in err, err
+    assert "city" not in _columns(mariadb_url)  # the statement after the pause never went out
+    _status_names_0002_with_its_first_two_operations_present(ini, mariadb_url)
+    code, _out, err = _cli(ini, mariadb_url, "upgrade", "--resume")
+    assert code == 0, err
+    assert "city" in _columns(mariadb_url)
