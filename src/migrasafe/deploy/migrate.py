@@ -310,6 +310,10 @@ def _reported(steps: Iterable[Any], total: int, progress: Report) -> Iterator[An
         yield step
 
 
+# Statements that change no schema, so commit only with their transaction.
+_DATA = re.compile(r"\s*(?:SELECT|INSERT|UPDATE|DELETE|REPLACE|WITH)\b", re.IGNORECASE)
+
+
 def _doc(project: Project, revision: str) -> str:
     found = project.script.get_revision(revision)
     return (found.doc or "") if isinstance(found, Script) else ""
@@ -383,10 +387,11 @@ class _Migration:
         self.locks.callback(sa.event.remove, connection, "commit", self._before_commit)
         return kw
 
-    def _sending(self, *_args: Any) -> None:
+    def _sending(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         """Where DDL commits at once, a run whose lock session ended must not send one more
-        statement: the run that took the lock over may be running the same revision."""
-        if self.run_now.running is not None:
+        DDL statement: the run that took the lock over may be running the same revision.
+        (Data statements wait for the commit, which is checked: see ``_before_commit``.)"""
+        if self.run_now.running is not None and not _DATA.match(statement):
             self.check_lock()
 
     def _before_commit(self, _connection: Any) -> None:
