@@ -12,13 +12,29 @@ import os
 import signal
 from contextlib import suppress
 
+_started: list[bool] = []
+_process: list[bool] = []  # main() runs: the process is the command's, signals and all
+
+
+def owns_process() -> bool:
+    """Whether this process runs the ``migrasafe`` command (not a test calling it in-process)."""
+    return bool(_process)
+
+
+def started() -> None:
+    """The command is running: from now on, its own handler answers signals."""
+    _started[:] = [True]
+
 
 def _before_start(signum: int, _frame: object) -> None:
+    if _started:  # the command has finished (see migrasafe.cli.app): nothing to stop
+        return
     os.write(2, b"migrasafe: interrupted by SIGTERM before it started; nothing was done\n")
     os._exit(128 + signum)
 
 
 def main() -> None:
+    _process[:] = [True]
     with suppress(ValueError):  # not the main thread: leave signals to whoever runs us
         signal.signal(signal.SIGTERM, _before_start)
     from migrasafe.cli import main as cli

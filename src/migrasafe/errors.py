@@ -8,6 +8,8 @@ The CLI prints that message on one line and exits 2; anything else is a bug.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class MigrasafeError(Exception):
     """An error with a message meant for the user."""
@@ -107,6 +109,17 @@ def interrupt(exc: KeyboardInterrupt) -> KeyboardInterrupt:
     _pending[:] = [exc]
     _raised.append(exc)
     return exc
+
+
+def quiet_unraisable(hook: Any) -> Any:
+    """A ``sys.unraisablehook`` that says nothing of an interrupt a destructor swallowed (it
+    is raised again at the next step: :func:`check_interrupted`), and passes the rest on."""
+
+    def unraisable(info: Any) -> None:
+        if not any(info.exc_value is raised for raised in _raised):
+            hook(info)
+
+    return unraisable
 
 
 def caught() -> None:

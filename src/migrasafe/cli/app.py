@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 import click
 
+from migrasafe._entry import owns_process, started
 from migrasafe.errors import (
     MigrasafeError,
     Terminated,
@@ -26,6 +27,7 @@ from migrasafe.errors import (
     check_interrupted,
     handling_signals,
     interrupt,
+    quiet_unraisable,
 )
 
 if TYPE_CHECKING:  # imported by the commands that need them: see migrasafe.commands.lean
@@ -136,6 +138,9 @@ class _Group(click.Group):
         _SIGNALLED.clear()
         caught()
         handling_signals(False)
+        started()
+        unraisable = sys.unraisablehook
+        sys.unraisablehook = quiet_unraisable(unraisable)
         previous: dict[int, Any] = {}
         try:
             for handled in _HANDLED:
@@ -163,8 +168,12 @@ class _Group(click.Group):
                   kind=error_kind(exc), partial=to_dict() if to_dict else None)  # fmt: skip
         finally:
             for sig, handler in previous.items():
-                signal.signal(sig, handler)
+                # The command has finished and said so: in its own process a late signal
+                # changes nothing (the exit code is the command's); in a caller's, theirs again.
+                signal.signal(sig, signal.SIG_IGN if owns_process() else handler)
             handling_signals(False)
+            caught()  # nothing of this command's signals reaches a later call in this process
+            sys.unraisablehook = unraisable
 
 
 def _machine_format(ctx: click.Context) -> bool:

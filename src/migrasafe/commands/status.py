@@ -152,9 +152,13 @@ def _found(
             defined = is_defined(project.script, revision)
             found = project.script.get_revision(revision) if defined else None
             if isinstance(found, Script):
-                for done in offline.record(found, function).operations:
-                    if isinstance(done.operation, MigrateOperation) and not done.read_sql:
-                        recorded.append((revision, done.operation))
+                done = offline.record(found, function).operations
+                for index, each in enumerate(done):
+                    # SQL read into operations is judged by them; SQL that reads into none
+                    # (INSERT, UPDATE) is listed itself: --resume runs it again
+                    read = each.read_sql and index + 1 < len(done) and done[index + 1].from_sql
+                    if isinstance(each.operation, MigrateOperation) and not read:
+                        recorded.append((revision, each.operation))
 
     locks = database_for(context.url).locks
     locks.scope = context.version_table_schema

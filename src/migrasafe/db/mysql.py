@@ -113,19 +113,18 @@ class MySQLLocks(ServerLocks):
     def lock(self) -> Lock | None:
         """``GET_LOCK`` on a connection of its own: the server drops it when that session ends."""
         key = self._key()
-        engine, connection = self.sessions.own_session()
+        # Autocommit: each check (before each DDL statement: see deploy.migrate) is one
+        # round trip, with no COMMIT after it.
+        engine, connection = self.sessions.own_session(isolation_level="AUTOCOMMIT")
 
         def scalar(sql: str) -> Any:
-            value = connection.scalar(sa.text(sql), {"k": key})
-            connection.commit()
-            return value
+            return connection.scalar(sa.text(sql), {"k": key})
 
         def holder() -> str:
             row = connection.execute(
                 sa.text("SELECT ID, USER, HOST, TIME FROM information_schema.PROCESSLIST "
                         "WHERE ID = IS_USED_LOCK(:k)"), {"k": key},
             ).first()  # fmt: skip
-            connection.commit()
             if row is None:
                 return "another session"
             return f"connection {row.ID} ({row.USER}@{row.HOST}, for {row.TIME} s)"

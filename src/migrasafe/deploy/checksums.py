@@ -32,7 +32,7 @@ from migrasafe.deploy.records import Modified, Recorded, aware, checksum
 from migrasafe.errors import DatabaseError, RevisionError
 from migrasafe.project.config import CHECKSUM_TABLE, Project
 from migrasafe.project.env import EnvContext, probe
-from migrasafe.project.graph import applied
+from migrasafe.project.graph import applied, is_defined
 
 TABLE = CHECKSUM_TABLE
 
@@ -104,6 +104,7 @@ def reconcile(
     version_table: str = "alembic_version",
     schema: str | None = None,
     heads: Iterable[str] | None = None,
+    rows: Iterable[tuple[str, str]] | None = None,
 ) -> tuple[str, ...]:
     """Forget the checksums of revisions the version table no longer has applied.
 
@@ -114,9 +115,10 @@ def reconcile(
     from the version table on ``connection`` when None) are deleted, in the
     caller's transaction; notes of revisions that failed midway (MySQL) are
     kept. Returns the revisions forgotten, sorted. Runs on a database without
-    the checksum table too (nothing to forget).
+    the checksum table too (nothing to forget). ``rows``: this version table's
+    (revision, state) rows, when the caller has read them already.
     """
-    if not sa.inspect(connection).has_table(TABLE, schema=schema):
+    if rows is None and not sa.inspect(connection).has_table(TABLE, schema=schema):
         return ()
     if heads is None:
         version = sa.table(version_table, sa.column("version_num"), schema=schema)
@@ -125,10 +127,9 @@ def reconcile(
     keep = applied(graph, heads) | set(heads)
     table = _table(schema)
     mine = sa.and_(table.c.version_table == version_table, table.c.state == "applied")
-    stale = sorted(
-        rev for rev in connection.execute(sa.select(table.c.revision).where(mine)).scalars()
-        if rev not in keep
-    )  # fmt: skip
+    if rows is None:
+        rows = connection.execute(sa.select(table.c.revision, table.c.state).where(mine)).all()
+    stale = sorted(rev for rev, state in rows if state == "applied" and rev not in keep)
     if stale:
         connection.execute(table.delete().where(mine, table.c.revision.in_(stale)))
     return tuple(stale)
@@ -186,13 +187,17 @@ class Recorder:
         graph: ScriptDirectory | None = None,
         *,
         mark_each: bool = False,
-        check_marks: Callable[[set[str], list[Any]], None] | None = None,
+        check_marks: Callable[[dict[str, str], list[Any]], None] | None = None,
     ) -> None:
         self._graph = graph
         # Where DDL commits at once (MySQL): every upgrade step is marked before it runs.
         # Elsewhere only a step that enters an autocommit_block is (see _marked_block).
         self.mark_each, self._check_marks = mark_each, check_marks
         self.marks: set[str] = set()  # the revisions marked, standing or written by this run
+        self.standing: dict[str, str] = {}  # the marks standing when the attempt began
+        self.written: set[str] = set()  # the marks this attempt wrote
+        self._versioned: set[str] = set()  # steps whose version change was made
+        self._ctx: MigrationContext | None = None
         self._ensured: set[int] = set()
         self._who = _who()  # once per run: getpass and gethostname are not free
         self._running: Any = None
@@ -206,18 +211,24 @@ class Recorder:
         the marks standing read (``check_marks`` sees them with the plan, before any runs)."""
         connection = context.connection
         self._written, self._ensured = set(), set()  # a retry starts over: its run rolled back
-        self.marks = set()
+        self.marks, self.standing, self.written, self._versioned = set(), {}, set(), set()
+        self._ctx = context
         online = connection is not None and not context.as_sql
         if planned and connection is not None and online:
             schema = context.version_table_schema
             _table(schema).create(connection, checkfirst=True)
             self._ensured.add(id(connection))
+            table = _table(schema)
+            rows = connection.execute(sa.select(table.c.revision, table.c.state).where(
+                table.c.version_table == context.version_table
+            )).all()  # fmt: skip
             if self._graph is not None:
                 reconcile(connection, self._graph, version_table=context.version_table,
-                          schema=schema, heads=heads)  # fmt: skip
-            self.marks = read_marks(connection, context.version_table, schema)
+                          schema=schema, heads=heads, rows=rows)  # fmt: skip
+            self.standing = {rev: state for rev, state in rows if state != "applied"}
+            self.marks = set(self.standing)
             if self._check_marks is not None:
-                self._check_marks(self.marks, planned)
+                self._check_marks(self.standing, planned)
             if connection.dialect.driver == "psycopg":
                 self._context, self._version = context, context._version
                 sa.event.listen(connection, "before_cursor_execute", self._with_version,
@@ -250,6 +261,18 @@ class Recorder:
         mark(context.connection, context.version_table, context.version_table_schema, script,
              self._who)  # fmt: skip
         self.marks.add(script.revision)
+        self.written.add(script.revision)
+
+    def before_commit(self) -> None:
+        """A commit while a revision runs, before its version change (an autocommit_block,
+        ``op.get_bind().commit()``): its work so far stays whatever follows, so it is marked
+        first, in the transaction being committed."""
+        step, context = self._running, self._ctx
+        if step is None or context is None or context.as_sql:
+            return
+        revision = getattr(getattr(step, "revision", None), "revision", None)
+        if revision is not None and revision not in self._versioned:
+            self._mark(context, step)
 
     def _mark_first(self, context: MigrationContext, step: Any) -> None:
         """Where DDL commits at once: the mark goes in first thing in the revision's
@@ -267,12 +290,15 @@ class Recorder:
 
         @contextmanager
         def marked() -> Iterator[None]:
-            step = self._running
-            if step is not None and context.connection is not None:
-                owned = context._transaction is not None  # Alembic commits it next
+            # Alembic commits its own transaction first (the commit event marks the step:
+            # see before_commit). With none open, the block's statements commit one by one:
+            # the mark goes first, on its own. In a transaction Alembic does not own,
+            # Alembic refuses the block, as it always has: nothing is committed for it.
+            step, connection = self._running, context.connection
+            if (step is not None and connection is not None and context._transaction is None
+                    and not connection.in_transaction()):  # fmt: skip
                 self._mark(context, step)
-                if not owned and context.connection.in_transaction():
-                    context.connection.commit()
+                connection.commit()
             with block():
                 yield
 
@@ -322,6 +348,9 @@ class Recorder:
     def __call__(self, *, ctx: MigrationContext, step: Any, heads: set[str], run_args: Any) -> None:
         if ctx.as_sql or getattr(step, "is_stamp", False) or ctx.connection is None:
             return
+        running = getattr(getattr(self._running, "revision", None), "revision", None)
+        if running is not None:
+            self._versioned.add(running)
         script = step.revision_map.get_revision(step.up_revision_id)
         if not isinstance(script, Script):
             return
@@ -439,12 +468,40 @@ def mark_reverting(connection: Connection, version_table: str, schema: str | Non
         ))  # fmt: skip
 
 
-def read_marks(connection: Connection, version_table: str, schema: str | None) -> set[str]:
-    """The revisions with a mark standing (started, or failed as older versions noted)."""
+def read_marks(connection: Connection, version_table: str, schema: str | None) -> dict[str, str]:
+    """The revisions with a mark standing, and its state (started, reverting; failed as
+    older versions noted)."""
     table = _table(schema)
-    return set(connection.execute(sa.select(table.c.revision).where(
+    return dict(connection.execute(sa.select(table.c.revision, table.c.state).where(
         table.c.version_table == version_table, table.c.state != "applied"
-    )).scalars())  # fmt: skip
+    )).all())  # fmt: skip
+
+
+def settle_marks(
+    url: str | URL, graph: ScriptDirectory, version_table: str, schema: str | None
+) -> dict[str, str]:
+    """Drop the marks the version table shows settled; returns those still standing.
+
+    Read with the version table in one transaction, from the database, not from
+    what the run's hooks saw (a revision that ended the migration's transaction
+    itself loses its version change at the end, and its mark must stay). A
+    mark is settled when its revision is applied (``started``) or no longer
+    applied (``reverting``), or when no script defines its revision any more.
+    """
+    table = _table(schema)
+    version = sa.table(version_table, sa.column("version_num"), schema=schema)
+    engine_url = database_for(url).sessions.engine_url.render_as_string(hide_password=False)
+    with connect(engine_url) as connection, connection.begin():
+        marks = read_marks(connection, version_table, schema)
+        done = applied(graph, connection.execute(sa.select(version.c.version_num)).scalars())
+        gone = [rev for rev, state in marks.items()
+                if not is_defined(graph, rev) or (rev in done) != (state == REVERTING)]  # fmt: skip
+        if gone:
+            connection.execute(table.delete().where(
+                table.c.version_table == version_table, table.c.state != "applied",
+                table.c.revision.in_(gone),
+            ))  # fmt: skip
+    return {rev: state for rev, state in marks.items() if rev not in gone}
 
 
 def forget_failures(
@@ -500,10 +557,16 @@ def accept(project: Project, revisions: Iterable[str] = ()) -> AcceptResult:
                 f"(applied: {', '.join(sorted(done)) or 'none'})"
             )
     chosen = set(wanted) or done
+    repaired = half_applied & (set(wanted) or half_applied)  # the user says the schema is
+    cleared: tuple[str, ...] = ()
+    if repaired:
+        cleared = forget_failures(context.url, context.version_table,
+                                  context.version_table_schema, repaired.__contains__)  # fmt: skip
     scripts = [
         s for s in script.walk_revisions()
-        if s.revision in chosen
-        and (s.revision not in recorded or recorded[s.revision].checksum != checksum(s.path))
+        if s.revision in chosen and s.revision in done  # a half-applied one is not applied
+        and (s.revision in repaired or s.revision not in recorded
+             or recorded[s.revision].checksum != checksum(s.path))
     ]  # fmt: skip
     url = database_for(context.url).sessions.engine_url.render_as_string(hide_password=False)
     with connect(url) as connection, connection.begin():
@@ -511,11 +574,6 @@ def accept(project: Project, revisions: Iterable[str] = ()) -> AcceptResult:
         reconcile(connection, script, version_table=context.version_table, schema=schema)
         if scripts:
             record(connection, context.version_table, schema, scripts, ())
-    cleared: tuple[str, ...] = ()
-    if half_applied & (set(wanted) or half_applied):  # the user says the schema is repaired
-        cleared = forget_failures(context.url, context.version_table,
-                                  context.version_table_schema,
-                                  lambda rev: not wanted or rev in wanted)  # fmt: skip
     return AcceptResult(context.display_url, tuple(sorted(s.revision for s in scripts)), cleared)
 
 

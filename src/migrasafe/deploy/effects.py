@@ -51,7 +51,11 @@ def _verb(operation: Any) -> str:
 
 
 def present(operation: Any, connection: Connection) -> bool | None:
-    """Whether ``operation``'s effect is in the database ``connection`` is on (None: unknown)."""
+    """Whether ``operation``'s effect is in the database ``connection`` is on (None: unknown).
+
+    Only a sure "present" lets ``--resume`` skip an operation, so every doubt is None: a
+    column of the same name but another type, an object reflection cannot see by name.
+    """
     inspector = sa.inspect(connection)
     judge = _JUDGES.get(type(operation))
     if judge is None:
@@ -73,27 +77,39 @@ def _without_table(operation: Any) -> bool:
     return isinstance(operation, drops)
 
 
-def _same(a: str | None, b: str | None) -> bool:
-    return a is not None and b is not None and a.casefold() == b.casefold()
+def _key(inspector: Inspector, name: str) -> str:
+    """A name as the database compares it: MySQL's columns and SQLite's names ignore case;
+    PostgreSQL's reflected names are already as stored, a quoted "Name" differs from name."""
+    return name if inspector.dialect.name == "postgresql" else name.casefold()
 
 
 def _has_table(inspector: Inspector, name: str, schema: str | None) -> bool:
-    return any(_same(t, name) for t in inspector.get_table_names(schema=schema))
+    return any(_key(inspector, t) == _key(inspector, name)
+               for t in inspector.get_table_names(schema=schema))  # fmt: skip
 
 
 def _columns(inspector: Inspector, table: str, schema: str | None) -> dict[str, Any]:
-    return {c["name"].casefold(): c for c in inspector.get_columns(table, schema=schema)}
+    return {_key(inspector, c["name"]): c for c in inspector.get_columns(table, schema=schema)}
+
+
+def _indexes(inspector: Inspector, table: str, schema: str | None) -> dict[str, bool]:
+    """Index name -> whether it is usable (PostgreSQL keeps a failed concurrent build INVALID)."""
+    return {_key(inspector, str(i["name"])): not i.get("dialect_options", {}).get(
+        "postgresql_invalid", False) for i in inspector.get_indexes(table, schema=schema)
+        if i["name"]}  # fmt: skip
 
 
 def _constraints(inspector: Inspector, table: str, schema: str | None) -> set[str]:
-    """Every named index and constraint of ``table`` (MySQL names a unique one as an index)."""
-    names: set[str | None] = {i["name"] for i in inspector.get_indexes(table, schema=schema)}
+    """Every named, usable index and constraint of ``table`` (MySQL names a unique one as
+    an index)."""
+    names: set[str | None] = {n for n, usable in _indexes(inspector, table, schema).items()
+                              if usable}  # fmt: skip
     names |= {u["name"] for u in inspector.get_unique_constraints(table, schema=schema)}
     names |= {f["name"] for f in inspector.get_foreign_keys(table, schema=schema)}
     names.add(inspector.get_pk_constraint(table, schema=schema).get("name"))
     with suppress(NotImplementedError):
         names |= {c["name"] for c in inspector.get_check_constraints(table, schema=schema)}
-    return {n.casefold() for n in names if n}
+    return {_key(inspector, n) for n in names if n}
 
 
 def _create_table(op: ops.CreateTableOp, inspector: Inspector) -> bool:
@@ -110,25 +126,29 @@ def _rename_table(op: ops.RenameTableOp, inspector: Inspector) -> bool | None:
     return None if old == new else new
 
 
-def _add_column(op: ops.AddColumnOp, inspector: Inspector) -> bool:
-    return op.column.name.casefold() in _columns(inspector, op.table_name, op.schema)
+def _add_column(op: ops.AddColumnOp, inspector: Inspector) -> bool | None:
+    column = _columns(inspector, op.table_name, op.schema).get(_key(inspector, op.column.name))
+    if column is None:
+        return False
+    return _alike(column["type"], op.column.type, inspector)  # another type: unsure
 
 
 def _drop_column(op: ops.DropColumnOp, inspector: Inspector) -> bool:
-    return op.column_name.casefold() not in _columns(inspector, op.table_name, op.schema)
+    return _key(inspector, op.column_name) not in _columns(inspector, op.table_name, op.schema)
 
 
 def _alter_column(op: ops.AlterColumnOp, inspector: Inspector) -> bool | None:
     columns = _columns(inspector, op.table_name, op.schema)
     name = op.column_name
     if op.modify_name is not None:
-        old, new = name.casefold() in columns, op.modify_name.casefold() in columns
+        old = _key(inspector, name) in columns
+        new = _key(inspector, op.modify_name) in columns
         if old == new:
             return None
         if old:
             return False
         name = op.modify_name
-    column = columns.get(name.casefold())
+    column = columns.get(_key(inspector, name))
     if column is None:
         return None
     verdicts: list[bool | None] = []
@@ -160,30 +180,72 @@ def _same_type(found: Any, wanted: Any, before: Any, inspector: Inspector) -> bo
     return None
 
 
+def _alike(found: Any, wanted: Any, inspector: Inspector) -> bool | None:
+    """Whether a reflected type is the one a column was declared with, as far as reflection
+    can tell: the same spelling, or the same kind (FLOAT reflected as DOUBLE PRECISION; a
+    MySQL BOOLEAN reflected as TINYINT). Another kind is None, never a sure "no"."""
+    if _same_type(found, wanted, None, inspector):
+        return True
+    found, wanted = sa.types.to_instance(found), sa.types.to_instance(wanted)
+    kinds = {found._type_affinity, wanted._type_affinity}
+    if len(kinds) == 1 or (kinds == {sa.Integer, sa.Boolean} and inspector.dialect.name == "mysql"):
+        return True
+    return None
+
+
 def _create_index(op: ops.CreateIndexOp, inspector: Inspector) -> bool | None:
     if op.index_name is None:
         return None
-    return op.index_name.casefold() in _constraints(inspector, op.table_name, op.schema)
+    return _key(inspector, op.index_name) in _constraints(inspector, op.table_name, op.schema)
 
 
 def _drop_index(op: ops.DropIndexOp, inspector: Inspector) -> bool | None:
-    if op.table_name is None:
-        return None
-    return op.index_name.casefold() not in _constraints(inspector, op.table_name, op.schema)
+    tables = ([op.table_name] if op.table_name is not None
+              else inspector.get_table_names(schema=op.schema))  # fmt: skip
+    name = _key(inspector, op.index_name)
+    return not any(name in _indexes(inspector, table, op.schema) for table in tables)
 
 
 def _create_constraint(op: Any, inspector: Inspector) -> bool | None:
     name = op.constraint_name
     table = getattr(op, "table_name", None) or getattr(op, "source_table", None)
     schema = getattr(op, "schema", None) or getattr(op, "source_schema", None)
-    if not name or not table:
+    if not table:
         return None
-    return str(name).casefold() in _constraints(inspector, table, schema)
+    if isinstance(op, ops.CreatePrimaryKeyOp):  # MySQL names no primary key: its columns tell
+        found = inspector.get_pk_constraint(table, schema=schema)["constrained_columns"]
+        return [_key(inspector, c) for c in found] == [_key(inspector, str(c)) for c in op.columns]
+    if not name:
+        return None
+    return _key(inspector, str(name)) in _constraints(inspector, table, schema)
 
 
 def _drop_constraint(op: ops.DropConstraintOp, inspector: Inspector) -> bool | None:
+    if op.constraint_type == "primary":
+        return not inspector.get_pk_constraint(op.table_name, schema=op.schema)[
+            "constrained_columns"]  # fmt: skip
     found = _create_constraint(op, inspector)
     return None if found is None else not found
+
+
+def clear_leftover(operation: Any, operations: Any) -> None:
+    """Before an index is built again: an INVALID one of the same name, which PostgreSQL
+    leaves when a concurrent build stops midway, is dropped (as ``safe_op.create_index``
+    does on retry)."""
+    connection = operations.migration_context.connection
+    if (not isinstance(operation, ops.CreateIndexOp) or operation.index_name is None
+            or connection is None or connection.dialect.name != "postgresql"):  # fmt: skip
+        return
+    inspector = sa.inspect(connection)
+    try:
+        usable = _indexes(inspector, operation.table_name, operation.schema)
+    except sa.exc.NoSuchTableError:
+        return
+    if usable.get(operation.index_name) is False:
+        concurrently = bool(operation.kw.get("postgresql_concurrently"))
+        operations.drop_index(operation.index_name, table_name=operation.table_name,
+                              schema=operation.schema,
+                              postgresql_concurrently=concurrently)  # fmt: skip
 
 
 _JUDGES: dict[type, Callable[[Any, Inspector], bool | None]] = {

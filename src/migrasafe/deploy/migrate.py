@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import sqlalchemy as sa
-from alembic.operations import Operations
+from alembic.operations import AbstractOperations, ops
 from alembic.runtime.migration import MigrationContext
 from alembic.script import Script
 
@@ -33,7 +33,13 @@ from migrasafe.db.dialects import database_for, dialect_named
 from migrasafe.db.locks import Waiting
 from migrasafe.db.urls import describe_error, redact
 from migrasafe.deploy import effects
-from migrasafe.deploy.checksums import Recorder, forget_failures, forget_stamped, read_marks
+from migrasafe.deploy.checksums import (
+    REVERTING,
+    Recorder,
+    forget_stamped,
+    read_marks,
+    settle_marks,
+)
 from migrasafe.errors import (
     Interrupted,
     LockLost,
@@ -50,7 +56,7 @@ from migrasafe.errors import (
 from migrasafe.progress import Report
 from migrasafe.project.config import Project
 from migrasafe.project.env import Run, expect_url, probe, run_env
-from migrasafe.project.graph import applied, bad_revision_id, is_defined
+from migrasafe.project.graph import applied, bad_revision_id
 from migrasafe.project.settings import DeploySettings
 
 Direction = Literal["upgrade", "downgrade", "stamp"]
@@ -397,11 +403,21 @@ class _Migration:
     def _before_commit(self, _connection: Any) -> None:
         check_interrupted()
         self.check_lock()
+        self.recorder.before_commit()
 
-    def _check_marks(self, marks: set[str], planned: list[Any]) -> None:
+    def _check_marks(self, marks: dict[str, str], planned: list[Any]) -> None:
         """Before any revision runs: a planned one whose mark stands is refused, unless resumed
         or the revision says it is written to be run again (``resumable = True``, as a batched
-        backfill that skips the rows it did)."""
+        backfill that skips the rows it did); an upgrade past a half-reverted one too."""
+        reverting = sorted(rev for rev, state in marks.items() if state == REVERTING)
+        if reverting and self.direction == "upgrade" and planned:
+            raise Unfinished(
+                f"revision {reverting[0]} stopped midway through its downgrade in an earlier "
+                "run, so its schema is part-reverted (`migrasafe status` lists what is "
+                "present); finish it with `migrasafe downgrade --resume` to below it, or "
+                f"repair the schema by hand and `migrasafe accept {reverting[0]}`, before "
+                "upgrading past it; nothing was migrated"
+            )
         stopped = [s.revision.revision for s in planned
                    if getattr(s, "revision", None) is not None
                    and s.revision.revision in marks
@@ -425,29 +441,34 @@ class _Migration:
 
     @contextmanager
     def _resuming(self) -> Iterator[None]:
-        """With ``resume``: each operation of a marked revision whose effect is present is
-        skipped (and reported); the others run. Alembic's ``Operations.invoke`` is where every
-        ``op.*`` call (batch ones included) becomes SQL."""
+        """With ``resume``: each operation of a revision whose mark stood when the run began
+        is skipped (and reported) when its effect is present; the others run. Alembic's
+        ``invoke`` is where every ``op.*`` call becomes SQL (``op.batch_alter_table``'s too,
+        before the batch is flushed)."""
         if not self.resume:
             yield
             return
-        invoke = Operations.invoke
+        invoke = AbstractOperations.invoke
 
-        def resumed(operations: Operations, operation: Any) -> Any:
+        def resumed(operations: AbstractOperations, operation: Any) -> Any:
             running = self.run_now.running
-            revision = running.info.up_revision_id if running is not None else None
+            revision = getattr(getattr(running, "revision", None), "revision", None)
             connection = operations.migration_context.connection
-            if (revision in self.recorder.marks and connection is not None
-                    and effects.present(operation, connection) is True):  # fmt: skip
-                self.skipped.append(Skipped(revision, effects.describe(operation)))
-                return None
+            if revision in self.recorder.standing and connection is not None:
+                found = effects.present(operation, connection)
+                if found is True:
+                    self.skipped.append(Skipped(revision, effects.describe(operation)))
+                    if isinstance(operation, ops.CreateTableOp):  # op.bulk_insert(t, ...)
+                        return operation.to_table(operations.migration_context)
+                    return None
+                effects.clear_leftover(operation, operations)
             return invoke(operations, operation)
 
-        Operations.invoke = resumed  # type: ignore[method-assign,assignment]
+        AbstractOperations.invoke = resumed  # type: ignore[method-assign,assignment]
         try:
             yield
         finally:
-            Operations.invoke = invoke  # type: ignore[method-assign]
+            AbstractOperations.invoke = invoke  # type: ignore[method-assign]
 
     def applied(self, *, ctx: Any, step: Any, heads: set[str], run_args: Any) -> None:
         """After each revision, before its commit: count it."""
@@ -506,7 +527,7 @@ class _Migration:
                 continue
             before = run.heads if self.first is None else self.first
             after = self.heads if self.heads is not None else run.heads
-            self._settle_half_applied(run, after)
+            self._settle_half_applied(run)
             return MigrationResult(self.direction, self.target, self.url, before, after,
                                    tuple(self.done), skipped=tuple(self.skipped))  # fmt: skip
         raise AssertionError("unreachable: the last attempt returns or raises")
@@ -588,19 +609,28 @@ class _Migration:
                 f"committed): `migrasafe status` lists which, `migrasafe {self.direction} "
                 f"--resume` finishes it")  # fmt: skip
 
-    def _settle_half_applied(self, run: Run, heads: tuple[str, ...]) -> None:
-        """After a run that succeeded: the marks of revisions now applied, or that no script
-        defines any more (the database moved past them), are dropped."""
+    def _settle_half_applied(self, run: Run) -> None:
+        """After a run that succeeded: the marks the database shows settled are dropped
+        (:func:`settle_marks`). A mark this run wrote that still stands is a revision whose
+        version change did not stay: it ended the migration's transaction itself."""
         context = run.context
         if self.raw_url is None or context is None or context.as_sql or not self.recorder.marks:
             return
-        script = self.project.script
-        done = applied(script, heads)
-        try:
-            forget_failures(self.raw_url, context.version_table, context.version_table_schema,
-                            lambda rev: rev in done or not is_defined(script, rev))  # fmt: skip
-        except Exception:  # a note left behind never fails a migration that succeeded
-            logging.getLogger(__name__).debug("cannot drop half-applied notes", exc_info=True)
+        standing = settle_marks(self.raw_url, self.project.script, context.version_table,
+                                context.version_table_schema)  # fmt: skip
+        lost = sorted(set(standing) & self.recorder.written)
+        if lost:
+            result = MigrationResult(self.direction, self.target, self.url, run.heads, (),
+                                     tuple(s for s in self.done if s.revision not in lost),
+                                     failed=lost[0])  # fmt: skip
+            raise MigrationFailed(
+                f"revision {lost[0]} ran to its end but its version change was not kept: it "
+                "ended the migration's transaction itself (op.get_bind().commit(), COMMIT), "
+                "so what it committed stayed and the rest was rolled back. Its mark stands: "
+                f"`migrasafe status` lists what is present; `migrasafe {self.direction} "
+                "--resume` finishes it. Use an autocommit_block for work that must commit "
+                "on its own", revision=lost[0], result=result,
+            )  # fmt: skip
 
     def _kept(self, before: tuple[str, ...]) -> tuple[list[Step], tuple[str, ...] | None]:
         """The steps done since ``before`` that the database still shows, and its heads now."""
@@ -616,6 +646,11 @@ class _Migration:
         """The partial result of a run that stopped, read back from the database."""
         failed = run.running.info.up_revision_id if run.running is not None else None
         kept, after = self._kept(run.heads if self.first is None else self.first)
+        if failed is not None and after is not None and self.direction != "stamp":
+            # Stopped after the revision committed, before the next began: it is done.
+            now_applied = failed in applied(self.project.script, after)
+            if now_applied == (self.direction == "upgrade"):
+                failed = None
         now = (", ".join(after) or "base") if after is not None else "unknown (cannot read it)"
         result = MigrationResult(self.direction, self.target, self.url, run.heads,
                                  after if after is not None else (), tuple(kept),

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from migrasafe.errors import ConfigError, Interrupted, Terminated
+from migrasafe.errors import ConfigError, Interrupted, Terminated, caught
 from migrasafe.fleet.report import FleetReport, Record
 from migrasafe.fleet.targets import Target
 from migrasafe.fleet.worker import ACTIONS, Job, serve
@@ -182,6 +182,7 @@ def run_fleet(
         if run.stopped is None:
             run.stage(rest, stop_on_failure=not keep_going, label="target")
     except KeyboardInterrupt as exc:
+        caught()
         run.interrupt()
         report = _report(job, targets, run, started)
         signal_name = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"

@@ -19,7 +19,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from migrasafe.db.urls import describe_error, redact, scrub
-from migrasafe.errors import MigrasafeError, MigrationFailed, Terminated
+from migrasafe.errors import MigrasafeError, MigrationFailed, Terminated, interrupt
 from migrasafe.fleet.report import Record
 from migrasafe.fleet.targets import Target
 from migrasafe.project.settings import DeploySettings
@@ -123,7 +123,7 @@ def _act(job: Job, project: Any, step: Step | None) -> dict[str, Any]:
 
 
 def _terminate(_signum: int, _frame: object) -> None:
-    raise Terminated()
+    raise interrupt(Terminated())  # raised again at the next step if a destructor swallows it
 
 
 def _stepper(connection: Connection, name: str) -> Step:
