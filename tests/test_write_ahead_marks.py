@@ -318,3 +318,137 @@ def test_a_mariadb_run_that_lost_its_lock_session_sends_no_more_ddl(
     code, _out, err = _cli(ini, mariadb_url, "upgrade", "--resume")
     assert code == 0, err
     assert "city" in _columns(mariadb_url)
+
+
+def _revision(ini: Path, number: int, body: str, down: str = "pass") -> None:
+    """Revision 000N after 000N-1, with ``body`` as its upgrade()."""
+    versions = ini.parent / "migrations" / "versions"
+    (versions / f"{number:04d}_r.py").write_text(
+        f'"""r{number}"""\nimport os\n\nimport sqlalchemy as sa\nfrom alembic import op\n\n'
+        f'revision = "{number:04d}"\ndown_revision = "{number - 1:04d}"\n'
+        "branch_labels = None\ndepends_on = None\n\n\n"
+        f"def upgrade() -> None:\n    {body}\n\n\ndef downgrade() -> None:\n    {down}\n"
+    )
+
+
+def _authors_only(directory: Path) -> Path:
+    ini = make_project(directory, "generic")
+    (directory / "migrations" / "versions" / "0001_authors.py").write_text(CREATE)
+    return ini
+
+
+def test_a_revision_that_commits_its_own_work_then_fails_is_marked(
+    tmp_path: Path, db_url: str
+) -> None:
+    """op.get_bind().commit() inside a revision: what it committed stays, so it is marked,
+    and status lists the SQL it ran (which --resume runs again) as cannot tell."""
+    ini = _authors_only(tmp_path / "p")
+    _revision(ini, 2, "op.execute(\"INSERT INTO authors (name) VALUES ('a')\")\n"
+                      "    op.get_bind().commit()\n"
+                      "    if os.environ.get('STOP_AT'):\n"
+                      "        raise RuntimeError('after its own commit')")  # fmt: skip
+    code, _out, err = _cli(ini, db_url, "upgrade", STOP_AT="1")
+    assert code == 2 and "left part-applied" in err, err
+    code, out, _err = _cli(ini, db_url, "status", "--json")
+    status = json.loads(out)
+    assert code == 1 and status["half_applied"] == ["0002"]
+    assert [f["present"] for f in status["half_applied_operations"]] == [None]
+    assert "INSERT INTO authors" in status["half_applied_operations"][0]["operation"]
+
+
+def test_a_revision_that_ends_its_own_transaction_loses_its_version_and_says_so(
+    tmp_path: Path, mariadb_url: str
+) -> None:
+    """A data-only revision committing itself on MariaDB: Alembic's version change is made
+    in a transaction nobody commits. The run must not report success."""
+    ini = _authors_only(tmp_path / "p")
+    _revision(ini, 2, "op.execute(\"INSERT INTO authors (name) VALUES ('a')\")\n"
+                      "    op.get_bind().commit()\n"
+                      "    op.execute(\"INSERT INTO authors (name) VALUES ('b')\")")  # fmt: skip
+    code, _out, err = _cli(ini, mariadb_url, "upgrade")
+    assert code == 2 and "its version change was not kept" in err, err
+    assert query(mariadb_url, "SELECT version_num FROM alembic_version") == [("0001",)]
+    assert ("0002", "started") in _marks(mariadb_url)
+
+
+def test_an_upgrade_past_a_half_reverted_revision_is_refused(
+    tmp_path: Path, mariadb_url: str
+) -> None:
+    ini = _authors_only(tmp_path / "p")
+    _revision(
+        ini,
+        2,
+        "op.add_column('authors', sa.Column('y', sa.Integer))",
+        down="op.drop_column('authors', 'y')\n    raise RuntimeError('stops midway')",
+    )
+    assert _cli(ini, mariadb_url, "upgrade")[0] == 0
+    code, _out, err = _cli(ini, mariadb_url, "downgrade", "0001")
+    assert code == 2 and "part-reverted" in err, err
+    _revision(ini, 3, "op.add_column('authors', sa.Column('z', sa.Integer))")
+    code, _out, err = _cli(ini, mariadb_url, "upgrade")
+    assert code == 2 and "stopped midway through its downgrade" in err, err
+    assert ("0002", "reverting") in _marks(mariadb_url)
+    code, out, _err = _cli(ini, mariadb_url, "status", "--json")
+    assert json.loads(out)["half_reverted"] == ["0002"]
+
+
+def test_resume_judges_only_the_revision_that_stopped_and_intercepts_batches(
+    tmp_path: Path, mariadb_url: str
+) -> None:
+    """0002 stopped after its batch added x; 0003 never ran and drops a column that does not
+    exist: --resume skips x (in a batch block) and lets 0003 fail as a plain run would."""
+    ini = _authors_only(tmp_path / "p")
+    _revision(ini, 2, "with op.batch_alter_table('authors') as batch:\n"
+                      "        batch.add_column(sa.Column('x', sa.Integer))\n"
+                      "    t = op.create_table('books', sa.Column('id', sa.Integer(),\n"
+                      "                        primary_key=True))\n"
+                      "    if os.environ.get('STOP_AT'):\n"
+                      "        raise RuntimeError('stops midway')\n"
+                      "    op.bulk_insert(t, [{'id': 1}])")  # fmt: skip
+    _revision(ini, 3, "op.drop_column('authors', 'nmae')")
+    assert _cli(ini, mariadb_url, "upgrade", STOP_AT="1")[0] == 2
+    code, out, err = _cli(ini, mariadb_url, "upgrade", "0002", "--resume", "--json")
+    assert code == 0, err
+    assert [s["operation"] for s in json.loads(out)["skipped"]] == [
+        "add_column authors.x", "create_table books"
+    ]  # fmt: skip
+    assert query(mariadb_url, "SELECT id FROM books") == [(1,)]
+    code, _out, err = _cli(ini, mariadb_url, "upgrade", "--resume")
+    assert code == 2 and "nmae" in err, err
+    assert query(mariadb_url, "SELECT version_num FROM alembic_version") == [("0002",)]
+
+
+def test_accept_clears_the_mark_of_a_revision_repaired_by_hand(
+    tmp_path: Path, mariadb_url: str
+) -> None:
+    ini = _authors_only(tmp_path / "p")
+    _revision(ini, 2, "op.add_column('authors', sa.Column('y', sa.Integer))\n"
+                      "    raise RuntimeError('stops midway')")  # fmt: skip
+    assert _cli(ini, mariadb_url, "upgrade")[0] == 2
+    query(mariadb_url, "ALTER TABLE authors DROP COLUMN y")  # repaired by hand
+    code, out, err = _cli(ini, mariadb_url, "accept", "0002", "--json")
+    assert code == 0, err
+    assert json.loads(out) | {"url": None} == {"url": None, "accepted": [], "cleared": ["0002"]}
+    assert _marks(mariadb_url) == [("0001", "applied")]
+
+
+def test_resume_rebuilds_an_index_a_failed_concurrent_build_left_invalid(
+    tmp_path: Path, pg_url: str
+) -> None:
+    ini = _authors_only(tmp_path / "p")
+    _revision(ini, 2, "with op.get_context().autocommit_block():\n"
+                      "        op.create_index('ix_unique_name', 'authors', ['name'],\n"
+                      "                        unique=True,\n"
+                      "                        postgresql_concurrently=True)")  # fmt: skip
+    assert _cli(ini, pg_url, "upgrade", "0001")[0] == 0
+    query(pg_url, "INSERT INTO authors (name) VALUES ('twin'), ('twin')")
+    code, _out, err = _cli(ini, pg_url, "upgrade")
+    assert code == 2 and "left part-applied" in err, err
+    invalid = "SELECT indisvalid FROM pg_index WHERE indexrelid = 'ix_unique_name'::regclass"
+    assert query(pg_url, invalid) == [(False,)]
+    code, out, _err = _cli(ini, pg_url, "status", "--json")
+    assert json.loads(out)["half_applied_operations"][0]["present"] is False
+    query(pg_url, "DELETE FROM authors WHERE id = (SELECT max(id) FROM authors)")
+    code, out, err = _cli(ini, pg_url, "upgrade", "--resume", "--json")
+    assert code == 0 and json.loads(out)["skipped"] == [], err
+    assert query(pg_url, invalid) == [(True,)]

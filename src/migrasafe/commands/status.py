@@ -140,6 +140,7 @@ def _found(
     from alembic.script import Script
 
     from migrasafe.checks.lint.operations import Offline
+    from migrasafe.checks.lint.sql import Statement
     from migrasafe.db.dialects import database_for
     from migrasafe.deploy.effects import describe, present
     from migrasafe.project.env import probe
@@ -157,7 +158,9 @@ def _found(
                     # SQL read into operations is judged by them; SQL that reads into none
                     # (INSERT, UPDATE) is listed itself: --resume runs it again
                     read = each.read_sql and index + 1 < len(done) and done[index + 1].from_sql
-                    if isinstance(each.operation, MigrateOperation) and not read:
+                    said = isinstance(each.operation, Statement) and each.operation.kind in (
+                        "transaction", "set")  # COMMIT, SET: no effect of their own to look for
+                    if isinstance(each.operation, MigrateOperation) and not read and not said:
                         recorded.append((revision, each.operation))
 
     locks = database_for(context.url).locks
