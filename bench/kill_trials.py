@@ -55,7 +55,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -150,6 +150,7 @@ class Database:
     name: str
     url: str
     dialect: str
+    recreate: Callable[[], None]  # empty again, after a trial that did not hold
     autocommit: bool = True  # its history has the autocommit_block revisions
 
     def engine(self) -> sa.Engine:
@@ -192,22 +193,27 @@ def fresh_database(name: str, server: str | None, root: Path) -> Iterator[Databa
     """A new, empty database: a SQLite file under ``root``, or one on ``server``, dropped after."""
     if server is None:
         path = root / "trials.sqlite"
-        yield Database(name, f"sqlite:///{path}", "sqlite")
+        yield Database(name, f"sqlite:///{path}", "sqlite", recreate=lambda: path.unlink())
         return
     admin = sa.make_url(server)
     dialect = admin.get_backend_name()
     database = f"migrasafe_kills_{uuid.uuid4().hex[:8]}"
-    quote = '"' if dialect == "postgresql" else "`"
+    quoted = f'"{database}"' if dialect == "postgresql" else f"`{database}`"
+    force = " WITH (FORCE)" if dialect == "postgresql" else ""
     engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
-    with engine.connect() as connection:
-        connection.exec_driver_sql(f"CREATE DATABASE {quote}{database}{quote}")
+
+    def drop(create: bool) -> None:
+        with engine.connect() as connection:
+            connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {quoted}{force}")
+            if create:
+                connection.exec_driver_sql(f"CREATE DATABASE {quoted}")
+
+    drop(create=True)
     try:
         url = admin.set(database=database).render_as_string(hide_password=False)
-        yield Database(name, url, dialect)
+        yield Database(name, url, dialect, recreate=lambda: drop(create=True))
     finally:
-        force = " WITH (FORCE)" if dialect == "postgresql" else ""
-        with engine.connect() as connection:
-            connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {quote}{database}{quote}{force}")
+        drop(create=False)
         engine.dispose()
 
 
@@ -317,6 +323,15 @@ def migrasafe(ini: Path, url: str, *args: str) -> list[str]:
     return [sys.executable, "-m", "migrasafe", "-c", str(ini), "--url", url, *args]
 
 
+def said(err: str) -> str:
+    """stderr less Alembic's log lines and the progress lines: what migrasafe itself said."""
+    return "".join(
+        line
+        for line in err.splitlines(keepends=True)
+        if not line.startswith(("INFO  [alembic", "upgrade: "))
+    ).strip()
+
+
 def run(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300,
                           check=False)  # fmt: skip
@@ -327,25 +342,25 @@ def status_lies(ini: Path, db: Database, state: State, count: int,
     """(b): what `status --json` says, against what the database holds."""
     done = run(migrasafe(ini, db.url, "status", "--json"), env)
     try:
-        said: dict[str, Any] = json.loads(done.stdout)
+        reported: dict[str, Any] = json.loads(done.stdout)
     except json.JSONDecodeError:
         return [f"status exit {done.returncode}, not JSON: {done.stdout[-300:]} "
-                f"{done.stderr[-500:]}"]  # fmt: skip
+                f"{said(done.stderr)[-500:]}"]  # fmt: skip
     found: list[str] = []
     r, marks = state.version, state.marks
     code = 0 if r == count and not marks else 1
     if done.returncode != code:
         found.append(f"status exit {done.returncode}, expected {code}")
-    if said["current"] != ([rev(r)] if r else []):
-        found.append(f"status current {said['current']}, the version table {state.versions}")
-    if said["pending"] != [rev(n) for n in range(r + 1, count + 1)]:
-        found.append(f"status pending {said['pending'][:3]}..., version {rev(r)}")
-    if said["half_applied"] != [rev(n) for n in marks]:
-        found.append(f"status half_applied {said['half_applied']}, marks {marks}")
-    if said["modified"] or said["unverified"] or said["unknown"]:
-        found.append(f"status modified {said['modified']}, unverified {said['unverified']}, "
-                     f"unknown {said['unknown']}")  # fmt: skip
-    operations = said.get("half_applied_operations", [])
+    if reported["current"] != ([rev(r)] if r else []):
+        found.append(f"status current {reported['current']}, the version table {state.versions}")
+    if reported["pending"] != [rev(n) for n in range(r + 1, count + 1)]:
+        found.append(f"status pending {reported['pending'][:3]}..., version {rev(r)}")
+    if reported["half_applied"] != [rev(n) for n in marks]:
+        found.append(f"status half_applied {reported['half_applied']}, marks {marks}")
+    if reported["modified"] or reported["unverified"] or reported["unknown"]:
+        found.append(f"status modified {reported['modified']}, unverified "
+                     f"{reported['unverified']}, unknown {reported['unknown']}")  # fmt: skip
+    operations = reported.get("half_applied_operations", [])
     for n in marks:
         listed = [o for o in operations if o["revision"] == rev(n)]
         names = [str(o["operation"]) for o in listed]
@@ -373,9 +388,9 @@ def refusal_wrong(ini: Path, db: Database, state: State, count: int,
     found: list[str] = []
     if done.returncode != 2:
         found.append(f"plain upgrade over half-applied {state.marks}: exit {done.returncode}, "
-                     f"{done.stderr.strip()[-400:]}")  # fmt: skip
+                     f"{said(done.stderr)[-400:]}")  # fmt: skip
     elif "upgrade --resume" not in done.stderr or "nothing was migrated" not in done.stderr:
-        found.append(f"plain upgrade's refusal does not say so: {done.stderr.strip()[-400:]}")
+        found.append(f"plain upgrade's refusal does not say so: {said(done.stderr)[-400:]}")
     after = inspect_state(db, count)
     if after.key() != state.key():
         found.append(f"the refused upgrade changed the database: version {after.versions}, "
@@ -433,8 +448,7 @@ class Child:
             self.process.wait()
         self.reader.join()
         self.stdout.join()
-        err = "".join(line for line in self.lines if not line.startswith("upgrade: "))
-        return self.process.returncode, "".join(self.out), err
+        return self.process.returncode, "".join(self.out), said("".join(self.lines))
 
 
 def _default_sigint() -> None:
@@ -504,24 +518,20 @@ class Trials:
 
     def trial(self, name: str, number: int) -> None:
         sig, code = SIGNALS[name]
-        if self.state.version == self.count and not self.state.marks:
-            done = run(migrasafe(self.ini, self.db.url, "downgrade", "base"), self.env)
-            self.state = inspect_state(self.db, self.count)
-            problems = disagreements(self.db, self.state, self.count)
-            if done.returncode != 0 or self.state.version != 0 or problems:
-                self.fail("downgrade base", [done.stderr.strip()[-400:], *problems])
-        resume = bool(self.state.marks)
         before = self.state.version
-        target = self.chance.randint(before + 1, min(before + 4, self.count))
+        target = self.chance.randint(before + 1, before + 4)
+        if target > self.count:  # past head: this run finishes, and the database goes to base
+            self._to_head_and_base()
+            return
         delay = self.chance.uniform(0, self.revision_seconds)
+        resume = bool(self.state.marks)
         args = ["upgrade", "--resume"] if resume else ["upgrade"]
         child = Child(migrasafe(self.ini, self.db.url, *args), self.env)
         started = child.wait_for(rev(target))
         if started is not None:
             time.sleep(max(0.0, started + delay - time.monotonic()))
-        signalled = child.process.poll() is None
-        if signalled:
-            child.process.send_signal(sig)
+            if child.process.poll() is None:
+                child.process.send_signal(sig)
         returncode, _out, err = child.finish()
         self._learn(child)
         quiet = self.db.quiesce()
@@ -532,14 +542,12 @@ class Trials:
         problems += disagreements(self.db, self.state, self.count)
         problems += status_lies(self.ini, self.db, self.state, self.count, self.env)
         at_head = self.state.version == self.count and not self.state.marks
-        if signalled and returncode == 0 and at_head and name != "SIGKILL":
-            signalled = False  # it came as the run exited, and was not seen: no trial
-        if not signalled:  # it finished first: must have reached head, and is no trial
+        if started is None or (returncode == 0 and at_head and name != "SIGKILL"):
+            # it ended before its signal (or exited unaware of it, done): no trial
             self.tally.ended_early += 1
-            if returncode != 0 or self.state.version != self.count:
+            if returncode != 0 or not at_head:
                 problems.append(f"ended before its signal: exit {returncode}, {err[-400:]}")
-            if problems:
-                self.fail(what, problems)
+            self._settle(what, problems)
             return
         if name != "SIGKILL":
             problems += message_wrong(name, code, returncode, err, self.state)
@@ -548,10 +556,30 @@ class Trials:
             problems += refusal_wrong(self.ini, self.db, self.state, self.count, self.env)
         self.tally.tried[name] += 1
         self.tally.resumed += resume
-        if problems:
-            self.fail(what, problems)
-        else:
-            self.tally.held[name] += 1
+        self.tally.held[name] += self._settle(what, problems)
+
+    def _settle(self, what: str, problems: list[str]) -> bool:
+        """Whether the trial held; if not, the failure is kept and the trials go on from an
+        empty database (a disagreement can stop every later run)."""
+        if not problems:
+            return True
+        self.fail(what, problems)
+        self.db.recreate()
+        self.state = inspect_state(self.db, self.count)
+        return False
+
+    def _to_head_and_base(self) -> None:
+        """Finish the history (resuming if need be), then take the database back to base."""
+        for args in (["upgrade", "--resume"] if self.state.marks else ["upgrade"],
+                     ["downgrade", "base"]):  # fmt: skip
+            done = run(migrasafe(self.ini, self.db.url, *args), self.env)
+            self.state = inspect_state(self.db, self.count)
+            problems = disagreements(self.db, self.state, self.count)
+            wanted = self.count if args[0] == "upgrade" else 0
+            if done.returncode != 0 or self.state.version != wanted:
+                problems.append(f"exit {done.returncode}: {said(done.stderr)[-400:]}")
+            if not self._settle(" ".join(args), problems):
+                return
 
     def _learn(self, child: Child) -> None:
         """One revision's time, as the runs so far report it (the delays scale with it)."""
@@ -568,7 +596,7 @@ class Trials:
         problems = disagreements(self.db, self.state, self.count)
         problems += status_lies(self.ini, self.db, self.state, self.count, self.env)
         if done.returncode != 0 or self.state.version != self.count:
-            problems.append(f"exit {done.returncode}: {done.stderr.strip()[-400:]}")
+            problems.append(f"exit {done.returncode}: {said(done.stderr)[-400:]}")
         self.tally.final = not problems
         if problems:
             self.fail(f"final {' '.join(args)}", problems)
@@ -583,7 +611,7 @@ def run_database(db: Database, ini: Path, args: argparse.Namespace, seed: int,
     for name in plan:
         numbers[name] += 1
         attempts = 0
-        while trials.tally.tried[name] < numbers[name] and attempts < 5:
+        while trials.tally.tried[name] < numbers[name] and attempts < 10:
             trials.trial(name, numbers[name])
             attempts += 1
         print(f"  {db.name} {name} #{numbers[name]}: version "
@@ -677,7 +705,7 @@ def main() -> None:
     if failures:
         print("What disagreed, by kind (problems, not trials):")
         for what, times in sum((t.kinds for _, t in tallies), Counter()).most_common():
-            print(f"{times:>5}  {what}")
+            print(f"- {times} x {what}")
     sys.exit(1 if failures else 0)
 
 
