@@ -540,6 +540,7 @@ class Trials:
                 f"in {rev(target)} +{delay * 1000:.0f} ms)")  # fmt: skip
         problems = [] if quiet else ["the stopped run's session stayed on the server for 60 s"]
         problems += disagreements(self.db, self.state, self.count)
+        broken = bool(problems)
         problems += status_lies(self.ini, self.db, self.state, self.count, self.env)
         at_head = self.state.version == self.count and not self.state.marks
         if started is None or (returncode == 0 and at_head and name != "SIGKILL"):
@@ -547,7 +548,7 @@ class Trials:
             self.tally.ended_early += 1
             if returncode != 0 or not at_head:
                 problems.append(f"ended before its signal: exit {returncode}, {err[-400:]}")
-            self._settle(what, problems)
+            self._settle(what, problems, broken=True)
             return
         if name != "SIGKILL":
             problems += message_wrong(name, code, returncode, err, self.state)
@@ -556,16 +557,17 @@ class Trials:
             problems += refusal_wrong(self.ini, self.db, self.state, self.count, self.env)
         self.tally.tried[name] += 1
         self.tally.resumed += resume
-        self.tally.held[name] += self._settle(what, problems)
+        self.tally.held[name] += self._settle(what, problems, broken)
 
-    def _settle(self, what: str, problems: list[str]) -> bool:
-        """Whether the trial held; if not, the failure is kept and the trials go on from an
-        empty database (a disagreement can stop every later run)."""
+    def _settle(self, what: str, problems: list[str], broken: bool) -> bool:
+        """Whether the trial held; if not, the failure is kept, and where the database itself
+        disagrees (which can stop every later run) the trials go on from an empty one."""
         if not problems:
             return True
         self.fail(what, problems)
-        self.db.recreate()
-        self.state = inspect_state(self.db, self.count)
+        if broken:
+            self.db.recreate()
+            self.state = inspect_state(self.db, self.count)
         return False
 
     def _to_head_and_base(self) -> None:
@@ -578,7 +580,7 @@ class Trials:
             wanted = self.count if args[0] == "upgrade" else 0
             if done.returncode != 0 or self.state.version != wanted:
                 problems.append(f"exit {done.returncode}: {said(done.stderr)[-400:]}")
-            if not self._settle(" ".join(args), problems):
+            if not self._settle(" ".join(args), problems, broken=True):
                 return
 
     def _learn(self, child: Child) -> None:
