@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from conftest import make_project, query, run_cli
+from conftest import make_project, query, run_cli, tables
 
 CREATE = '''"""authors"""
 import sqlalchemy as sa
@@ -452,3 +452,20 @@ def test_resume_rebuilds_an_index_a_failed_concurrent_build_left_invalid(
     code, out, err = _cli(ini, pg_url, "upgrade", "--resume", "--json")
     assert code == 0 and json.loads(out)["skipped"] == [], err
     assert query(pg_url, invalid) == [(True,)]
+
+
+def test_a_revision_after_an_autocommit_block_is_still_all_or_nothing(
+    tmp_path: Path, db_url: str
+) -> None:
+    """The block's end gave SQLite's driver its own transaction handling back, and every
+    later revision of the run committed its DDL at once (found by bench/kill_trials.py)."""
+    ini = _authors_only(tmp_path / "p")
+    _revision(ini, 2, "with op.get_context().autocommit_block():\n"
+                      "        op.create_index('ix_name', 'authors', ['name'])")  # fmt: skip
+    _revision(ini, 3, "op.create_table('books', sa.Column('id', sa.Integer(), primary_key=True))\n"
+                      "    raise RuntimeError('fails after its DDL')")  # fmt: skip
+    code, _out, err = _cli(ini, db_url, "upgrade")
+    assert code == 2 and "fails after its DDL" in err
+    assert "books" not in tables(db_url)
+    code, out, _err = _cli(ini, db_url, "status", "--json")
+    assert json.loads(out)["half_applied"] == [] and json.loads(out)["current"] == ["0002"]

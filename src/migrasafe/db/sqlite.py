@@ -244,13 +244,16 @@ class SQLiteSessions(Sessions):
 
         def on_begin(connection: Connection) -> None:
             raw: Any = connection.connection.dbapi_connection
-            if (
-                _is_sqlite(raw)
-                and raw.isolation_level is None
-                and not _sqlite_in_transaction(raw)
-                # autocommit asked for (Alembic's autocommit_block): no transaction
-                and connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT"
+            # autocommit asked for (Alembic's autocommit_block): no transaction
+            if not _is_sqlite(raw) or (
+                connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
             ):
+                return
+            # The block's end sets the isolation level back, and SQLAlchemy gives the driver
+            # its own transaction handling again (isolation_level ""): taken back here, or
+            # every later revision of the run would commit its DDL at once.
+            raw.isolation_level = None
+            if not _sqlite_in_transaction(raw):
                 connection.exec_driver_sql("BEGIN")
 
         sa.event.listen(sa.pool.Pool, "connect", on_connect)
