@@ -95,10 +95,11 @@ def _act(job: Job, project: Any, step: Step | None) -> dict[str, Any]:
         from migrasafe.commands.status import status
 
         found = status(project)
-        state = "pending" if found.pending else "ok" if found.ok else "attention"
+        stopped = found.half_applied or found.half_reverted  # pending too, but worse
+        state = "pending" if found.pending and not stopped else "ok" if found.ok else "attention"
         problem = None
         if state == "attention":
-            names = ("unknown", "modified", "unverified", "half_applied")
+            names = ("unknown", "modified", "unverified", "half_applied", "half_reverted")
             problem = "; ".join(f"{n.replace('_', '-')}: {len(getattr(found, n))}"
                                 for n in names if getattr(found, n))  # fmt: skip
         elif state == "pending":
