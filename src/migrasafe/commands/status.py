@@ -159,7 +159,9 @@ def _found(
                     # (INSERT, UPDATE) is listed itself: --resume runs it again
                     read = each.read_sql and index + 1 < len(done) and done[index + 1].from_sql
                     said = isinstance(each.operation, Statement) and each.operation.kind in (
-                        "transaction", "set")  # COMMIT, SET: no effect of their own to look for
+                        "transaction",
+                        "set",
+                    )  # COMMIT, SET: no effect of their own to look for
                     if isinstance(each.operation, MigrateOperation) and not read and not said:
                         recorded.append((revision, each.operation))
 

@@ -29,7 +29,7 @@ from sqlalchemy.engine import URL, Connection
 from migrasafe.db.dialects import connect, database_for
 from migrasafe.db.urls import describe_error
 from migrasafe.deploy.records import Modified, Recorded, aware, checksum
-from migrasafe.errors import DatabaseError, RevisionError
+from migrasafe.errors import DatabaseError, MigrationFailed, RevisionError
 from migrasafe.project.config import CHECKSUM_TABLE, Project
 from migrasafe.project.env import EnvContext, probe
 from migrasafe.project.graph import applied, is_defined
@@ -197,6 +197,8 @@ class Recorder:
         self.standing: dict[str, str] = {}  # the marks standing when the attempt began
         self.written: set[str] = set()  # the marks this attempt wrote
         self._versioned: set[str] = set()  # steps whose version change was made
+        self._self_committed: set[str] = set()  # steps that committed mid-way, not Alembic
+        self._in_block = 0  # inside autocommit_block: its commits are Alembic's
         self._ctx: MigrationContext | None = None
         self._ensured: set[int] = set()
         self._who = _who()  # once per run: getpass and gethostname are not free
@@ -212,6 +214,7 @@ class Recorder:
         connection = context.connection
         self._written, self._ensured = set(), set()  # a retry starts over: its run rolled back
         self.marks, self.standing, self.written, self._versioned = set(), {}, set(), set()
+        self._self_committed = set()
         self._ctx = context
         online = connection is not None and not context.as_sql
         if planned and connection is not None and online:
@@ -241,6 +244,8 @@ class Recorder:
                     self._mark_first(context, step)
                 yield step
                 self._running = None
+            if planned and online:
+                self._finish(context)
         finally:
             self._running = None
             vars(context).pop("autocommit_block", None)
@@ -263,6 +268,31 @@ class Recorder:
         self.marks.add(script.revision)
         self.written.add(script.revision)
 
+    def _finish(self, context: MigrationContext) -> None:
+        """After the last step: a version change no one will commit is said, not lost; the
+        marks of earlier runs that this one settled are dropped (on the migration's own
+        connection: ``env.py``'s engine may be one migrasafe cannot open a session on)."""
+        connection = context.connection
+        assert connection is not None
+        owner: Any = context._transaction  # Alembic's own, which it commits next (or None)
+        unowned = connection.in_transaction() and not context._in_external_transaction and (
+            owner is None or not owner.is_active)  # fmt: skip
+        if self._self_committed and unowned:
+            revision = sorted(self._self_committed)[-1]
+            raise MigrationFailed(
+                f"revision {revision} ran to its end but its version change would not be "
+                "kept: it ended the migration's transaction itself (op.get_bind().commit(), "
+                "COMMIT), so what it committed stayed and nothing commits the rest. Its mark "
+                "stands: `migrasafe status` lists what is present; `migrasafe upgrade "
+                "--resume` (or downgrade) finishes it. Use an autocommit_block for work that "
+                "must commit on its own", revision=revision,
+            )  # fmt: skip
+        if self.standing and self._graph is not None:
+            settle_marks(connection, self._graph, context.version_table,
+                         context.version_table_schema)  # fmt: skip
+            if owner is None and connection.in_transaction():
+                connection.commit()
+
     def before_commit(self) -> None:
         """A commit while a revision runs, before its version change (an autocommit_block,
         ``op.get_bind().commit()``): its work so far stays whatever follows, so it is marked
@@ -272,6 +302,8 @@ class Recorder:
             return
         revision = getattr(getattr(step, "revision", None), "revision", None)
         if revision is not None and revision not in self._versioned:
+            if not self._in_block:
+                self._self_committed.add(revision)  # the revision's own commit, not Alembic's
             self._mark(context, step)
 
     def _mark_first(self, context: MigrationContext, step: Any) -> None:
@@ -299,8 +331,12 @@ class Recorder:
                     and not connection.in_transaction()):  # fmt: skip
                 self._mark(context, step)
                 connection.commit()
-            with block():
-                yield
+            self._in_block += 1
+            try:
+                with block():
+                    yield
+            finally:
+                self._in_block -= 1
 
         return marked
 
@@ -478,29 +514,25 @@ def read_marks(connection: Connection, version_table: str, schema: str | None) -
 
 
 def settle_marks(
-    url: str | URL, graph: ScriptDirectory, version_table: str, schema: str | None
+    connection: Connection, graph: ScriptDirectory, version_table: str, schema: str | None
 ) -> dict[str, str]:
     """Drop the marks the version table shows settled; returns those still standing.
 
-    Read with the version table in one transaction, from the database, not from
-    what the run's hooks saw (a revision that ended the migration's transaction
-    itself loses its version change at the end, and its mark must stay). A
-    mark is settled when its revision is applied (``started``) or no longer
-    applied (``reverting``), or when no script defines its revision any more.
+    Read with the version table, on ``connection``, in its transaction. A mark
+    is settled when its revision is applied (``started``) or no longer applied
+    (``reverting``), or when no script defines its revision any more.
     """
     table = _table(schema)
     version = sa.table(version_table, sa.column("version_num"), schema=schema)
-    engine_url = database_for(url).sessions.engine_url.render_as_string(hide_password=False)
-    with connect(engine_url) as connection, connection.begin():
-        marks = read_marks(connection, version_table, schema)
-        done = applied(graph, connection.execute(sa.select(version.c.version_num)).scalars())
-        gone = [rev for rev, state in marks.items()
-                if not is_defined(graph, rev) or (rev in done) != (state == REVERTING)]  # fmt: skip
-        if gone:
-            connection.execute(table.delete().where(
-                table.c.version_table == version_table, table.c.state != "applied",
-                table.c.revision.in_(gone),
-            ))  # fmt: skip
+    marks = read_marks(connection, version_table, schema)
+    done = applied(graph, connection.execute(sa.select(version.c.version_num)).scalars())
+    gone = [rev for rev, state in marks.items()
+            if not is_defined(graph, rev) or (rev in done) != (state == REVERTING)]  # fmt: skip
+    if gone:
+        connection.execute(table.delete().where(
+            table.c.version_table == version_table, table.c.state != "applied",
+            table.c.revision.in_(gone),
+        ))  # fmt: skip
     return {rev: state for rev, state in marks.items() if rev not in gone}
 
 

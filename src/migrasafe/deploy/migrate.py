@@ -38,7 +38,6 @@ from migrasafe.deploy.checksums import (
     Recorder,
     forget_stamped,
     read_marks,
-    settle_marks,
 )
 from migrasafe.errors import (
     Interrupted,
@@ -527,7 +526,6 @@ class _Migration:
                 continue
             before = run.heads if self.first is None else self.first
             after = self.heads if self.heads is not None else run.heads
-            self._settle_half_applied(run)
             return MigrationResult(self.direction, self.target, self.url, before, after,
                                    tuple(self.done), skipped=tuple(self.skipped))  # fmt: skip
         raise AssertionError("unreachable: the last attempt returns or raises")
@@ -608,29 +606,6 @@ class _Migration:
         return (f"; revision {revision} was left {done} (some of its statements "
                 f"committed): `migrasafe status` lists which, `migrasafe {self.direction} "
                 f"--resume` finishes it")  # fmt: skip
-
-    def _settle_half_applied(self, run: Run) -> None:
-        """After a run that succeeded: the marks the database shows settled are dropped
-        (:func:`settle_marks`). A mark this run wrote that still stands is a revision whose
-        version change did not stay: it ended the migration's transaction itself."""
-        context = run.context
-        if self.raw_url is None or context is None or context.as_sql or not self.recorder.marks:
-            return
-        standing = settle_marks(self.raw_url, self.project.script, context.version_table,
-                                context.version_table_schema)  # fmt: skip
-        lost = sorted(set(standing) & self.recorder.written)
-        if lost:
-            result = MigrationResult(self.direction, self.target, self.url, run.heads, (),
-                                     tuple(s for s in self.done if s.revision not in lost),
-                                     failed=lost[0])  # fmt: skip
-            raise MigrationFailed(
-                f"revision {lost[0]} ran to its end but its version change was not kept: it "
-                "ended the migration's transaction itself (op.get_bind().commit(), COMMIT), "
-                "so what it committed stayed and the rest was rolled back. Its mark stands: "
-                f"`migrasafe status` lists what is present; `migrasafe {self.direction} "
-                "--resume` finishes it. Use an autocommit_block for work that must commit "
-                "on its own", revision=lost[0], result=result,
-            )  # fmt: skip
 
     def _kept(self, before: tuple[str, ...]) -> tuple[list[Step], tuple[str, ...] | None]:
         """The steps done since ``before`` that the database still shows, and its heads now."""
