@@ -469,3 +469,34 @@ def test_a_revision_after_an_autocommit_block_is_still_all_or_nothing(
     assert "books" not in tables(db_url)
     code, out, _err = _cli(ini, db_url, "status", "--json")
     assert json.loads(out)["half_applied"] == [] and json.loads(out)["current"] == ["0002"]
+
+
+def test_a_foreign_key_is_judged_by_itself_not_by_the_index_mysql_keeps(
+    tmp_path: Path, mariadb_url: str
+) -> None:
+    """MySQL keeps the index of a dropped foreign key under the key's name: read as the key,
+    --resume would have skipped re-creating it (found on openstack/octavia's history)."""
+    ini = _authors_only(tmp_path / "p")
+    _revision(ini, 2, "op.create_table('books', sa.Column('id', sa.Integer(), primary_key=True),\n"
+                      "                    sa.Column('author_id', sa.Integer()))\n"
+                      "    op.create_foreign_key('fk_books_author', 'books', 'authors',\n"
+                      "                          ['author_id'], ['id'])")  # fmt: skip
+    _revision(ini, 3, "op.drop_constraint('fk_books_author', 'books', type_='foreignkey')\n"
+                      "    if os.environ.get('STOP_AT'):\n"
+                      "        raise RuntimeError('stops midway')\n"
+                      "    op.create_foreign_key('fk_books_author', 'books', 'authors',\n"
+                      "                          ['author_id'], ['id'])")  # fmt: skip
+    assert _cli(ini, mariadb_url, "upgrade", STOP_AT="1")[0] == 2
+    code, out, _err = _cli(ini, mariadb_url, "status", "--json")
+    assert [(f["operation"], f["present"]) for f in json.loads(out)["half_applied_operations"]] \
+        == [("drop_constraint fk_books_author on books", True),
+            ("create_foreign_key fk_books_author on books", False)]  # fmt: skip
+    code, out, err = _cli(ini, mariadb_url, "upgrade", "--resume", "--json")
+    assert code == 0, err
+    assert [s["operation"] for s in json.loads(out)["skipped"]] == [
+        "drop_constraint fk_books_author on books"
+    ]
+    keys = query(mariadb_url, "SELECT CONSTRAINT_NAME FROM information_schema.TABLE_CONSTRAINTS"
+                              " WHERE TABLE_SCHEMA = DATABASE()"
+                              " AND CONSTRAINT_TYPE = 'FOREIGN KEY'")  # fmt: skip
+    assert keys == [("fk_books_author",)]

@@ -158,10 +158,12 @@ def _found(
                     # SQL read into operations is judged by them; SQL that reads into none
                     # (INSERT, UPDATE) is listed itself: --resume runs it again
                     read = each.read_sql and index + 1 < len(done) and done[index + 1].from_sql
+                    # COMMIT, SET, LOCK TABLE: no lasting effect of their own to look for
                     said = isinstance(each.operation, Statement) and each.operation.kind in (
                         "transaction",
                         "set",
-                    )  # COMMIT, SET: no effect of their own to look for
+                        "lock",
+                    )
                     if isinstance(each.operation, MigrateOperation) and not read and not said:
                         recorded.append((revision, each.operation))
 

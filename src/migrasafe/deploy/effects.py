@@ -99,16 +99,27 @@ def _indexes(inspector: Inspector, table: str, schema: str | None) -> dict[str, 
         if i["name"]}  # fmt: skip
 
 
-def _constraints(inspector: Inspector, table: str, schema: str | None) -> set[str]:
-    """Every named, usable index and constraint of ``table`` (MySQL names a unique one as
-    an index)."""
-    names: set[str | None] = {n for n, usable in _indexes(inspector, table, schema).items()
-                              if usable}  # fmt: skip
-    names |= {u["name"] for u in inspector.get_unique_constraints(table, schema=schema)}
-    names |= {f["name"] for f in inspector.get_foreign_keys(table, schema=schema)}
-    names.add(inspector.get_pk_constraint(table, schema=schema).get("name"))
-    with suppress(NotImplementedError):
-        names |= {c["name"] for c in inspector.get_check_constraints(table, schema=schema)}
+def _constraints(
+    inspector: Inspector, table: str, schema: str | None, kind: str | None = None
+) -> set[str]:
+    """The names of ``table``'s usable objects of one ``kind``: ``index`` (indexes and unique
+    constraints: either makes an index of that name), ``foreignkey``, ``unique`` (MySQL keeps
+    a unique key as an index), ``check``, ``primary``; None, any constraint. Each kind is
+    looked up apart: MySQL keeps the index of a dropped foreign key under the key's name."""
+    names: set[str | None] = set()
+    if kind in ("index", "unique", None):
+        names |= {u["name"] for u in inspector.get_unique_constraints(table, schema=schema)}
+        usable = _indexes(inspector, table, schema)
+        names |= {i["name"] for i in inspector.get_indexes(table, schema=schema)
+                  if (kind == "index" or i.get("unique"))
+                  and usable.get(_key(inspector, str(i["name"])))}  # fmt: skip
+    if kind in ("foreignkey", None):
+        names |= {f["name"] for f in inspector.get_foreign_keys(table, schema=schema)}
+    if kind in ("primary", None):
+        names.add(inspector.get_pk_constraint(table, schema=schema).get("name"))
+    if kind in ("check", None):
+        with suppress(NotImplementedError):
+            names |= {c["name"] for c in inspector.get_check_constraints(table, schema=schema)}
     return {_key(inspector, n) for n in names if n}
 
 
@@ -147,6 +158,11 @@ def _alter_column(op: ops.AlterColumnOp, inspector: Inspector) -> bool | None:
             return None
         if old:
             return False
+        # Only the new name is there: renamed, or another column of that name (one the
+        # revision drops first): sure only if it is of the renamed column's type.
+        renamed = columns[_key(inspector, op.modify_name)]
+        if op.existing_type is None or not _alike(renamed["type"], op.existing_type, inspector):
+            return None
         name = op.modify_name
     column = columns.get(_key(inspector, name))
     if column is None:
@@ -196,7 +212,8 @@ def _alike(found: Any, wanted: Any, inspector: Inspector) -> bool | None:
 def _create_index(op: ops.CreateIndexOp, inspector: Inspector) -> bool | None:
     if op.index_name is None:
         return None
-    return _key(inspector, op.index_name) in _constraints(inspector, op.table_name, op.schema)
+    found = _constraints(inspector, op.table_name, op.schema, "index")
+    return _key(inspector, op.index_name) in found
 
 
 def _drop_index(op: ops.DropIndexOp, inspector: Inspector) -> bool | None:
@@ -217,7 +234,18 @@ def _create_constraint(op: Any, inspector: Inspector) -> bool | None:
         return [_key(inspector, c) for c in found] == [_key(inspector, str(c)) for c in op.columns]
     if not name:
         return None
-    return _key(inspector, str(name)) in _constraints(inspector, table, schema)
+    return _key(inspector, str(name)) in _constraints(inspector, table, schema, _kind(op))
+
+
+def _kind(op: Any) -> str | None:
+    """Which kind of constraint an operation names (see ``_constraints``)."""
+    if isinstance(op, ops.DropConstraintOp):
+        return op.constraint_type if op.constraint_type in _KINDS else None
+    return {ops.CreateForeignKeyOp: "foreignkey", ops.CreateUniqueConstraintOp: "unique",
+            ops.CreateCheckConstraintOp: "check"}.get(type(op))  # fmt: skip
+
+
+_KINDS = ("foreignkey", "unique", "check", "primary")
 
 
 def _drop_constraint(op: ops.DropConstraintOp, inspector: Inspector) -> bool | None:

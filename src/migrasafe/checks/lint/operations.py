@@ -133,6 +133,10 @@ class _OfflineConnection(MockConnection):
     def rollback(self) -> None:
         self._ended("ROLLBACK")
 
+    def close(self) -> None:
+        """``Inspector.from_engine(op.get_bind().engine)`` closes what it opened: nothing
+        here (inspecting it then says it needs a database)."""
+
 
 class Offline:
     """Revisions loaded and run as ``alembic upgrade --sql`` does, each upgrade() recorded.
