@@ -1,0 +1,254 @@
+"""The answers file on disk: written so that nothing else is, read only when it is the user's own.
+
+The cache lives in a directory other users may share (``$MIGRASAFE_CACHE_DIR``
+can be anywhere), so:
+
+- it is written to a new temporary file in the same directory, created with
+  ``O_EXCL | O_NOFOLLOW`` (a planted symlink or file of that name is never
+  opened) and mode 0600, then renamed over the answers (a rename replaces a
+  symlink, it does not follow it);
+- it is read with ``O_NOFOLLOW | O_NONBLOCK`` (a symlink or a FIFO is never
+  waited on nor followed) and only when it is a regular file owned by the
+  user, with no permission for the group or others, and at most
+  :data:`MAX_BYTES` long;
+- its content is checked field by field (:func:`well_formed`): a truncated,
+  corrupt or hand-made file is ignored, and the command answers cold.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import stat
+from typing import Any
+
+# 10,000 revisions make about 8 MB of answers: far above, a file is not ours.
+MAX_BYTES = 256 * 1024 * 1024
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+
+
+def trusted(info: os.stat_result) -> bool:
+    """A regular file of the user's, private to them, of a size the lean path writes."""
+    owner = getattr(os, "getuid", None)
+    return (
+        stat.S_ISREG(info.st_mode)
+        and (owner is None or info.st_uid == owner())
+        and not info.st_mode & 0o077
+        and info.st_size <= MAX_BYTES
+    )
+
+
+def read(location: str) -> dict[str, Any] | None:
+    """The JSON object at ``location`` when the file can be trusted (see above); else None."""
+    try:
+        descriptor = os.open(location, os.O_RDONLY | _NOFOLLOW | os.O_NONBLOCK | _CLOEXEC)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(descriptor)
+        if not trusted(info):
+            return None
+        chunks, size = [], 0
+        while chunk := os.read(descriptor, max(info.st_size + 1 - size, 65536)):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > MAX_BYTES:  # grew while read
+                return None
+    except OSError:
+        return None
+    finally:
+        os.close(descriptor)
+    try:
+        found = json.loads(b"".join(chunks))
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, nested beyond reason
+        return None
+    return found if isinstance(found, dict) else None
+
+
+def write(location: str, answers: dict[str, Any]) -> None:
+    """Put ``answers`` at ``location`` (see above); a cache that cannot be written is skipped."""
+    directory = os.path.dirname(location)
+    try:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        temporary = os.path.join(directory, f".{os.path.basename(location)}.{os.urandom(8).hex()}")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC
+        descriptor = os.open(temporary, flags, 0o600)
+    except OSError:
+        return
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(json.dumps(answers))  # the C encoder: json.dump is pure Python
+        os.replace(temporary, location)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+
+
+# -- the shape of the answers ---------------------------------------------------------
+
+
+def _strings(value: object) -> bool:
+    return type(value) is list and all(type(v) is str for v in value)
+
+
+def _state(value: object, length: int) -> bool:
+    """[size, mtime_ns] or [size, mtime_ns, checksum]."""
+    return (
+        type(value) is list
+        and len(value) == length
+        and type(value[0]) is int
+        and type(value[1]) is int
+        and (length == 2 or type(value[2]) is str)
+    )
+
+
+_FLAGS = ("has_upgrade", "has_downgrade", "upgrade_changes_schema", "upgrade_changes_data",
+          "downgrade_is_empty", "literal")  # fmt: skip
+_ENTRY = {"revision": str, "down_revision": list, "message": str, "path": str, "is_head": bool,
+          "is_current": bool, "is_base": bool, "is_branch_point": bool,
+          "is_merge_point": bool, "branch_labels": list, "depends_on": list}  # fmt: skip
+
+
+def _declared(declared: object, fields: frozenset[str]) -> bool:
+    """A revision file's declarations, as :class:`~migrasafe.project.scripts.ScriptFile` says."""
+    if type(declared) is not dict or declared.keys() != fields:
+        return False
+    for name, value in declared.items():
+        if name in _FLAGS:
+            ok = type(value) is bool
+        elif name in ("revision",):
+            ok = type(value) is str
+        elif name in ("doc", "error"):
+            ok = value is None or type(value) is str
+        elif name == "line":
+            ok = value is None or type(value) is int
+        elif name == "down_revisions":
+            ok = value is None or _strings(value)
+        elif name in ("branch_labels", "depends_on"):
+            ok = _strings(value)
+        else:  # a field added since: plain JSON values only
+            ok = value is None or type(value) in (bool, int, str) or _strings(value)
+        if not ok:
+            return False
+    return True
+
+
+def _file(entry: object, fields: frozenset[str]) -> bool:
+    return (
+        type(entry) is dict
+        and entry.keys() == {"path", "size", "mtime_ns", "checksum", "declared"}
+        and type(entry["path"]) is str
+        and _state([entry["size"], entry["mtime_ns"], entry["checksum"]], 3)
+        and _declared(entry["declared"], fields)
+    )
+
+
+def _entry(entry: object) -> bool:
+    if type(entry) is not dict or entry.keys() != _ENTRY.keys():
+        return False
+    return all(
+        type(value) is _ENTRY[name] and (_ENTRY[name] is not list or _strings(value))
+        for name, value in entry.items()
+    )
+
+
+def _graph(graph: object, revisions: set[str]) -> bool:
+    """Alembic's answers, consistent with each other and with the revision files."""
+    if type(graph) is not dict or graph.keys() != {"order", "heads", "entries", "parents"}:
+        return False
+    order, heads, entries, parents = (graph[k] for k in ("order", "heads", "entries", "parents"))
+    if not (_strings(order) and _strings(heads) and type(entries) is list):
+        return False
+    if type(parents) is not dict or not all(_strings(p) for p in parents.values()):
+        return False
+    known = set(order)
+    return (
+        len(known) == len(order)
+        and parents.keys() == known
+        and all(p in known for ps in parents.values() for p in ps)
+        and set(heads) <= known
+        and known <= revisions
+        and all(_entry(e) for e in entries)
+        and [e["revision"] for e in entries] == order
+    )
+
+
+def _database(database: object) -> bool:
+    if database is None:
+        return True
+    if type(database) is not dict:
+        return False
+    common = (
+        type(database.get("display_url")) is str
+        and type(database.get("version_table")) is str
+        and (database.get("schema") is None or type(database.get("schema")) is str)
+    )
+    if not common:
+        return False
+    if "unreachable" in database:
+        return type(database["unreachable"]) is str
+    if database.get("dialect") == "sqlite":
+        return type(database.get("path")) is str
+    if database.get("dialect") == "postgresql":
+        connect, path = database.get("connect"), database.get("search_path")
+        return (
+            type(database.get("driver")) is str
+            and type(connect) is dict
+            and all(type(v) is str for v in connect.values())
+            and connect.keys() <= {"host", "port", "user", "dbname"}
+            and (path is None or type(path) is str)
+        )
+    return False
+
+
+def _installed(installed: object) -> bool:
+    """{"sites": {dir: mtime_ns}, "distributions": {dist-info: {name, version, files}}}."""
+    if type(installed) is not dict or installed.keys() != {"sites", "distributions"}:
+        return False
+    sites, distributions = installed["sites"], installed["distributions"]
+    if type(sites) is not dict or not all(type(m) is int for m in sites.values()):
+        return False
+    if type(distributions) is not dict:
+        return False
+    for found in distributions.values():
+        if type(found) is not dict or found.keys() != {"name", "version", "files"}:
+            return False
+        files = found["files"]
+        if type(found["name"]) is not str or type(found["version"]) is not str:
+            return False
+        if type(files) is not dict or not all(_state(s, 2) for s in files.values()):
+            return False
+    return True
+
+
+def well_formed(answers: dict[str, Any], fmt: int, fields: frozenset[str]) -> bool:
+    """Every field the lean path reads is there, of its type, and the graph is whole.
+
+    ``fields``: the names a revision file's declarations have (ScriptFile's).
+    """
+    salt = answers.get("salt")
+    if answers.get("format") != fmt or type(salt) is not str or len(salt) != 32:
+        return False
+    try:
+        bytes.fromhex(salt)
+    except ValueError:
+        return False
+    environ, watched, directories = (answers.get(k) for k in ("environ", "watched", "directories"))
+    files, whole = answers.get("files"), answers.get("whole_environ")
+    if type(environ) is not dict or not all(v is None or type(v) is str for v in environ.values()):
+        return False
+    if type(watched) is not dict or not all(s is None or _state(s, 3) for s in watched.values()):
+        return False
+    if type(directories) is not dict or not all(_strings(n) for n in directories.values()):
+        return False
+    if type(files) is not list or not all(_file(f, fields) for f in files):
+        return False
+    revisions = {f["declared"]["revision"] for f in files}
+    return (
+        (whole is None or type(whole) is str)
+        and _graph(answers.get("graph"), revisions)
+        and _database(answers.get("database"))
+        and _installed(answers.get("installed"))
+    )
