@@ -80,7 +80,10 @@ def _on_audit(event: str, args: tuple[Any, ...]) -> None:
 
 
 class _Noting(os._Environ):  # type: ignore[type-arg]
-    """The class of ``os.environ`` and ``os.environb`` while watching: reads are noted."""
+    """The class of ``os.environ`` and ``os.environb`` while watching: reads are noted.
+
+    Named as the class it stands in for, so ``type(os.environ)`` reads the same.
+    """
 
     def __getitem__(self, key: Any) -> Any:
         if _active:
@@ -129,6 +132,8 @@ class _Absent:
         return None
 
 
+_Noting.__name__ = _Noting.__qualname__ = os._Environ.__qualname__
+_Noting.__module__ = os._Environ.__module__
 _ABSENT = _Absent()
 
 
