@@ -37,7 +37,7 @@ from migrasafe.deploy import records
 
 from conftest import make_project
 
-ENV_PY = '''import os
+ENV_PY = """import os
 import sys
 
 from alembic import context
@@ -57,7 +57,7 @@ with engine.connect() as connection:
     context.configure(connection=connection, version_table=settings.VERSION_TABLE)
     with context.begin_transaction():
         context.run_migrations()
-'''
+"""
 SETTINGS = 'DATABASE = "one"\nVERSION_TABLE = "alembic_version"\n'
 
 
