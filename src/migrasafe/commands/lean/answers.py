@@ -88,21 +88,29 @@ def environ_digest(salt: str, environ: Mapping[str, str] | None = None) -> str:
     return salted(salt, json.dumps(items))
 
 
-def content(path: str) -> str:
-    """sha256 of a file, line endings normalised: what migrasafe records as a script's checksum
-    (:func:`migrasafe.deploy.records.checksum`, which remembers it per process; not here)."""
-    with open(path, "rb") as handle:
-        data = handle.read()
-    return hashlib.sha256(data.replace(b"\r\n", b"\n")).hexdigest()
+def _content(path: str) -> tuple[os.stat_result, str]:
+    """A file's stat and sha256, line endings normalised: what migrasafe records as a script's
+    checksum (:func:`migrasafe.deploy.records.checksum`, which remembers it per process: not
+    here). With ``os.read``, not ``open()``: half the time on thousands of small files."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        stat = os.fstat(descriptor)
+        chunks = [os.read(descriptor, stat.st_size + 1)]
+        while chunks[-1]:
+            chunks.append(os.read(descriptor, 1 << 16))
+    finally:
+        os.close(descriptor)
+    data = b"".join(chunks).replace(b"\r\n", b"\n")
+    return stat, hashlib.sha256(data).hexdigest()
 
 
 def file_state(path: str) -> list[Any] | None:
     """[size, mtime_ns, checksum] of a file; None when it does not exist."""
     try:
-        stat = os.stat(path)
-        return [stat.st_size, stat.st_mtime_ns, content(path)]
+        stat, digest = _content(path)
     except OSError:
         return None
+    return [stat.st_size, stat.st_mtime_ns, digest]
 
 
 def listing(directory: str) -> list[str]:
@@ -115,11 +123,12 @@ def listing(directory: str) -> list[str]:
 
 
 def _unchanged(path: str, size: int, _mtime_ns: int, digest: str) -> bool:
-    """The same content (the size first: a different one needs no hashing)."""
+    """The same content, whatever the mtime says."""
     try:
-        return os.stat(path).st_size == size and content(path) == digest
+        stat, found = _content(path)
     except OSError:
         return False
+    return stat.st_size == size and found == digest
 
 
 def load(invocation: Invocation) -> dict[str, Any] | None:

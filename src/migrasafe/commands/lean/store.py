@@ -109,11 +109,27 @@ _FLAGS = ("has_upgrade", "has_downgrade", "upgrade_changes_schema", "upgrade_cha
 _ENTRY = {"revision": str, "down_revision": list, "message": str, "path": str, "is_head": bool,
           "is_current": bool, "is_base": bool, "is_branch_point": bool,
           "is_merge_point": bool, "branch_labels": list, "depends_on": list}  # fmt: skip
+_ENTRY_SHAPE = (tuple(_ENTRY), tuple(_ENTRY.values()))
+_FILE_SHAPE = (("path", "size", "mtime_ns", "checksum", "declared"), (str, int, int, str, dict))
 
 
-def _declared(declared: object, fields: frozenset[str]) -> bool:
+def _shape(value: dict[str, Any]) -> tuple[tuple[str, ...], tuple[type, ...]]:
+    """Names and types, in order: thousands of entries share a few shapes, checked once."""
+    return tuple(value), tuple(map(type, value.values()))
+
+
+def _declared(declared: dict[str, Any], fields: frozenset[str], seen: set[Any]) -> bool:
     """A revision file's declarations, as :class:`~migrasafe.project.scripts.ScriptFile` says."""
-    if type(declared) is not dict or declared.keys() != fields:
+    shape = _shape(declared)
+    if shape not in seen:
+        if not _declared_shape(declared, fields):
+            return False
+        seen.add(shape)
+    return all(_strings(v) for v in declared.values() if type(v) is list)
+
+
+def _declared_shape(declared: dict[str, Any], fields: frozenset[str]) -> bool:
+    if declared.keys() != fields:
         return False
     for name, value in declared.items():
         if name in _FLAGS:
@@ -125,32 +141,33 @@ def _declared(declared: object, fields: frozenset[str]) -> bool:
         elif name == "line":
             ok = value is None or type(value) is int
         elif name == "down_revisions":
-            ok = value is None or _strings(value)
+            ok = value is None or type(value) is list
         elif name in ("branch_labels", "depends_on"):
-            ok = _strings(value)
+            ok = type(value) is list
         else:  # a field added since: plain JSON values only
-            ok = value is None or type(value) in (bool, int, str) or _strings(value)
+            ok = value is None or type(value) in (bool, int, str, list)
         if not ok:
             return False
     return True
 
 
-def _file(entry: object, fields: frozenset[str]) -> bool:
-    return (
-        type(entry) is dict
-        and entry.keys() == {"path", "size", "mtime_ns", "checksum", "declared"}
-        and type(entry["path"]) is str
-        and _state([entry["size"], entry["mtime_ns"], entry["checksum"]], 3)
-        and _declared(entry["declared"], fields)
+def _files(files: object, fields: frozenset[str]) -> bool:
+    if type(files) is not list:
+        return False
+    seen: set[Any] = set()
+    return all(
+        type(f) is dict and _shape(f) == _FILE_SHAPE and _declared(f["declared"], fields, seen)
+        for f in files
     )
 
 
 def _entry(entry: object) -> bool:
-    if type(entry) is not dict or entry.keys() != _ENTRY.keys():
-        return False
-    return all(
-        type(value) is _ENTRY[name] and (_ENTRY[name] is not list or _strings(value))
-        for name, value in entry.items()
+    return (
+        type(entry) is dict
+        and _shape(entry) == _ENTRY_SHAPE
+        and _strings(entry["down_revision"])
+        and _strings(entry["branch_labels"])
+        and _strings(entry["depends_on"])
     )
 
 
@@ -243,7 +260,7 @@ def well_formed(answers: dict[str, Any], fmt: int, fields: frozenset[str]) -> bo
         return False
     if type(directories) is not dict or not all(_strings(n) for n in directories.values()):
         return False
-    if type(files) is not list or not all(_file(f, fields) for f in files):
+    if type(files) is not list or not _files(files, fields):
         return False
     revisions = {f["declared"]["revision"] for f in files}
     return (
