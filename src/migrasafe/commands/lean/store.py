@@ -118,16 +118,6 @@ def _shape(value: dict[str, Any]) -> tuple[tuple[str, ...], tuple[type, ...]]:
     return tuple(value), tuple(map(type, value.values()))
 
 
-def _declared(declared: dict[str, Any], fields: frozenset[str], seen: set[Any]) -> bool:
-    """A revision file's declarations, as :class:`~migrasafe.project.scripts.ScriptFile` says."""
-    shape = _shape(declared)
-    if shape not in seen:
-        if not _declared_shape(declared, fields):
-            return False
-        seen.add(shape)
-    return all(_strings(v) for v in declared.values() if type(v) is list)
-
-
 def _declared_shape(declared: dict[str, Any], fields: frozenset[str]) -> bool:
     if declared.keys() != fields:
         return False
@@ -151,24 +141,38 @@ def _declared_shape(declared: dict[str, Any], fields: frozenset[str]) -> bool:
     return True
 
 
-def _files(files: object, fields: frozenset[str]) -> bool:
-    if type(files) is not list:
-        return False
-    seen: set[Any] = set()
-    return all(
-        type(f) is dict and _shape(f) == _FILE_SHAPE and _declared(f["declared"], fields, seen)
-        for f in files
-    )
+# Loops rather than all(): these run over every revision on every warm run.
 
 
-def _entry(entry: object) -> bool:
-    return (
-        type(entry) is dict
-        and _shape(entry) == _ENTRY_SHAPE
-        and _strings(entry["down_revision"])
-        and _strings(entry["branch_labels"])
-        and _strings(entry["depends_on"])
-    )
+def _files(files: list[Any], fields: frozenset[str]) -> bool:
+    """Revision files' entries (:func:`migrasafe.commands.lean.refresh.file_entry`)."""
+    seen: set[Any] = set()  # the declarations' shapes already checked
+    for entry in files:
+        if type(entry) is not dict or _shape(entry) != _FILE_SHAPE:
+            return False
+        declared = entry["declared"]
+        shape = _shape(declared)
+        if shape not in seen:
+            if not _declared_shape(declared, fields):
+                return False
+            seen.add(shape)
+        for value in declared.values():
+            if type(value) is list:
+                for item in value:
+                    if type(item) is not str:
+                        return False
+    return True
+
+
+def _entries(entries: list[Any]) -> bool:
+    """History entries (:class:`~migrasafe.commands.history.HistoryEntry`)."""
+    for entry in entries:
+        if type(entry) is not dict or _shape(entry) != _ENTRY_SHAPE:
+            return False
+        for item in entry["down_revision"] + entry["branch_labels"] + entry["depends_on"]:
+            if type(item) is not str:
+                return False
+    return True
 
 
 def _graph(graph: object, revisions: set[str]) -> bool:
@@ -187,7 +191,7 @@ def _graph(graph: object, revisions: set[str]) -> bool:
         and all(p in known for ps in parents.values() for p in ps)
         and set(heads) <= known
         and known <= revisions
-        and all(_entry(e) for e in entries)
+        and _entries(entries)
         and [e["revision"] for e in entries] == order
     )
 
