@@ -292,3 +292,22 @@ def test_os_environ_stays_the_same_object_and_its_reads_are_noted_with_their_fir
     assert type(os.environ) is os._Environ and os.environ is environ
     assert watch.environ == {"MS_WATCHED": "given", "MS_ABSENT": None}
     assert not watch.whole_environ
+
+
+def test_the_audit_hook_never_fails_the_users_open(tmp_path: Path) -> None:
+    """A hook that raised would fail the open() it audits: with the working directory
+    gone, making a relative path absolute fails, and the open must still be the user's."""
+    from migrasafe.commands.lean import watch as watch_module
+
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    here = os.getcwd()
+    try:
+        os.chdir(gone)
+        gone.rmdir()
+        with watching():
+            watch_module._on_audit("open", ("relative.txt", "r", 0))
+            with pytest.raises(FileNotFoundError):
+                open("relative.txt")  # noqa: SIM115 (the error is the open's own)
+    finally:
+        os.chdir(here)

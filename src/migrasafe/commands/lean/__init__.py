@@ -3,9 +3,10 @@
 ``migrasafe history``, ``status`` and ``validate`` start by asking here. A
 cold run (empty or stale cache) imports Alembic, runs ``env.py`` and leaves
 its answers behind (:mod:`.remember`); the next run checks that nothing they
-came from changed (:mod:`.answers`), reads the database with the bare driver
-(:mod:`.reader`) and builds the same results (:mod:`.commands`), without
-importing Alembic, SQLAlchemy, mako or rich.
+came from changed (:mod:`.answers`; installed packages: :mod:`.installed`),
+reads the database with the bare driver (:mod:`.reader`) and builds the same
+results (:mod:`.commands`), without importing Alembic, SQLAlchemy, mako or
+rich. The answers file is read and written only as :mod:`.store` allows.
 """
 
 from __future__ import annotations

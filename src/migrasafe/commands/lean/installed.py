@@ -94,25 +94,16 @@ def merge(earlier: dict[str, Any] | None, now: dict[str, Any]) -> dict[str, Any]
 
 def _distribution(path: str, imported: set[str]) -> dict[str, Any] | None:
     """The distribution whose metadata is at ``path`` if it provides an imported module."""
+    if not _provides(path) & imported:
+        return None
     from importlib.metadata import PathDistribution
     from pathlib import Path
 
-    distribution = PathDistribution(Path(path))
     try:
-        name = distribution.metadata["Name"] or ""
-        provides = {_normal(name)}
-        top_level = distribution.read_text("top_level.txt")
-        if top_level is not None:
-            provides.update(line.strip() for line in top_level.splitlines())
-        else:
-            for file in distribution.files or ():
-                top = file.parts[0] if file.parts else ""
-                provides.add(top.split(".", 1)[0])
-        version = distribution.version or ""
+        distribution = PathDistribution(Path(path))
+        name, version = distribution.metadata["Name"] or "", distribution.version or ""
     except (OSError, ValueError, KeyError, TypeError):
-        return None
-    if not provides & imported:
-        return None
+        name, version = "", ""
     files = {}
     candidates = [path] if os.path.isfile(path) else [os.path.join(path, n) for n in _IDENTITY]
     for candidate in candidates:
@@ -122,6 +113,26 @@ def _distribution(path: str, imported: set[str]) -> dict[str, Any] | None:
             continue
         files[candidate] = [info.st_size, info.st_mtime_ns]
     return {"name": name, "version": version, "files": files} if files else None
+
+
+def _provides(path: str) -> set[str]:
+    """The top-level modules a distribution installs: its ``top_level.txt``, else the first
+    part of each path in its ``RECORD``, and its own name (an editable install's package
+    is elsewhere). Read by hand: parsing every METADATA in site-packages costs more."""
+    provides = {_normal(os.path.basename(path).split("-", 1)[0].rsplit(".", 1)[0])}
+    for listing, whole in (("top_level.txt", True), ("RECORD", False)):
+        try:
+            with open(os.path.join(path, listing), encoding="utf-8") as handle:
+                lines = handle.read().splitlines()
+        except (OSError, ValueError):
+            continue
+        if whole:
+            provides.update(line.strip() for line in lines)
+        else:
+            provides.update(line.split("/", 1)[0].split(",", 1)[0].split(".", 1)[0]
+                            for line in lines)  # fmt: skip
+        break
+    return provides
 
 
 def _normal(name: str) -> str:
