@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from migrasafe.commands.lean import answers, store
+from migrasafe.commands.lean import answers
 from migrasafe.commands.lean.watch import watching
+from migrasafe.project import cachefile
 from test_lean import _warm, migrasafe
 
 from conftest import make_project, make_user_project
@@ -133,7 +134,7 @@ def _hostile(location: Path, how: str) -> None:
     elif how == "nested":
         location.write_text("[" * 100_000 + "]" * 100_000)
     elif how == "huge":
-        os.truncate(location, store.MAX_BYTES + 1)  # sparse: no disk used
+        os.truncate(location, cachefile.MAX_BYTES + 1)  # sparse: no disk used
     elif how == "other owner":
         os.chown(location, 12345, 12345)
     elif how == "world writable":
@@ -208,14 +209,14 @@ def test_the_cache_is_private_and_its_temporary_files_follow_no_planted_symlink(
     location = tmp_path / "cache" / "answers-x.json"
     victim = tmp_path / "victim"
     victim.write_text("precious")
-    store.write(str(location), {"format": 0})
+    cachefile.write_json(str(location), {"format": 0})
     assert stat.S_IMODE(location.stat().st_mode) == 0o600
     assert stat.S_IMODE(location.parent.stat().st_mode) == 0o700
     location.unlink()
     location.symlink_to(victim)  # planted at the answers' own name
     for name in (f"answers-x.json.{os.getpid()}.tmp", ".answers-x.json.tmp"):  # old names
         (location.parent / name).symlink_to(victim)
-    store.write(str(location), {"format": 1})
+    cachefile.write_json(str(location), {"format": 1})
     assert victim.read_text() == "precious"
     assert not location.is_symlink() and json.loads(location.read_text()) == {"format": 1}
 
@@ -311,3 +312,30 @@ def test_the_audit_hook_never_fails_the_users_open(tmp_path: Path) -> None:
                 open("relative.txt")  # noqa: SIM115 (the error is the open's own)
     finally:
         os.chdir(here)
+
+
+def test_the_revision_files_cache_is_read_and_written_the_same_guarded_way(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cold run's declarations come from it: a planted file there would reach the
+    lean path's answers."""
+    from migrasafe.project.scripts import RevisionCache, ScriptFile
+
+    monkeypatch.setenv("MIGRASAFE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("MIGRASAFE_NO_CACHE", raising=False)
+    cache = RevisionCache(tmp_path)
+    cache.put("key", ScriptFile(path=tmp_path / "a.py", revision="a"))
+    cache.save()
+    assert cache.path is not None and stat.S_IMODE(cache.path.stat().st_mode) == 0o600
+    found = RevisionCache(tmp_path).get("key", tmp_path / "a.py")
+    assert found is not None and found.revision == "a"
+    elsewhere = tmp_path / "elsewhere.json"
+    elsewhere.write_text(cache.path.read_text())
+    elsewhere.chmod(0o600)
+    cache.path.unlink()
+    cache.path.symlink_to(elsewhere)
+    assert RevisionCache(tmp_path).entries == {}
+    cache.path.unlink()
+    cache.path.write_text(json.dumps({"key": 5}))
+    cache.path.chmod(0o600)
+    assert RevisionCache(tmp_path).get("key", tmp_path / "a.py") is None  # no traceback

@@ -6,7 +6,8 @@ its answers behind (:mod:`.remember`); the next run checks that nothing they
 came from changed (:mod:`.answers`; installed packages: :mod:`.installed`),
 reads the database with the bare driver (:mod:`.reader`) and builds the same
 results (:mod:`.commands`), without importing Alembic, SQLAlchemy, mako or
-rich. The answers file is read and written only as :mod:`.store` allows.
+rich. The answers are used only when of the shape this version writes
+(:mod:`.shape`).
 """
 
 from __future__ import annotations

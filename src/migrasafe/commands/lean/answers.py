@@ -24,8 +24,8 @@ the cold run read is hashed again on each warm run (they are small: 2,000
 revision files take about 9 ms), since a size and an mtime can stay the same
 through an edit (an mtime restored, or two edits within one tick of the
 file system's clock). The file itself is read and written as
-:mod:`migrasafe.commands.lean.store` says, and only answers of the shape this
-version writes are used.
+:mod:`migrasafe.project.cachefile` says, and only answers of the shape this
+version writes are used (:mod:`migrasafe.commands.lean.shape`).
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from migrasafe.commands.lean import installed, store
+from migrasafe.commands.lean import installed, shape
+from migrasafe.project.cachefile import read_json, write_json
 from migrasafe.project.scripts import ScriptFile, cache_base
 
 FORMAT = 3  # 2: history entries have depends_on; 3: installed, contents, the interpreter
@@ -175,8 +176,8 @@ _FIELDS = frozenset(f for f in ScriptFile.__dataclass_fields__ if f != "path")
 
 def read(location: str) -> dict[str, Any] | None:
     """The answers at ``location`` if the file is the user's own and of this version's shape."""
-    found = store.read(location)
-    return found if found is not None and store.well_formed(found, FORMAT, _FIELDS) else None
+    found = read_json(location)
+    return found if found is not None and shape.well_formed(found, FORMAT, _FIELDS) else None
 
 
 def environment_holds(answers: dict[str, Any]) -> bool:
@@ -217,14 +218,14 @@ def unchanged(entry: dict[str, Any]) -> bool:
 
 
 def save(invocation: Invocation, answers: dict[str, Any], location: str | None = None) -> None:
-    """Write the answers (:func:`migrasafe.commands.lean.store.write`: the user's only).
+    """Write the answers (:func:`migrasafe.project.cachefile.write_json`: the user's only).
 
     ``location``: where, when known before the cold run (whose env.py may have
     changed ``os.environ``, and with it :meth:`Invocation.location`).
     """
     location = location or invocation.location()
     if location is not None:
-        store.write(location, {"format": FORMAT, **answers})
+        write_json(location, {"format": FORMAT, **answers})
 
 
 def forget(invocation: Invocation, location: str | None = None) -> None:
