@@ -17,6 +17,11 @@ a cold run's, and its order, heads and current revision equal Alembic's.
 Targets: warm <= 0.2x Alembic with .pyc, edited <= 0.3x, cold <= 0.6x, peak
 memory <= Alembic's. Run: python bench/commands_vs_alembic.py [500,2000,10000]
 [--repeat N]; --help for the options.
+
+--warm-against SRC measures a change to the lean path instead: warm history and
+status only, runs of the migrasafe sources in SRC (say, `git archive HEAD~1 src |
+tar -x -C /tmp/before`, then SRC=/tmp/before/src, put first on PYTHONPATH) and
+of this checkout's taking turns, so that a loaded machine weighs on both alike.
 """
 
 from __future__ import annotations
@@ -159,15 +164,55 @@ def measure(count: int, root: Path) -> list[tuple[object, ...]]:
     return rows
 
 
+def warm_against(count: int, root: Path, before: str) -> None:
+    """Warm history and status, the sources in ``before`` and this checkout's in turn."""
+    ini = generate(root / f"ab{count}", count)
+    project = ini.parent
+    lines = [
+        f"sqlalchemy.url = sqlite:///{root / f'ab{count}.sqlite'}"
+        if line.startswith("sqlalchemy.url") else line
+        for line in ini.read_text().splitlines()
+    ]  # fmt: skip
+    ini.write_text("\n".join(lines) + "\n")
+    envs = {}
+    for name, extra in (("before", {"PYTHONPATH": before}), ("after", {})):
+        envs[name] = {**os.environ, "MIGRASAFE_CACHE_DIR": str(root / f"ab-{name}"), **extra}
+        envs[name].pop("MIGRASAFE_NO_CACHE", None)
+    argv = [sys.executable, "-m", "migrasafe"]
+    run_process([str(BIN / "alembic"), "stamp", "head"], project, envs["after"])
+    for cmd in ("status", "history"):
+        outputs = {}
+        for name, env in envs.items():
+            run_process([*argv, cmd], project, env)  # fills the cache
+            outputs[name] = run_process([*argv, cmd], project, env)[2]
+        times: dict[str, list[float]] = {"before": [], "after": []}
+        for _ in range(REPEAT):
+            for name, env in envs.items():
+                times[name].append(run_process([*argv, cmd], project, env)[0])
+        old, new = (statistics.median(times[n]) for n in ("before", "after"))
+        same = "yes" if outputs["before"] == outputs["after"] else "NO"
+        print(f"{count:>9}  {cmd:<8} warm before {old:.3f}s  after {new:.3f}s "
+              f"({(new / old - 1) * 100:+.0f}%)  same output: {same}", flush=True)  # fmt: skip
+
+
 def main() -> None:
     global REPEAT
     parser = bench_parser(__doc__, "500,2000,10000", repeat=REPEAT)
+    parser.add_argument("--warm-against", metavar="SRC",
+                        help="warm history and status: SRC's sources against these")  # fmt: skip
     args = parser.parse_args()
     if args.pg:
         parser.error("this benchmark runs on a SQLite file only")
     REPEAT = args.repeat
     sizes = [int(n) for n in args.sizes.split(",")]
     print(conditions([]))
+    if args.warm_against:
+        print(f"SQLite file stamped at head; each command a new process (python -m migrasafe), "
+              f"median of {REPEAT} runs taking turns")  # fmt: skip
+        with tempfile.TemporaryDirectory() as tmp:
+            for size in sizes:
+                warm_against(size, Path(tmp), os.path.abspath(args.warm_against))
+        return
     print(f"SQLite file; each command a new process, median of {REPEAT}; cold = empty "
           "migrasafe cache; edited = one revision file edited before each run; ratios "
           "against Alembic with its .pyc files")  # fmt: skip

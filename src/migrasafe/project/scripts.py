@@ -317,12 +317,10 @@ class RevisionCache:
         self.entries: dict[str, dict[str, Any]] = {}
         self.used: set[str] = set()
         self.changed = False
-        if self.path is not None:
-            try:
-                loaded = json.loads(self.path.read_text())
-                self.entries = loaded if isinstance(loaded, dict) else {}
-            except (OSError, ValueError):
-                self.entries = {}
+        if self.path is not None:  # only the user's own file (project/cachefile.py)
+            from migrasafe.project.cachefile import read_json
+
+            self.entries = read_json(str(self.path)) or {}
 
     @staticmethod
     def _location(directory: Path) -> Path | None:
@@ -334,7 +332,7 @@ class RevisionCache:
 
     def get(self, key: str, path: Path) -> ScriptFile | None:
         entry = self.entries.get(key)
-        if entry is None or len(entry) != len(self._FIELDS):  # another migrasafe's fields
+        if not isinstance(entry, dict) or len(entry) != len(self._FIELDS):  # another version's
             return None
         self.used.add(key)
         try:
@@ -359,18 +357,10 @@ class RevisionCache:
         """Write the entries used this time (files deleted since are dropped)."""
         if self.path is None or not (self.changed or self.used != set(self.entries)):
             return
-        import tempfile
+        from migrasafe.project.cachefile import write_json
 
-        kept = {k: v for k, v in self.entries.items() if k in self.used}
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(
-                "w", dir=self.path.parent, delete=False, suffix=".tmp"
-            ) as handle:
-                handle.write(json.dumps(kept))  # the C encoder: json.dump is pure Python
-            os.replace(handle.name, self.path)
-        except OSError:
-            pass  # a read-only home: no cache, same results
+        # A read-only home: no cache, same results.
+        write_json(str(self.path), {k: v for k, v in self.entries.items() if k in self.used})
 
 
 def read_script_files(script: ScriptDirectory) -> list[ScriptFile]:

@@ -3,9 +3,11 @@
 ``migrasafe history``, ``status`` and ``validate`` start by asking here. A
 cold run (empty or stale cache) imports Alembic, runs ``env.py`` and leaves
 its answers behind (:mod:`.remember`); the next run checks that nothing they
-came from changed (:mod:`.answers`), reads the database with the bare driver
-(:mod:`.reader`) and builds the same results (:mod:`.commands`), without
-importing Alembic, SQLAlchemy, mako or rich.
+came from changed (:mod:`.answers`; installed packages: :mod:`.installed`),
+reads the database with the bare driver (:mod:`.reader`) and builds the same
+results (:mod:`.commands`), without importing Alembic, SQLAlchemy, mako or
+rich. The answers are used only when of the shape this version writes
+(:mod:`.shape`).
 """
 
 from __future__ import annotations

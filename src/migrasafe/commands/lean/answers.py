@@ -14,11 +14,18 @@ migrasafe's cache directory. It holds:
 - ``watched`` and ``environ``: the files and variables the cold run read
   (:mod:`migrasafe.commands.lean.watch`), whose change means ``env.py`` may now decide
   otherwise;
+- ``installed``: the installed distributions the cold run had imported
+  (:mod:`migrasafe.commands.lean.installed`);
 - ``database``: where ``env.py`` connected and its version table, or why the
   lean path cannot reach it (a password, which is never written to disk).
 
-A file is unchanged when its size and mtime are; when only its mtime moved,
-its content's checksum decides.
+A file is unchanged when its content is: every revision file and every file
+the cold run read is hashed again on each warm run (they are small: 2,000
+revision files take about 9 ms), since a size and an mtime can stay the same
+through an edit (an mtime restored, or two edits within one tick of the
+file system's clock). The file itself is read and written as
+:mod:`migrasafe.project.cachefile` says, and only answers of the shape this
+version writes are used (:mod:`migrasafe.commands.lean.shape`).
 """
 
 from __future__ import annotations
@@ -27,13 +34,19 @@ import contextlib
 import hashlib
 import json
 import os
+import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from migrasafe.deploy.records import checksum
-from migrasafe.project.scripts import cache_base
+from migrasafe.commands.lean import installed, shape
+from migrasafe.project.cachefile import read_json, write_json
+from migrasafe.project.scripts import ScriptFile, cache_base
 
-FORMAT = 2  # 2: history entries have depends_on
+FORMAT = 3  # 2: history entries have depends_on; 3: installed, contents, the interpreter
+# The interpreter as it started: Python's version and its own sys.path, before a cold run's
+# env.py or prepend_sys_path adds to it. Another venv or $PYTHONPATH is another answer.
+INTERPRETER = (sys.version, list(sys.path))
 # Shell bookkeeping that differs between two runs of the same command.
 VOLATILE = frozenset({"_", "OLDPWD", "PWD", "SHLVL"})
 
@@ -52,8 +65,15 @@ class Invocation:
         base = cache_base()
         if base is None:
             return None
-        chosen = [os.getcwd(), list(self.config), self.url, list(self.x_args), self.name, self.app]
-        chosen += [os.environ.get("ALEMBIC_CONFIG"), os.environ.get("FLASK_APP")]
+        chosen: list[object] = [
+            os.getcwd(),
+            list(self.config),
+            self.url,
+            list(self.x_args),
+            self.name,
+            self.app,
+        ]
+        chosen += [os.environ.get("ALEMBIC_CONFIG"), os.environ.get("FLASK_APP"), INTERPRETER]
         name = hashlib.blake2b(json.dumps(chosen).encode(), digest_size=12).hexdigest()
         return os.path.join(base, f"answers-{name}.json")
 
@@ -63,19 +83,41 @@ def salted(salt: str, value: str) -> str:
     return hashlib.blake2b(value.encode(), key=bytes.fromhex(salt), digest_size=16).hexdigest()
 
 
-def environ_digest(salt: str) -> str:
+def environ_digest(salt: str, environ: Mapping[str, str] | None = None) -> str:
     """The whole environment, for a cold run that iterated it (shell bookkeeping aside)."""
-    items = sorted((k, v) for k, v in os.environ.items() if k not in VOLATILE)
+    items = sorted((k, v) for k, v in (environ or os.environ).items() if k not in VOLATILE)
     return salted(salt, json.dumps(items))
+
+
+_READ = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)  # a FIFO is not waited on
+
+
+def _checksum(data: bytes) -> str:
+    """sha256, line endings normalised: what migrasafe records as a script's checksum
+    (:func:`migrasafe.deploy.records.checksum`, which remembers it per process: not here)."""
+    return hashlib.sha256(data.replace(b"\r\n", b"\n")).hexdigest()
+
+
+def _content(path: str) -> tuple[os.stat_result, str]:
+    """A file's stat and checksum."""
+    descriptor = os.open(path, _READ)
+    try:
+        stat = os.fstat(descriptor)
+        chunks = [os.read(descriptor, stat.st_size + 1)]
+        while chunks[-1]:
+            chunks.append(os.read(descriptor, 1 << 16))
+    finally:
+        os.close(descriptor)
+    return stat, _checksum(b"".join(chunks))
 
 
 def file_state(path: str) -> list[Any] | None:
     """[size, mtime_ns, checksum] of a file; None when it does not exist."""
     try:
-        stat = os.stat(path)
+        stat, digest = _content(path)
     except OSError:
         return None
-    return [stat.st_size, stat.st_mtime_ns, checksum(path)]
+    return [stat.st_size, stat.st_mtime_ns, digest]
 
 
 def listing(directory: str) -> list[str]:
@@ -87,19 +129,19 @@ def listing(directory: str) -> list[str]:
         )  # fmt: skip
 
 
-def _unchanged(path: str, size: int, mtime_ns: int, digest: str) -> bool:
+def _unchanged(path: str, size: int, _mtime_ns: int, digest: str) -> bool:
+    """The same content, whatever the mtime says: one read of the size it had, and one byte
+    more to see that it did not grow (with ``os.read``, not ``open()``: on thousands of
+    small files, a third of the time)."""
     try:
-        stat = os.stat(path)
+        descriptor = os.open(path, _READ)
+        try:
+            data = os.read(descriptor, size + 1)
+        finally:
+            os.close(descriptor)
     except OSError:
         return False
-    if stat.st_size != size:
-        return False
-    if stat.st_mtime_ns == mtime_ns:
-        return True
-    try:
-        return checksum(path) == digest
-    except OSError:
-        return False
+    return len(data) == size and _checksum(data) == digest
 
 
 def load(invocation: Invocation) -> dict[str, Any] | None:
@@ -111,31 +153,34 @@ def load(invocation: Invocation) -> dict[str, Any] | None:
     edit the lean path cannot follow answers None (a cold run).
     """
     location = invocation.location()
-    if location is None:
+    answers = None if location is None else read(location)
+    if answers is None:
         return None
     try:
-        with open(location, encoding="utf-8") as handle:
-            answers = json.loads(handle.read())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(answers, dict) or answers.get("format") != FORMAT:
-        return None
-    try:
-        if not _environment_holds(answers):
+        if not environment_holds(answers):
             return None
         if _files_hold(answers):
             return answers
         from migrasafe.commands.lean.refresh import refresh
 
         refreshed = refresh(answers)
-    except (KeyError, TypeError, ValueError, AttributeError):  # another version: answer cold
+    except (KeyError, TypeError, ValueError, AttributeError):  # a second net: answer cold
         return None
     if refreshed is not None:
         save(invocation, refreshed)
     return refreshed
 
 
-def _environment_holds(answers: dict[str, Any]) -> bool:
+_FIELDS = frozenset(f for f in ScriptFile.__dataclass_fields__ if f != "path")
+
+
+def read(location: str) -> dict[str, Any] | None:
+    """The answers at ``location`` if the file is the user's own and of this version's shape."""
+    found = read_json(location)
+    return found if found is not None and shape.well_formed(found, FORMAT, _FIELDS) else None
+
+
+def environment_holds(answers: dict[str, Any]) -> bool:
     """The variables and files env.py and the project's loading read are as they were."""
     salt = answers["salt"]
     for name, digest in answers["environ"].items():
@@ -144,6 +189,8 @@ def _environment_holds(answers: dict[str, Any]) -> bool:
             return False
     whole = answers.get("whole_environ")
     if whole is not None and environ_digest(salt) != whole:
+        return False
+    if not installed.holds(answers["installed"]):
         return False
     for path, state in answers["watched"].items():
         if state is None:
@@ -170,26 +217,20 @@ def unchanged(entry: dict[str, Any]) -> bool:
     return _unchanged(entry["path"], entry["size"], entry["mtime_ns"], entry["checksum"])
 
 
-def save(invocation: Invocation, answers: dict[str, Any]) -> None:
-    """Write the answers, readable by the user only; a cache that cannot be written is skipped."""
-    location = invocation.location()
-    if location is None:
-        return
-    answers = {"format": FORMAT, **answers}
-    try:
-        os.makedirs(os.path.dirname(location), exist_ok=True)
-        temporary = f"{location}.{os.getpid()}.tmp"
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(json.dumps(answers))  # the C encoder: json.dump is pure Python
-        os.replace(temporary, location)
-    except OSError:
-        pass
+def save(invocation: Invocation, answers: dict[str, Any], location: str | None = None) -> None:
+    """Write the answers (:func:`migrasafe.project.cachefile.write_json`: the user's only).
+
+    ``location``: where, when known before the cold run (whose env.py may have
+    changed ``os.environ``, and with it :meth:`Invocation.location`).
+    """
+    location = location or invocation.location()
+    if location is not None:
+        write_json(location, {"format": FORMAT, **answers})
 
 
-def forget(invocation: Invocation) -> None:
+def forget(invocation: Invocation, location: str | None = None) -> None:
     """Drop the answers (a cold run that cannot be cached must not leave stale ones)."""
-    location = invocation.location()
+    location = location or invocation.location()
     if location is not None:
         with contextlib.suppress(OSError):
             os.unlink(location)

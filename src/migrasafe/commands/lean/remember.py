@@ -5,7 +5,6 @@ Imported only by a cold run, which has Alembic and SQLAlchemy loaded anyway.
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 from collections.abc import Iterator
@@ -13,13 +12,15 @@ from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from migrasafe.commands.history import _entry
+from migrasafe.commands.lean import installed
 from migrasafe.commands.lean.answers import (
-    FORMAT,
     Invocation,
     environ_digest,
+    environment_holds,
     file_state,
     forget,
     listing,
+    read,
     salted,
     save,
 )
@@ -37,6 +38,8 @@ class Recording:
         self.invocation = invocation
         self.watch = watch
         self.probes = probes
+        # Before env.py runs: it may change os.environ, and with it the cache's location.
+        self.location = invocation.location()
 
     def remember(self, project: Project) -> None:
         """Cache the project's graph and, if env.py was run, where its database is."""
@@ -44,10 +47,12 @@ class Recording:
             answers = self._answers(project)
         except Exception:  # a cache is never worth a failed command
             answers = None
+        if self.location is None:
+            return
         if answers is None:
-            forget(self.invocation)
+            forget(self.invocation, self.location)
         else:
-            save(self.invocation, answers)
+            save(self.invocation, answers, self.location)
 
     def _answers(self, project: Project) -> dict[str, Any] | None:
         files = project.script_files
@@ -64,8 +69,9 @@ class Recording:
         directories = {os.path.dirname(p) for p in revision_files}
         directories.update(os.path.abspath(d) for d in graph._version_locations)
         # A run that did not run env.py (validate) keeps what an earlier one learnt of the
-        # database, with what that answer depended on: dependencies only ever add up.
-        earlier = {} if self.probes else _earlier(self.invocation)
+        # database, with what that answer depended on, while that still holds:
+        # dependencies only ever add up.
+        earlier = {} if self.probes else _earlier(self.location)
         salt = earlier.get("salt") or secrets.token_hex(16)
         environ = dict(earlier.get("environ") or {})
         environ.update((k, None if v is None else salted(salt, v))
@@ -79,7 +85,7 @@ class Recording:
         return {
             "salt": salt,
             "environ": environ,
-            "whole_environ": environ_digest(salt) if whole else None,
+            "whole_environ": environ_digest(salt, self.watch.started) if whole else None,
             "watched": watched,
             "directories": {d: listing(d) for d in sorted(directories) if os.path.isdir(d)},
             "files": kept,
@@ -89,21 +95,15 @@ class Recording:
                 "entries": [_entry(s, ()).to_dict() for s in order],
                 "parents": {s.revision: list(s._normalized_down_revisions) for s in order},
             },
+            "installed": installed.merge(earlier.get("installed"), installed.record()),
             "database": _database(self.probes[-1]) if self.probes else earlier.get("database"),
         }
 
 
-def _earlier(invocation: Invocation) -> dict[str, Any]:
-    """The answers file as it stands (valid or not), for a run that adds to it."""
-    location = invocation.location()
-    if location is None:
-        return {}
-    try:
-        with open(location, encoding="utf-8") as handle:
-            found = json.loads(handle.read())
-    except (OSError, ValueError):
-        return {}
-    return found if isinstance(found, dict) and found.get("format") == FORMAT else {}
+def _earlier(location: str | None) -> dict[str, Any]:
+    """The answers as they stand, for a run that adds to them, if what they depend on holds."""
+    found = None if location is None else read(location)
+    return found if found is not None and environment_holds(found) else {}
 
 
 def _cache_roots() -> tuple[str, ...]:

@@ -5,9 +5,20 @@ file, a settings module, a ``.env`` file, ``$DATABASE_URL``. A cached answer
 is only as good as the list of what it came from, so while a cold run loads
 the project and runs ``env.py``, every file opened for reading (an audit hook
 on Python's ``open`` event, which covers ``open``, ``io.open``, ``os.open``
-and the imports' own reads) and every environment variable read (through a
-recording ``os.environ``) is noted. The lean path reuses the answer only
-when all of them are as they were.
+and the imports' own reads) and every environment variable read is noted.
+The lean path reuses the answer only when all of them are as they were.
+
+What the user's code sees is what it sees under Alembic: ``os.environ`` stays
+the same object, with the same contents, and its writes reach the process's
+environment as ever; only its class is, while watching, a subclass whose
+reads also note the variable (``os.environb`` likewise). An ``env.py`` that
+assigns ``os.environ = dict(...)`` keeps its dictionary (the variables it
+was built from were read through the watched one), ``os.putenv`` and
+``dotenv.load_dotenv()`` act as they do under Alembic. A variable is noted
+with the value the process started with: what ``env.py`` or a ``.env`` file
+(itself watched) set is not a dependency of its own. The audit hook
+(``sys.addaudithook`` cannot be undone) returns at once outside a cold run
+and never raises: a failing hook would fail the ``open`` it audits.
 
 A module an import looked for and did not find (``try: import local_settings
 except ImportError``) counts too: the files it would have been are noted as
@@ -38,6 +49,13 @@ class Watch:
     files: set[str] = field(default_factory=set)
     environ: dict[str, str | None] = field(default_factory=dict)
     whole_environ: bool = False  # something iterated os.environ: every variable counts
+    started: dict[str, str] = field(default_factory=dict)  # the environment, as it began
+
+    def read(self, key: object) -> None:
+        """Note a variable read: its value when the watch began (later writes are the run's)."""
+        name = os.fsdecode(key) if isinstance(key, bytes) else key
+        if isinstance(name, str):
+            self.environ.setdefault(name, self.started.get(name))
 
 
 _active: list[Watch] = []
@@ -47,36 +65,45 @@ _hooked = False
 def _on_audit(event: str, args: tuple[Any, ...]) -> None:
     if event != "open" or not _active:
         return
-    path, mode, flags = ((*tuple(args), None, None, None))[:3]
-    if isinstance(mode, str) and any(c in mode for c in "wax+"):
+    try:
+        path, mode, flags = ((*tuple(args), None, None, None))[:3]
+        if isinstance(mode, str) and any(c in mode for c in "wax+"):
+            return
+        if mode is None and isinstance(flags, int) and flags & _WRITE_FLAGS:
+            return
+        if isinstance(path, bytes):
+            path = os.fsdecode(path)
+        if isinstance(path, str | Path):
+            _active[-1].files.add(os.path.abspath(path))
+    except Exception:  # a hook that raises fails the user's open(): never
         return
-    if mode is None and isinstance(flags, int) and flags & _WRITE_FLAGS:
-        return
-    if isinstance(path, bytes):
-        path = os.fsdecode(path)
-    if isinstance(path, str | Path):
-        _active[-1].files.add(os.path.abspath(path))
 
 
-class _RecordingEnviron(os._Environ):  # type: ignore[type-arg]
-    """``os.environ`` itself (same data, same writes), noting each variable read."""
+class _Noting(os._Environ):  # type: ignore[type-arg]
+    """The class of ``os.environ`` and ``os.environb`` while watching: reads are noted.
 
-    def __init__(self, real: os._Environ[str], watch: Watch) -> None:
-        self.__dict__.update(real.__dict__)  # shares _data: writes reach the real environment
-        self._watch = watch
+    Named as the class it stands in for, so ``type(os.environ)`` reads the same.
+    """
 
-    def __getitem__(self, key: str) -> str:
-        try:
-            value = super().__getitem__(key)
-        except KeyError:
-            self._watch.environ.setdefault(key, None)
-            raise
-        self._watch.environ.setdefault(key, value)
-        return str(value)
+    def __getitem__(self, key: Any) -> Any:
+        if _active:
+            _active[-1].read(key)
+        return super().__getitem__(key)
 
-    def __iter__(self) -> Iterator[str]:
-        self._watch.whole_environ = True
+    def __iter__(self) -> Iterator[Any]:
+        if _active:
+            _active[-1].whole_environ = True
         return super().__iter__()
+
+    def __len__(self) -> int:
+        if _active:
+            _active[-1].whole_environ = True
+        return super().__len__()
+
+    def __repr__(self) -> str:
+        if _active:
+            _active[-1].whole_environ = True
+        return super().__repr__()
 
 
 class _Absent:
@@ -105,6 +132,8 @@ class _Absent:
         return None
 
 
+_Noting.__name__ = _Noting.__qualname__ = os._Environ.__qualname__
+_Noting.__module__ = os._Environ.__module__
 _ABSENT = _Absent()
 
 
@@ -115,23 +144,35 @@ def watching() -> Iterator[Watch]:
     if not _hooked:
         sys.addaudithook(_on_audit)  # cannot be removed: it does nothing outside watching()
         _hooked = True
-    watch = Watch()
-    real = os.environ
+    environs = [e for e in (os.environ, getattr(os, "environb", None)) if type(e) is os._Environ]
+    watch = Watch(started=_environment())
     modules = set(sys.modules)
     _active.append(watch)
-    os.environ = _RecordingEnviron(real, watch)  # noqa: B003 (same data: a view, not a reset)
+    for environ in environs:  # the same objects: the user's code sees them as ever
+        environ.__class__ = _Noting
     sys.meta_path.insert(0, _ABSENT)
     try:
         yield watch
     finally:
         with suppress(ValueError):
             sys.meta_path.remove(_ABSENT)
-        os.environ = real  # noqa: B003
         _active.remove(watch)
+        if not _active:
+            for environ in environs:
+                environ.__class__ = os._Environ
         for name in set(sys.modules) - modules:  # imported here: their sources count
             origin = getattr(sys.modules.get(name), "__file__", None)
             if isinstance(origin, str):
                 watch.files.add(os.path.abspath(origin))
+
+
+def _environment() -> dict[str, str]:
+    """The process's environment, read without noting it (a watch may be active)."""
+    environ = os.environ
+    if isinstance(environ, os._Environ):
+        data: dict[bytes, bytes] = environ._data  # type: ignore[attr-defined]
+        return {os.fsdecode(k): os.fsdecode(v) for k, v in data.items()}
+    return dict(environ) if isinstance(environ, dict) else {}  # an env.py's own dict
 
 
 def _python_roots() -> tuple[str, ...]:
