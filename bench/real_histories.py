@@ -45,6 +45,7 @@ import time
 import tomllib
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -383,11 +384,8 @@ def print_table(results: list[Result]) -> None:
             print(f"  {r.project} / {r.database}: {note}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description="Run plain Alembic and `migrasafe verify` on a corpus of real Alembic "
-        "histories and compare them."
-    )
+def add_corpus_arguments(parser: argparse.ArgumentParser) -> None:
+    """The corpus, the servers and --only: what every bench over this corpus takes."""
     parser.add_argument(
         "corpus",
         nargs="?",
@@ -416,19 +414,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only", action="append", default=[], metavar="NAME", help="only this project (repeatable)"
     )
-    parser.add_argument("--seed", type=int, default=0, help="verify's --seed (default 0)")
-    parser.add_argument("--rows", type=int, default=20, help="verify's --rows (default 20)")
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        default=1800.0,
-        help="seconds allowed to each subprocess (default 1800)",
-    )
-    parser.add_argument(
-        "--json-out", type=Path, metavar="FILE", help="save the raw per-project results as JSON"
-    )
-    args = parser.parse_args(argv)
 
+
+def corpus_and_servers(
+    parser: argparse.ArgumentParser, args: argparse.Namespace
+) -> tuple[list[tuple[Path, dict[str, Any]]], dict[str, Server]]:
+    """The projects the arguments select and a Server for each database given."""
     if not args.corpus.is_dir():
         parser.error(f"no corpus directory at {args.corpus}")
     projects = load_projects(args.corpus, args.only)
@@ -445,6 +436,57 @@ def main(argv: list[str] | None = None) -> int:
         servers["mysql"] = Server("mysql", args.mysql)
     if args.sqlite:
         servers["sqlite"] = Server("sqlite", None)
+    return projects, servers
+
+
+def each_run(
+    projects: list[tuple[Path, dict[str, Any]]], servers: dict[str, Server]
+) -> Iterator[tuple[Path, dict[str, Any], Server]]:
+    """Each project on each database it supports that this run has a server for (the
+    others are named on stderr); the servers' temporary files are removed at the end."""
+    try:
+        for project_dir, spec in projects:
+            supported = [db for db in spec.get("databases", []) if db in DATABASES]
+            for kind in supported:
+                if kind not in servers:
+                    print(
+                        f"skip {spec['name']} / {kind}: no server for it in this run",
+                        file=sys.stderr,
+                    )
+                    continue
+                print(f"... {spec['name']} / {kind}", file=sys.stderr, flush=True)
+                yield project_dir, spec, servers[kind]
+    finally:
+        for server in servers.values():
+            server.cleanup()
+
+
+def save_json(path: Path, conditions: dict[str, Any], results: list[Any]) -> None:
+    """The run's conditions and its results (dataclasses) as one JSON file."""
+    payload = {"conditions": conditions, "results": [asdict(r) for r in results]}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=1, default=str))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="Run plain Alembic and `migrasafe verify` on a corpus of real Alembic "
+        "histories and compare them."
+    )
+    add_corpus_arguments(parser)
+    parser.add_argument("--seed", type=int, default=0, help="verify's --seed (default 0)")
+    parser.add_argument("--rows", type=int, default=20, help="verify's --rows (default 20)")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=1800.0,
+        help="seconds allowed to each subprocess (default 1800)",
+    )
+    parser.add_argument(
+        "--json-out", type=Path, metavar="FILE", help="save the raw per-project results as JSON"
+    )
+    args = parser.parse_args(argv)
+    projects, servers = corpus_and_servers(parser, args)
 
     env = dict(os.environ)
     env.pop("DATABASE_URL", None)
@@ -480,27 +522,12 @@ def main(argv: list[str] | None = None) -> int:
     print(flush=True)
 
     results: list[Result] = []
-    try:
-        for project_dir, spec in projects:
-            supported = [db for db in spec.get("databases", []) if db in DATABASES]
-            for kind in supported:
-                if kind not in servers:
-                    print(
-                        f"skip {spec['name']} / {kind}: no server for it in this run",
-                        file=sys.stderr,
-                    )
-                    continue
-                print(f"... {spec['name']} / {kind}", file=sys.stderr, flush=True)
-                results.append(run_one(project_dir, spec, servers[kind], args, env))
-    finally:
-        for server in servers.values():
-            server.cleanup()
+    for project_dir, spec, server in each_run(projects, servers):
+        results.append(run_one(project_dir, spec, server, args, env))
 
     print_table(results)
     if args.json_out:
-        payload = {"conditions": conditions, "results": [asdict(r) for r in results]}
-        args.json_out.parent.mkdir(parents=True, exist_ok=True)
-        args.json_out.write_text(json.dumps(payload, indent=1, default=str))
+        save_json(args.json_out, conditions, results)
         print(f"\nRaw results: {args.json_out}")
     return 0
 
