@@ -57,7 +57,7 @@ from real_histories import (
 )
 
 from migrasafe.checks.lint.operations import Offline, Recorded
-from migrasafe.checks.lint.sql import Statement
+from migrasafe.commands.status import judged
 from migrasafe.deploy.effects import describe, present
 from migrasafe.project.config import load_project
 from migrasafe.project.graph import apply_order
@@ -110,15 +110,8 @@ def _cell(verdict: bool | str | None) -> str:
 
 
 def _kept(done: list[Recorded]) -> list[Recorded]:
-    """The operations `status` lists for a revision (see commands/status.py `_found`)."""
-    kept = []
-    for index, each in enumerate(done):
-        read = each.read_sql and index + 1 < len(done) and done[index + 1].from_sql
-        said = isinstance(each.operation, Statement) and each.operation.kind in (
-            "transaction", "set")  # fmt: skip
-        if isinstance(each.operation, ops.MigrateOperation) and not read and not said:
-            kept.append(each)
-    return kept
+    """The operations `status` lists for a revision."""
+    return judged(done)
 
 
 def _object(operation: Any) -> tuple[str, str]:

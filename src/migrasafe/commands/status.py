@@ -127,6 +127,25 @@ def status(project: Project, *, strict: bool = False) -> Status:
     )
 
 
+def judged(done: list[Any]) -> list[Any]:
+    """Which of a revision's recorded operations (lint's ``Recorded``) status judges: SQL
+    read into operations is judged by them, SQL that reads into none (INSERT, UPDATE) is
+    listed itself (--resume runs it again); COMMIT, SET and LOCK TABLE have no lasting
+    effect of their own to look for."""
+    from alembic.operations.ops import MigrateOperation
+
+    from migrasafe.checks.lint.sql import Statement
+
+    kept = []
+    for index, each in enumerate(done):
+        read = each.read_sql and index + 1 < len(done) and done[index + 1].from_sql
+        said = isinstance(each.operation, Statement) and each.operation.kind in (
+            "transaction", "set", "lock")  # fmt: skip
+        if isinstance(each.operation, MigrateOperation) and not read and not said:
+            kept.append(each)
+    return kept
+
+
 def _found(
     project: Project, context: EnvContext, applying: tuple[str, ...], reverting: tuple[str, ...]
 ) -> tuple[tuple[Found, ...], bool]:
@@ -136,11 +155,9 @@ def _found(
     (the revision may be under way, not stopped)."""
     if not applying and not reverting:
         return (), False
-    from alembic.operations.ops import MigrateOperation
     from alembic.script import Script
 
     from migrasafe.checks.lint.operations import Offline
-    from migrasafe.checks.lint.sql import Statement
     from migrasafe.db.dialects import database_for
     from migrasafe.deploy.effects import describe, present
     from migrasafe.project.env import probe
@@ -154,18 +171,7 @@ def _found(
             found = project.script.get_revision(revision) if defined else None
             if isinstance(found, Script):
                 done = offline.record(found, function).operations
-                for index, each in enumerate(done):
-                    # SQL read into operations is judged by them; SQL that reads into none
-                    # (INSERT, UPDATE) is listed itself: --resume runs it again
-                    read = each.read_sql and index + 1 < len(done) and done[index + 1].from_sql
-                    # COMMIT, SET, LOCK TABLE: no lasting effect of their own to look for
-                    said = isinstance(each.operation, Statement) and each.operation.kind in (
-                        "transaction",
-                        "set",
-                        "lock",
-                    )
-                    if isinstance(each.operation, MigrateOperation) and not read and not said:
-                        recorded.append((revision, each.operation))
+                recorded += [(revision, each.operation) for each in judged(done)]
 
     locks = database_for(context.url).locks
     locks.scope = context.version_table_schema
