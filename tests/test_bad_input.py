@@ -70,6 +70,26 @@ def _symlink_loop(project: Path) -> None:
     (versions / "loop.py").symlink_to(versions / "loop.py")
 
 
+def _mark(project: Path, revision: str) -> None:
+    """A write-ahead mark standing for ``revision`` in the database (``app.db`` beside the
+    project: see the ``template`` fixture)."""
+    url = f"sqlite:///{project.parent / 'app.db'}"
+    engine = sa.create_engine(url, poolclass=sa.NullPool)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE TABLE IF NOT EXISTS migrasafe_checksums (version_table VARCHAR(128), "
+            "revision VARCHAR(64), checksum VARCHAR(64), script VARCHAR(255), "
+            "applied_at TIMESTAMP, applied_by VARCHAR(255), state VARCHAR(16), "
+            "PRIMARY KEY (version_table, revision))"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO migrasafe_checksums VALUES ('alembic_version', ?, 'x', 'x.py', "
+            "'2026-01-01', 'someone', 'started')",
+            (revision,),
+        )
+    engine.dispose()
+
+
 ENV_PY = "migrations/env.py"
 REV = "migrations/versions/0002_add_book_fields_and_reviews.py"
 BAD_REVISION_HEAD = '"""x"""\nfrom alembic import op\n'
@@ -259,6 +279,12 @@ for value in ("0", "0s", "0.5ms", "0ms", "-1s", "nan", "25d", "99999999"):
     case(f"option-db-lock-timeout-{value}", "upgrade", "--db-lock-timeout", value)
     case(f"option-statement-timeout-{value}", "downgrade", "base", "--statement-timeout", value)
 case("option-retries-negative", "upgrade", "--retries", "-1")
+case("option-resume-with-sql", "upgrade", "--resume", "--sql", expect="--resume")
+case("option-resume-with-sql-downgrade", "downgrade", "base", "--resume", "--sql",
+     expect="--resume")  # fmt: skip
+case("option-resume-takes-no-value", "upgrade", "--resume=yes")
+case("upgrade-over-a-revision-stopped-midway", "upgrade",
+     setup=lambda project: _mark(project, "0002"), expect="stopped midway")  # fmt: skip
 case("option-rows-negative", "verify", "--rows", "-5")
 case("option-rows-huge", "verify", "--rows", "100000000")
 case("option-fail-on-unknown", "validate", "--fail-on", "sometimes", url=False)
