@@ -104,6 +104,9 @@ def measure(count: int, root: Path) -> list[tuple[object, ...]]:
     cache = root / f"cache{count}"
     env = {**os.environ, "MIGRASAFE_CACHE_DIR": str(cache)}
     env.pop("MIGRASAFE_NO_CACHE", None)
+    # Bytecode is written and reused, as after `pip install` (which compiles it): a shell
+    # with PYTHONDONTWRITEBYTECODE would compile an editable checkout on every run.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     alembic, migrasafe = str(BIN / "alembic"), str(BIN / "migrasafe")
     run_process([alembic, "stamp", "head"], project, env)
     run_process([migrasafe, "accept"], project, env)
