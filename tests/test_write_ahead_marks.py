@@ -500,3 +500,23 @@ def test_a_foreign_key_is_judged_by_itself_not_by_the_index_mysql_keeps(
                               " WHERE TABLE_SCHEMA = DATABASE()"
                               " AND CONSTRAINT_TYPE = 'FOREIGN KEY'")  # fmt: skip
     assert keys == [("fk_books_author",)]
+
+
+def test_status_says_what_of_a_half_applied_revision_it_could_not_record(
+    tmp_path: Path, mariadb_url: str
+) -> None:
+    """A revision that reads the database cannot be recorded offline past that point:
+    status says so instead of listing only what comes before as if it were all."""
+    ini = _authors_only(tmp_path / "p")
+    _revision(ini, 2, "op.add_column('authors', sa.Column('y', sa.Integer))\n"
+                      "    count = op.get_bind().execute(sa.text('SELECT count(*) FROM authors'))"
+                      ".scalar()\n"
+                      "    op.add_column('authors', sa.Column(f'z{count}', sa.Integer))\n"
+                      "    raise RuntimeError('stops midway')")  # fmt: skip
+    assert _cli(ini, mariadb_url, "upgrade")[0] == 2
+    _code, out, _err = _cli(ini, mariadb_url, "status", "--json")
+    found = json.loads(out)["half_applied_operations"]
+    assert [(f["operation"][:40], f["present"]) for f in found] == [
+        ("add_column authors.y", True),
+        ("the rest of upgrade() from line 15, not ", None),
+    ]

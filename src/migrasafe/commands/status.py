@@ -170,16 +170,24 @@ def _found(
             defined = is_defined(project.script, revision)
             found = project.script.get_revision(revision) if defined else None
             if isinstance(found, Script):
-                done = offline.record(found, function).operations
-                recorded += [(revision, each.operation) for each in judged(done)]
+                record = offline.record(found, function)
+                recorded += [(revision, each.operation) for each in judged(record.operations)]
+                if record.error is not None:  # what it does past there is not known
+                    where = f"line {record.error_line}" if record.error_line else "a point"
+                    rest = (f"the rest of {function}() from {where}, not recorded without a "
+                            f"database: {record.error}")  # fmt: skip
+                    recorded.append((revision, rest))
 
     locks = database_for(context.url).locks
     locks.scope = context.version_table_schema
 
     def judge(migration: Any) -> tuple[tuple[Found, ...], bool]:
         connection = migration.connection
-        found = tuple(Found(revision, describe(operation), present(operation, connection))
-                      for revision, operation in recorded)  # fmt: skip
+        found = tuple(
+            Found(revision, operation, None) if isinstance(operation, str)
+            else Found(revision, describe(operation), present(operation, connection))
+            for revision, operation in recorded
+        )  # fmt: skip
         return found, bool(locks.held(connection))
 
     return probe(project, judge)[1] or ((), False)
