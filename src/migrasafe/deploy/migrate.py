@@ -426,7 +426,7 @@ class _Migration:
         where = (
             "this database commits DDL at once"
             if not self.transactional
-            else "it had committed part of its work (an autocommit_block)"
+            else "it had committed part of its work (an autocommit_block, or a commit of its own)"
         )
         verb = self.direction
         raise Unfinished(
