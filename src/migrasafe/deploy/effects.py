@@ -165,8 +165,8 @@ def _alter_column(op: ops.AlterColumnOp, inspector: Inspector) -> bool | None:
             return None
         name = op.modify_name
     column = columns.get(_key(inspector, name))
-    if column is None:
-        return None
+    if column is None:  # not there (yet): nothing of this alter can have happened
+        return False
     verdicts: list[bool | None] = []
     if op.modify_nullable is not None:
         verdicts.append(bool(column["nullable"]) == bool(op.modify_nullable))
@@ -233,8 +233,29 @@ def _create_constraint(op: Any, inspector: Inspector) -> bool | None:
         found = inspector.get_pk_constraint(table, schema=schema)["constrained_columns"]
         return [_key(inspector, c) for c in found] == [_key(inspector, str(c)) for c in op.columns]
     if not name:
-        return None
+        return _unnamed(op, inspector, table, schema)
     return _key(inspector, str(name)) in _constraints(inspector, table, schema, _kind(op))
+
+
+def _unnamed(op: Any, inspector: Inspector, table: str, schema: str | None) -> bool | None:
+    """An unnamed foreign key or unique constraint, found by its columns (the database
+    named it)."""
+
+    def keys(columns: Any) -> list[str]:
+        return [_key(inspector, str(c)) for c in columns or ()]
+
+    if isinstance(op, ops.CreateForeignKeyOp):
+        return any(keys(f["constrained_columns"]) == keys(op.local_cols)
+                   and _key(inspector, f["referred_table"]) == _key(inspector, op.referent_table)
+                   for f in inspector.get_foreign_keys(table, schema=schema))  # fmt: skip
+    if isinstance(op, ops.CreateUniqueConstraintOp):
+        found: list[Any] = [
+            u["column_names"] for u in inspector.get_unique_constraints(table, schema=schema)
+        ]
+        found += [i["column_names"] for i in inspector.get_indexes(table, schema=schema)
+                  if i.get("unique")]  # fmt: skip
+        return any(keys(columns) == keys(op.columns) for columns in found)
+    return None
 
 
 def _kind(op: Any) -> str | None:
