@@ -34,6 +34,9 @@ def test_unnamed_constraints_are_found_by_their_columns(db_url: str) -> None:
     assert _judged(db_url, key) is True
     other = ops.CreateForeignKeyOp(None, "books", "authors", ["id"], ["id"])
     assert _judged(db_url, other) is False
+    cascading = ops.CreateForeignKeyOp(None, "books", "authors", ["author_id"], ["id"],
+                                       ondelete="CASCADE")  # fmt: skip
+    assert _judged(db_url, cascading) is False  # the key there does not cascade
     assert _judged(db_url, ops.CreateUniqueConstraintOp(None, "books", ["code"])) is True
     assert _judged(db_url, ops.CreateUniqueConstraintOp(None, "authors", ["email"])) is False
 

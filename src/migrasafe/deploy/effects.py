@@ -245,9 +245,22 @@ def _unnamed(op: Any, inspector: Inspector, table: str, schema: str | None) -> b
         return [_key(inspector, str(c)) for c in columns or ()]
 
     if isinstance(op, ops.CreateForeignKeyOp):
-        return any(keys(f["constrained_columns"]) == keys(op.local_cols)
-                   and _key(inspector, f["referred_table"]) == _key(inspector, op.referent_table)
-                   for f in inspector.get_foreign_keys(table, schema=schema))  # fmt: skip
+        # Its options too: a key on the same columns with another ON DELETE is not this one
+        # (a revision that changes ON DELETE drops the old key first; if that drop did not
+        # happen, a plain run makes a second key, and so must --resume).
+        def rule(value: Any) -> str:
+            return str(value or "NO ACTION").upper()
+
+        wanted = (keys(op.local_cols), _key(inspector, op.referent_table), keys(op.remote_cols),
+                  rule(op.kw.get("ondelete")), rule(op.kw.get("onupdate")),
+                  bool(op.kw.get("deferrable")))  # fmt: skip
+        return any(
+            (keys(f["constrained_columns"]), _key(inspector, f["referred_table"]),
+             keys(f["referred_columns"]), rule(f.get("options", {}).get("ondelete")),
+             rule(f.get("options", {}).get("onupdate")),
+             bool(f.get("options", {}).get("deferrable"))) == wanted
+            for f in inspector.get_foreign_keys(table, schema=schema)
+        )  # fmt: skip
     if isinstance(op, ops.CreateUniqueConstraintOp):
         found: list[Any] = [
             u["column_names"] for u in inspector.get_unique_constraints(table, schema=schema)
