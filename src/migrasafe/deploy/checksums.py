@@ -180,6 +180,8 @@ class Recorder:
     statement costs no round trip; other drivers; a row psycopg cannot be sent
     that way), Alembic's ``on_version_apply`` hook writes it right after the
     version change, on the same connection and inside the same transaction.
+    The same row is first a write-ahead mark where the revision cannot roll
+    back (:func:`mark_started`), which the version change replaces.
     """
 
     def __init__(
@@ -190,8 +192,9 @@ class Recorder:
         check_marks: Callable[[dict[str, str], list[Any]], None] | None = None,
     ) -> None:
         self._graph = graph
-        # Where DDL commits at once (MySQL): every upgrade step is marked before it runs.
-        # Elsewhere only a step that enters an autocommit_block is (see _marked_block).
+        # Where DDL commits at once (MySQL): every step is marked before it runs. Elsewhere
+        # a step is marked when something of it commits before its version change (an
+        # autocommit_block, a commit of its own: see before_commit).
         self.mark_each, self._check_marks = mark_each, check_marks
         self.marks: set[str] = set()  # the revisions marked, standing or written by this run
         self.standing: dict[str, str] = {}  # the marks standing when the attempt began
@@ -327,12 +330,13 @@ class Recorder:
             # the mark goes first, on its own. In a transaction Alembic does not own,
             # Alembic refuses the block, as it always has: nothing is committed for it.
             step, connection = self._running, context.connection
-            if (step is not None and connection is not None and context._transaction is None
-                    and not connection.in_transaction()):  # fmt: skip
-                self._mark(context, step)
-                connection.commit()
-            self._in_block += 1
+            self._in_block += 1  # this commit, and the block's own, are not the revision's
             try:
+                if (step is not None and connection is not None
+                        and context._transaction is None
+                        and not connection.in_transaction()):  # fmt: skip
+                    self._mark(context, step)
+                    connection.commit()
                 with block():
                     yield
             finally:
