@@ -202,13 +202,12 @@ class Recorder:
         self._versioned: set[str] = set()  # steps whose version change was made
         self._self_committed: set[str] = set()  # steps that committed mid-way, not Alembic
         self._in_block = 0  # inside autocommit_block: its commits are Alembic's
-        self._ctx: MigrationContext | None = None
+        self._ctx: MigrationContext | None = None  # the context of the steps being followed
         self._ensured: set[int] = set()
         self._who = _who()  # once per run: getpass and gethostname are not free
         self._running: Any = None
         self._written: set[tuple[str, bool]] = set()
         self._version: Any = None
-        self._context: MigrationContext | None = None
 
     def follow(self, context: MigrationContext, heads: tuple[str, ...],
                planned: list[Any]) -> Iterator[Any]:  # fmt: skip
@@ -236,7 +235,7 @@ class Recorder:
             if self._check_marks is not None:
                 self._check_marks(self.standing, planned)
             if connection.dialect.driver == "psycopg":
-                self._context, self._version = context, context._version
+                self._version = context._version
                 sa.event.listen(connection, "before_cursor_execute", self._with_version,
                                 retval=True)  # fmt: skip
             context.autocommit_block = self._marked_block(context, context.autocommit_block)  # type: ignore[method-assign]
@@ -373,7 +372,7 @@ class Recorder:
 
     def _literal(self, script: Script, upgrade: bool) -> str | None:
         """The checksum row's statement with its values inlined; None if one holds a ``%``."""
-        context = self._context
+        context = self._ctx
         assert context is not None and context.connection is not None
         values = {"vt": context.version_table, "rev": script.revision}
         if upgrade:
